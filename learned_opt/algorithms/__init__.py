@@ -1,0 +1,13 @@
+"""Gradient-descent-style update rules written as graph programs that emit hints.
+
+`names()` lists the rules, `get(name, **optax_kwargs)` builds one. Each rule has
+`init`, `step(grads, state, params) -> (updates, state, trace)` and `as_optax()`.
+"""
+
+from learned_opt.algorithms import adam  # noqa: F401  (registers adam, adamw, nadam)
+from learned_opt.algorithms.base import (EDGE, GRAPH, LAYER, LOCATIONS, MASK, NODE, SCALAR,
+                                         Hint, Rule, Trace, UnsupportedOptionError, get,
+                                         names, register)
+
+__all__ = ["EDGE", "GRAPH", "LAYER", "LOCATIONS", "MASK", "NODE", "SCALAR", "Hint", "Rule",
+           "Trace", "UnsupportedOptionError", "get", "names", "register"]
