@@ -1,0 +1,99 @@
+"""An executor with fixed weights and a fixed rule conditioning, usable as optax.
+
+`ExecutorOptimizer(weights, config, algorithm="adam", learning_rate=1e-3, b1=0.9)`
+behaves like a Rule: `init`, `step(grads, state, params)` and `as_optax()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from learned_opt import _tree
+from learned_opt.executor import conditioning, network, step as step_lib
+from learned_opt.graph import ParamGraph
+
+PyTree = Any
+
+
+@functools.lru_cache(maxsize=64)
+def _graph_for(treedef: Any, shapes: tuple[tuple[tuple[int, ...], str], ...]) -> ParamGraph:
+  leaves = [jax.ShapeDtypeStruct(s, d) for s, d in shapes]
+  return ParamGraph.from_params(jax.tree.unflatten(treedef, leaves))
+
+
+def graph_of(tree: PyTree) -> ParamGraph:
+  """The (cached) parameter graph of a pytree's structure and shapes."""
+  leaves, treedef = jax.tree.flatten(tree)
+  return _graph_for(treedef, tuple((tuple(x.shape), jnp.dtype(x.dtype).name) for x in leaves))
+
+
+def check_algorithm(config: network.ExecutorConfig, algorithm: str,
+                    kwargs: Mapping[str, Any]) -> None:
+  """Refuses a rule or an option the executor was not trained for, clearly."""
+  if algorithm not in config.rules:
+    raise KeyError(f"This executor has no embedding for rule {algorithm!r}; it knows "
+                   f"{', '.join(config.rules)}.")
+  from learned_opt import algorithms
+  rule_kwargs = {k: v for k, v in kwargs.items()}
+  algorithms.get(algorithm, **rule_kwargs)  # optax's keyword validation and errors.
+  trained = dict(config.trained_options)
+  if trained:
+    if algorithm not in trained:
+      raise ValueError(f"This executor was not imitation-trained on {algorithm!r} (trained on "
+                       f"{', '.join(sorted(trained))}); its output for it is undefined.")
+    untrained = sorted(set(kwargs) - set(trained[algorithm]) - {"learning_rate"})
+    if untrained:
+      raise ValueError(f"{algorithm}: option(s) {untrained} were not varied when this "
+                       f"executor was trained (it knows {sorted(trained[algorithm])}); "
+                       "use the rule itself (learned_opt.algorithms.get) for them.")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ExecutorOptimizer:
+  """A trained executor conditioned on one rule and its optax hyperparameters."""
+  weights: Any
+  config: network.ExecutorConfig
+  algorithm: str
+  hyperparams: Mapping[str, Any]
+
+  def __post_init__(self):
+    check_algorithm(self.config, self.algorithm, self.hyperparams)
+    if "learning_rate" not in self.hyperparams:
+      raise TypeError(f"{self.algorithm}: learning_rate is required.")
+
+  @property
+  def rule_id(self) -> jax.Array:
+    return jnp.asarray(self.config.rules.index(self.algorithm), jnp.int32)
+
+  @property
+  def hyper_features(self) -> jax.Array:
+    return jnp.asarray(conditioning.hyperparameter_features(self.hyperparams))
+
+  def init(self, params: PyTree) -> step_lib.ExecutorState:
+    return step_lib.init_state(params)
+
+  def step(self, grads: PyTree, state: step_lib.ExecutorState, params: PyTree | None = None
+           ) -> step_lib.StepOutput:
+    if params is not None:
+      _tree.check_same_structure(grads, params)
+    graph = graph_of(grads)
+    feats = step_lib.tensor_features(graph, self.hyperparams.get("min_dim_size_to_factor"))
+    return step_lib.executor_step(
+        self.weights, self.config, graph, self.rule_id, self.hyper_features,
+        self.hyperparams["learning_rate"], feats, grads, state, params)
+
+  def as_optax(self) -> optax.GradientTransformationExtraArgs:
+    """optax transformation: `value=` and other keywords accepted and ignored."""
+
+    def update_fn(updates, state, params=None, **extra_args):
+      del extra_args
+      out = self.step(updates, state, params)
+      return out.updates, out.state
+
+    return optax.GradientTransformationExtraArgs(self.init, update_fn)
