@@ -9,10 +9,10 @@ never says what a keyword *means* for a rule; the network learns that.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-import numpy as np
+import jax
+import jax.numpy as jnp
 
 # Slots are keyword names as optax spells them.
 DECAY_KEYS = ("b1", "b2", "decay", "momentum", "beta", "decay_rate")
@@ -24,48 +24,48 @@ FLAG_KEYS = ("nesterov", "centered", "multiply_by_parameter_scale", "bias_correc
 NUM_HYPER_FEATURES = 3 * len(DECAY_KEYS) + 2 * len(LOG_KEYS) + len(FLAG_KEYS) + 1
 
 
-def _log10_feature(value: float) -> float:
-  return math.log10(max(float(value), 1e-30)) / 10.0
+def _log10_feature(value: Any) -> Any:
+  return jnp.log10(jnp.maximum(jnp.asarray(value, jnp.float32), 1e-30)) / 10.0
 
 
-def hyperparameter_features(kwargs: Mapping[str, Any], known: Sequence[str] | None = None
-                            ) -> np.ndarray:
+def _is_number(value: Any) -> bool:
+  return value is not None and not isinstance(value, (bool, str)) and not callable(value)
+
+
+def hyperparameter_features(kwargs: Mapping[str, Any]) -> jax.Array:
   """The hyperparameter part of the conditioning vector (float32, fixed size).
 
   Args:
     kwargs: optax keyword arguments of the rule (learning_rate is read here as
       its log10 value for a float, or ignored for a schedule).
-    known: keywords the executor was trained with for this rule; a keyword
-      outside it (with a non-default value) is refused by the caller, not here.
+      Values may be Python numbers or (traced) jax scalars, so the features work
+      under `optax.inject_hyperparams`.
 
   Returns:
     A vector of NUM_HYPER_FEATURES float32 values.
   """
-  del known
-  feats: list[float] = []
+  zero = jnp.zeros((), jnp.float32)
+  one = jnp.ones((), jnp.float32)
+  feats = []
   for key in DECAY_KEYS:
     value = kwargs.get(key)
-    if value is None or isinstance(value, (bool,)) or callable(value):
-      feats += [0.0, 0.0, 0.0]
+    if not _is_number(value):
+      feats += [zero, zero, zero]
     else:
-      beta = float(value)
-      feats += [1.0, beta, math.log(max(1.0 - beta, 1e-12)) / 10.0]
+      beta = jnp.asarray(value, jnp.float32)
+      feats += [one, beta, jnp.log(jnp.maximum(1.0 - beta, 1e-12)) / 10.0]
   for key in LOG_KEYS:
     value = kwargs.get(key)
-    if value is None or callable(value):
-      feats += [0.0, 0.0]
-    else:
-      feats += [1.0, _log10_feature(value)]
+    feats += [one, _log10_feature(value)] if _is_number(value) else [zero, zero]
   for key in FLAG_KEYS:
-    feats.append(1.0 if kwargs.get(key) else 0.0)
+    feats.append(one if kwargs.get(key) is True else zero)
   lr = kwargs.get("learning_rate")
-  feats.append(_log10_feature(lr) if isinstance(lr, (int, float)) and lr > 0 else 0.0)
-  return np.asarray(feats, np.float32)
+  feats.append(_log10_feature(lr) if _is_number(lr) else zero)
+  return jnp.stack(feats)
 
 
 def time_features(count) -> Any:
   """Features of the step count (works on jax arrays): log(t+1) at a few scales."""
-  import jax.numpy as jnp
   t = jnp.asarray(count, jnp.float32)
   log_t = jnp.log1p(t)
   return jnp.stack([log_t / 10.0, jnp.tanh(t / 10.0), jnp.tanh(t / 100.0),

@@ -57,7 +57,7 @@ def check_algorithm(config: network.ExecutorConfig, algorithm: str,
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExecutorOptimizer:
   """A trained executor conditioned on one rule and its optax hyperparameters."""
-  weights: Any
+  weights: Any = dataclasses.field(repr=False)
   config: network.ExecutorConfig
   algorithm: str
   hyperparams: Mapping[str, Any]
@@ -73,7 +73,7 @@ class ExecutorOptimizer:
 
   @property
   def hyper_features(self) -> jax.Array:
-    return jnp.asarray(conditioning.hyperparameter_features(self.hyperparams))
+    return conditioning.hyperparameter_features(self.hyperparams)
 
   def init(self, params: PyTree) -> step_lib.ExecutorState:
     return step_lib.init_state(params)
