@@ -1,0 +1,201 @@
+"""Task families for meta-training: image MLPs and noisy quadratics.
+
+Each family's config is a `TaskConfig(static, dynamic)` (see `tasks.base`):
+
+* `ImageMLPFamily`: static = dataset, width (log-uniform integer in
+  [16, 256]), depth (1 to 4), activation, batch size, layer norm; dynamic =
+  `init_scale` (log-uniform in [0.5, 2], multiplies the initial weights).
+* `QuadraticFamily`: static = dimension, batch size; dynamic =
+  `log10_condition` (uniform in [0, 4]), `noise_scale` (uniform in [0, 0.5]),
+  `init_scale` and `seed` (uint32[2], draws the eigenbasis and the optimum).
+
+A population shares the static part and vmaps the dynamic part. Get data
+splits with `family.datasets(static)` (shared by the whole population) and
+pass them to the jitted step as arguments:
+
+  pop = family.sample_population(key, n)
+  train = family.datasets(pop.static).train
+  def step(cfg, params, opt_state, key, train):
+    task = family.task(cfg)                # traced cfg.dynamic
+    batch = train.sample(key)
+    ...
+  jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, None)))(pop, ..., train)
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tasks import models
+from tasks.base import TaskConfig, TaskFamily, key_seed
+from tasks.data import images
+from tasks.data.splits import Datasets
+from tasks.quadratic import QuadraticTask, noise_datasets
+from tasks.supervised import SupervisedTask
+
+
+def _log_uniform(key: jax.Array, lo: float, hi: float) -> jax.Array:
+  return jnp.exp(jax.random.uniform(key, (), jnp.float32, math.log(lo), math.log(hi)))
+
+
+def _log_uniform_int(rng: np.random.Generator, lo: int, hi: int) -> int:
+  """Integer in [lo, hi] whose log is uniform (endpoints as likely as inner)."""
+  return int(np.clip(np.floor(np.exp(rng.uniform(np.log(lo), np.log(hi + 1)))), lo, hi))
+
+
+def _raw_key(key: jax.Array) -> jax.Array:
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return jax.random.key_data(key)
+  return key
+
+
+def _check(config: TaskConfig, static_type: type) -> None:
+  if not isinstance(config.static, static_type):
+    raise TypeError(f"Expected a config with {static_type.__name__} structure, "
+                    f"got {type(config.static).__name__}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageMLPStatic:
+  """Structure of an image MLP task (fixes shapes and the compiled program)."""
+
+  dataset: str
+  width: int
+  depth: int
+  activation: str
+  batch_size: int
+  layer_norm: bool = False
+
+
+class ImageMLPFamily(TaskFamily):
+  """MLP classifiers on image datasets, with sampled architecture and init."""
+
+  name = "image_mlp"
+
+  def __init__(self, datasets=("digits", "mnist1d"), widths=(16, 256),
+               depths=(1, 4), activations=("relu", "gelu", "tanh", "silu", "elu"),
+               batch_sizes=(32, 64, 128), init_scales=(0.5, 2.0),
+               layer_norm=(False, True), data_dir: str | None = None,
+               backend: str = "auto"):
+    """Configures the distribution.
+
+    Args:
+      datasets: image dataset names (see `tasks.data.images.names()`; TFDS
+        ones such as 'mnist_8x8' need the tfds extra).
+      widths: (min, max) hidden width, log-uniform integer.
+      depths: (min, max) number of hidden layers, uniform integer.
+      activations: activation names to choose from.
+      batch_sizes: batch sizes to choose from.
+      init_scales: (min, max) weight-init multiplier, log-uniform.
+      layer_norm: choices of whether hidden layers use LayerNorm.
+      data_dir: TFDS data dir (TFDS datasets only).
+      backend: TFDS read path.
+    """
+    for name in datasets:
+      images.parse(name)
+    self.dataset_names = tuple(datasets)
+    self.widths, self.depths = tuple(widths), tuple(depths)
+    self.activations = tuple(activations)
+    for a in self.activations:
+      models.get_activation(a)
+    self.batch_sizes = tuple(batch_sizes)
+    self.init_scales = tuple(init_scales)
+    self.layer_norm = tuple(layer_norm)
+    self._tfds = dict(data_dir=data_dir, backend=backend)
+    self._data: dict[tuple[str, int], tuple[Datasets, int]] = {}
+
+  def sample_static(self, key: jax.Array) -> ImageMLPStatic:
+    rng = np.random.default_rng(key_seed(key))
+    return ImageMLPStatic(
+        dataset=str(rng.choice(self.dataset_names)),
+        width=_log_uniform_int(rng, *self.widths),
+        depth=int(rng.integers(self.depths[0], self.depths[1] + 1)),
+        activation=str(rng.choice(self.activations)),
+        batch_size=int(rng.choice(self.batch_sizes)),
+        layer_norm=bool(rng.choice(self.layer_norm)))
+
+  def sample_dynamic(self, key: jax.Array, static: ImageMLPStatic) -> dict[str, jax.Array]:
+    del static
+    return {"init_scale": _log_uniform(key, *self.init_scales)}
+
+  def datasets(self, static: ImageMLPStatic) -> Datasets:
+    """The (cached) data of a structure, shared by its whole population."""
+    return self._load(static)[0]
+
+  def _load(self, static: ImageMLPStatic) -> tuple[Datasets, int]:
+    k = (static.dataset, static.batch_size)
+    if k not in self._data:
+      self._data[k] = images.datasets(static.dataset, static.batch_size, **self._tfds)
+    return self._data[k]
+
+  def task(self, config: TaskConfig) -> SupervisedTask:
+    _check(config, ImageMLPStatic)
+    s = config.static
+    data, classes = self._load(s)
+    name = (f"image_mlp/{s.dataset}/{s.width}x{s.depth}/{s.activation}"
+            f"{'/ln' if s.layer_norm else ''}/b{s.batch_size}")
+    hidden, act, ln = (s.width,) * s.depth, s.activation, s.layer_norm
+    return SupervisedTask(
+        name, data, lambda x: models.MLP(hidden, classes, act, ln)(x),
+        init_scale=config.dynamic["init_scale"])
+
+
+@dataclasses.dataclass(frozen=True)
+class QuadraticStatic:
+  """Structure of a quadratic task."""
+
+  dim: int
+  batch_size: int
+
+
+class QuadraticFamily(TaskFamily):
+  """Noisy quadratics of sampled dimension, conditioning and noise."""
+
+  name = "quadratic"
+
+  def __init__(self, dims=(8, 64), batch_sizes=(8,), log10_conditions=(0.0, 4.0),
+               noise_scales=(0.0, 0.5), init_scales=(0.5, 2.0)):
+    """Configures the distribution.
+
+    Args:
+      dims: (min, max) dimension, log-uniform integer.
+      batch_sizes: noise batch sizes to choose from.
+      log10_conditions: (min, max) log10 condition number, uniform.
+      noise_scales: (min, max) gradient noise scale, uniform.
+      init_scales: (min, max) standard deviation of the initial x, log-uniform.
+    """
+    self.dims = tuple(dims)
+    self.batch_sizes = tuple(batch_sizes)
+    self.log10_conditions = tuple(log10_conditions)
+    self.noise_scales = tuple(noise_scales)
+    self.init_scales = tuple(init_scales)
+
+  def sample_static(self, key: jax.Array) -> QuadraticStatic:
+    rng = np.random.default_rng(key_seed(key))
+    return QuadraticStatic(dim=_log_uniform_int(rng, *self.dims),
+                           batch_size=int(rng.choice(self.batch_sizes)))
+
+  def sample_dynamic(self, key: jax.Array, static: QuadraticStatic) -> dict[str, jax.Array]:
+    del static
+    k_cond, k_noise, k_init, k_seed = jax.random.split(key, 4)
+    return {
+        "log10_condition": jax.random.uniform(k_cond, (), jnp.float32,
+                                              *self.log10_conditions),
+        "noise_scale": jax.random.uniform(k_noise, (), jnp.float32, *self.noise_scales),
+        "init_scale": _log_uniform(k_init, *self.init_scales),
+        "seed": _raw_key(k_seed),
+    }
+
+  def datasets(self, static: QuadraticStatic) -> Datasets:
+    """Noise splits of a structure, shared by its whole population."""
+    return noise_datasets(static.dim, static.batch_size)
+
+  def task(self, config: TaskConfig) -> QuadraticTask:
+    _check(config, QuadraticStatic)
+    s, d = config.static, config.dynamic
+    return QuadraticTask(f"quadratic/d{s.dim}/b{s.batch_size}", s.dim,
+                         d["log10_condition"], d["seed"], d["noise_scale"],
+                         s.batch_size, d["init_scale"])
