@@ -5,6 +5,11 @@
 """
 
 from learned_opt.algorithms import adam  # noqa: F401  (registers adam, adamw, nadam)
+from learned_opt.algorithms import adabelief  # noqa: F401  (registers adabelief)
+from learned_opt.algorithms import adagrad  # noqa: F401  (registers adagrad)
+from learned_opt.algorithms import lion  # noqa: F401  (registers lion)
+from learned_opt.algorithms import rmsprop  # noqa: F401  (registers rmsprop)
+from learned_opt.algorithms import sgd  # noqa: F401  (registers sgd)
 from learned_opt.algorithms.base import (EDGE, GRAPH, LAYER, LOCATIONS, MASK, NODE, SCALAR,
                                          Hint, Rule, Trace, UnsupportedOptionError, get,
                                          names, register)
