@@ -13,6 +13,7 @@ directory with an error that says which.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -123,24 +124,36 @@ def read_config(directory: str | os.PathLike) -> tuple[pathlib.Path, dict[str, A
 
 
 def restore(directory: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
-  """Reads (weights, ExecutorConfig, metadata) from a checkpoint directory."""
-  from learned_opt.executor import network
+  """Reads (weights, ExecutorConfig, metadata) from a checkpoint directory.
+
+  Results are cached per step directory and modification time, so factories that
+  re-load inside `optax.inject_hyperparams` do not re-read the disk every step.
+  """
   step_dir, meta = read_config(directory)
-  config = network.ExecutorConfig.from_json(meta["executor"])
-  reference = network.init_weights(config, jax.random.PRNGKey(0))
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, reference)
+  stamp = max(p.stat().st_mtime_ns for p in step_dir.rglob("*"))
+  weights, config = _restore_weights(str(step_dir), stamp, json.dumps(meta["executor"]))
+  return weights, config, meta
+
+
+@functools.lru_cache(maxsize=16)
+def _restore_weights(step_dir_name: str, stamp: int, executor_json: str) -> tuple[Any, Any]:
+  from learned_opt.executor import network
+  del stamp  # part of the cache key only
+  step_dir = pathlib.Path(step_dir_name)
+  config = network.ExecutorConfig.from_json(json.loads(executor_json))
+  abstract = jax.eval_shape(lambda: network.init_weights(config, jax.random.PRNGKey(0)))
   try:
     weights = ocp.StandardCheckpointer().restore(step_dir / "weights", abstract)
   except Exception as e:  # orbax raises many types for damaged files.
     raise CheckpointError(f"Checkpoint {step_dir} is corrupt: its weights could not be "
                           f"restored ({type(e).__name__}: {str(e)[:300]}).") from e
   for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(weights)[0],
-                          jax.tree.leaves(reference)):
+                          jax.tree.leaves(abstract)):
     if a.shape != b.shape or not np.all(np.isfinite(np.asarray(a))):
       raise CheckpointError(f"Checkpoint {step_dir} is corrupt: weight "
                             f"{jax.tree_util.keystr(path)} has shape {a.shape} (expected "
                             f"{b.shape}) or non-finite values.")
-  return weights, config, meta
+  return weights, config
 
 
 def load(directory: str | os.PathLike, algorithm: str | None = None,

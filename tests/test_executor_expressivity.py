@@ -30,7 +30,7 @@ def _hand_weights(config, decays, gains, linear, exponents, weight_decay=0.0,
   weights["scale_net_linear"]["b"] = jnp.asarray(exponents, jnp.float32)
   if gain_linear is not None:
     w = np.zeros(weights["gain_net_linear"]["w"].shape, np.float32)
-    w[-2, 0], w[-1, 0] = gain_linear  # inputs: log rms(param)/10, log rms(direction)/10
+    w[-4, 0], w[-2, 0] = gain_linear  # inputs: log rms(param), zero flag, log rms(dir), flag
     weights["gain_net_linear"]["w"] = jnp.asarray(w)
   return weights
 
@@ -68,7 +68,7 @@ def test_executor_can_be_lamb(params):
   config = ExecutorConfig()
   weights = _hand_weights(config, decays=(0.9, 0.999, 0.5), gains=(0.1, 0.001, 0.5),
                           linear=(0, 0, 0, 1), exponents=(1, 0, 0, 0, 0, 0),
-                          weight_decay=0.01, gain_linear=(10.0, -10.0))
+                          weight_decay=0.01, gain_linear=(1.0, -1.0))
   executor = ExecutorOptimizer(weights, config, "lamb",
                                {"learning_rate": 1e-2, "weight_decay": 0.01})
   _compare(executor, optax.lamb(1e-2, eps=1e-12, weight_decay=0.01), params)

@@ -29,6 +29,7 @@ from learned_opt.executor import conditioning
 NUM_EDGE_FEATURES = 4     # g, s1 (before), s1 (after), s1 debiased
 NUM_SCALE_STATS = 5       # v, row rms, col rms, mean row rms, |numerator|
 NUM_TENSOR_FEATURES = 8
+_LOG_ZERO = -25.0   # log-RMS at or below this counts as an all-zero tensor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,9 +104,14 @@ def _networks(config: ExecutorConfig):
     return _mlp_with_skip(x, config.hidden, NUM_SCALE_STATS + 1, "scale_net")
 
   def gain_net(c, tensor_features, log_rms_param, log_rms_direction):
+    # Log-RMS readouts enter unscaled (clipped at log 1e-11) with "is zero" flags:
+    # trust ratios and parameter scaling are exact linear maps of them.
+    readouts = []
+    for log_rms in (log_rms_param, log_rms_direction):
+      readouts += [jnp.maximum(log_rms, _LOG_ZERO)[:, None],
+                   (log_rms <= _LOG_ZERO).astype(jnp.float32)[:, None]]
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
-                         tensor_features, log_rms_param[:, None] / 10.0,
-                         log_rms_direction[:, None] / 10.0], axis=-1)
+                         tensor_features] + readouts, axis=-1)
     return _mlp_with_skip(x, config.hidden, 1, "gain_net")[:, 0]
 
   def init_all(rule_id, hyper_features, time_features, tensor_features):

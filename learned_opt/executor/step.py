@@ -42,6 +42,7 @@ from learned_opt.graph import EDGES, ParamGraph
 
 PyTree = Any
 _TINY = 1e-30
+_MAX_LOG = 60.0  # exp(60) ~ 1e26: finite in float32 whatever the learned exponents
 
 
 class ExecutorState(NamedTuple):
@@ -162,7 +163,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     s1 = s1_leaves[idx].astype(jnp.float32)
     s2 = s2_leaves[idx].astype(jnp.float32)
     s1_new = a[0] * s1 + b[0] * g
-    s2_new = jnp.sqrt(a[1] * jnp.square(s2) + b[1] * jnp.square(g))
+    s2_new = jnp.sqrt(a[1] * jnp.square(s2) + b[1] * jnp.square(g) + _TINY)
     m = s1_new * inv_z1
     v = s2_new * inv_sqrt_z2
     n = _edge_numerator([g, s1, s1_new, m], coeffs)
@@ -182,7 +183,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       rows, cols = row_leaves[idx], col_leaves[idx]
       log_d = (w[0] + w[1] + w[2] + w[3]) * log_v
     log_d = log_d + w[4] * jnp.log(jnp.abs(n) + _TINY) + w[5]
-    d = n * jnp.exp(-log_d)
+    d = n * jnp.exp(-jnp.clip(log_d, -_MAX_LOG, _MAX_LOG))
     p = p_leaves[idx]
     if p is not None:
       d = d + coeffs.weight_decay * p.astype(jnp.float32)

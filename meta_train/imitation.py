@@ -1,0 +1,209 @@
+"""Imitation (the NAR phase): train the executor on the rules' step-by-step traces.
+
+One imitation example is a (task, rule, hyperparameters) triple. The rule trains
+the task for `unroll` steps; we record every step's parameters, gradients, the
+rule's update and its hints. The executor then runs along that trajectory with
+its own state fed back from step to step (free-running state, as at deployment,
+from the same zero start), and is trained on
+
+  L = mean_t mean_tensors |u_exec - u_rule|^2 / |u_rule|^2          (update loss)
+    + hint_weight * the same relative error on the moment hints      (hint loss)
+
+Examples of one task architecture are stacked and the loss is vmapped over them,
+so every rule and every hyperparameter setting shares one compiled step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from learned_opt import algorithms
+from learned_opt.executor import conditioning, network, step as step_lib
+from learned_opt.executor.optimizer import graph_of
+
+PyTree = Any
+
+# Which rule hints supervise the executor's moment predictions.
+HINT_TARGETS = {
+    name: {"first_moment": ("mu_hat", None), "second_moment_rms": ("nu_hat", "sqrt")}
+    for name in ("adam", "adamw", "nadam", "lamb")
+}
+_STATIC_TYPES = (bool, int, type(None), str)
+
+
+class Trajectory(NamedTuple):
+  """A rule's run on one task, stacked over time (leading axis = step)."""
+  params: PyTree         # parameters before each step
+  grads: PyTree
+  updates: PyTree        # the rule's updates
+  first_moment: PyTree   # hint targets (zeros where the rule has none)
+  second_moment_rms: PyTree
+  hint_mask: jax.Array   # () 1.0 when the rule provides the hint targets
+  loss: jax.Array        # (T,) training loss along the way
+
+
+class Conditioning(NamedTuple):
+  rule_id: jax.Array       # () int32
+  hyper_features: jax.Array
+  learning_rate: jax.Array  # () float32
+  tensor_features: jax.Array
+
+
+def split_kwargs(kwargs: Mapping[str, Any]) -> tuple[tuple[tuple[str, Any], ...], dict]:
+  """Static kwargs (ints, bools, None: they change shapes or code paths) vs. floats."""
+  static = tuple(sorted((k, v) for k, v in kwargs.items()
+                        if isinstance(v, _STATIC_TYPES) and not isinstance(v, float)))
+  dynamic = {k: jnp.asarray(v, jnp.float32) for k, v in kwargs.items()
+             if not (isinstance(v, _STATIC_TYPES) and not isinstance(v, float))}
+  return static, dynamic
+
+
+@functools.partial(jax.jit, static_argnames=("name", "static", "loss_fn"))
+def rule_trajectory(name: str, static: tuple, dynamic: dict, loss_fn: Any,
+                    params: PyTree, batches: PyTree, key: jax.Array) -> Trajectory:
+  """Runs rule `name` on the task for as many steps as `batches` has (inside scan)."""
+  rule = algorithms.get(name, **dict(static), **dynamic)
+  targets = HINT_TARGETS.get(name)
+
+  def body(carry, inputs):
+    params, state = carry
+    batch, step_key = inputs
+    loss, grads = jax.value_and_grad(loss_fn)(params, step_key, batch)
+    updates, state, trace = rule.step(grads, state, params)
+    zeros = jax.tree.map(jnp.zeros_like, grads)
+    first = second = zeros
+    if targets:
+      first = trace[targets["first_moment"][0]].value
+      second = jax.tree.map(jnp.sqrt, trace[targets["second_moment_rms"][0]].value)
+    new_params = jax.tree.map(lambda p, u: p + u, params, updates)
+    return (new_params, state), (params, grads, updates, first, second, loss)
+
+  steps = jax.tree.leaves(batches)[0].shape[0]
+  keys = jax.random.split(key, steps)
+  _, (ps, gs, us, firsts, seconds, losses) = jax.lax.scan(
+      body, (params, rule.init(params)), (batches, keys))
+  mask = jnp.asarray(1.0 if targets else 0.0)
+  return Trajectory(ps, gs, us, firsts, seconds, mask, losses)
+
+
+def conditioning_for(config: network.ExecutorConfig, name: str, kwargs: Mapping[str, Any],
+                     params: PyTree) -> Conditioning:
+  graph = graph_of(params)
+  return Conditioning(
+      rule_id=jnp.asarray(config.rules.index(name), jnp.int32),
+      hyper_features=conditioning.hyperparameter_features(kwargs),
+      learning_rate=jnp.asarray(kwargs["learning_rate"], jnp.float32),
+      tensor_features=step_lib.tensor_features(graph, kwargs.get("min_dim_size_to_factor")))
+
+
+def _relative_error(pred: PyTree, target: PyTree) -> jax.Array:
+  """Mean over tensors of |pred - target|^2 / (|target|^2 + tiny)."""
+  errs = [jnp.sum(jnp.square(p.astype(jnp.float32) - t.astype(jnp.float32)))
+          / (jnp.sum(jnp.square(t.astype(jnp.float32))) + 1e-30)
+          for p, t in zip(jax.tree.leaves(pred), jax.tree.leaves(target))]
+  return jnp.mean(jnp.stack(errs))
+
+
+def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
+                    cond: Conditioning, hint_weight: float) -> tuple[jax.Array, dict]:
+  """Free-running imitation loss of the executor along one trajectory."""
+  first_params = jax.tree.map(lambda x: x[0], traj.params)
+  graph = graph_of(first_params)
+
+  def body(state, inputs):
+    params, grads, target, first, second = inputs
+    out = step_lib.executor_step(weights, config, graph, cond.rule_id, cond.hyper_features,
+                                 cond.learning_rate, cond.tensor_features, grads, state,
+                                 params)
+    update_err = _relative_error(out.updates, target)
+    pred_first, pred_second = (out.predictions["first_moment"],
+                               out.predictions["second_moment_rms"])
+    # Rules without these hints: the target is the (frozen) prediction, so no signal.
+    first = _where(traj.hint_mask, first, jax.lax.stop_gradient(pred_first))
+    second = _where(traj.hint_mask, second, jax.lax.stop_gradient(pred_second))
+    hint_err = 0.5 * (_relative_error(pred_first, first)
+                      + _relative_error(pred_second, second))
+    cosine = _cosine(out.updates, target)
+    return out.state, (update_err, hint_err, cosine)
+
+  _, (update_err, hint_err, cosine) = jax.lax.scan(
+      body, step_lib.init_state(first_params),
+      (traj.params, traj.grads, traj.updates, traj.first_moment, traj.second_moment_rms))
+  # log1p keeps rare huge errors (early, unstable steps) from dominating the batch.
+  update_loss = jnp.mean(jnp.log1p(update_err))
+  hint_loss = traj.hint_mask * jnp.mean(jnp.log1p(hint_err))
+  loss = update_loss + hint_weight * hint_loss
+  return loss, {"update_rel_err": jnp.mean(update_err), "hint_rel_err": jnp.mean(hint_err),
+                "cosine": jnp.mean(cosine)}
+
+
+def _where(flag: jax.Array, a: PyTree, b: PyTree) -> PyTree:
+  return jax.tree.map(lambda x, y: jnp.where(flag > 0, x, y), a, b)
+
+
+def _cosine(a: PyTree, b: PyTree) -> jax.Array:
+  dot = sum(jnp.sum(x.astype(jnp.float32) * y.astype(jnp.float32))
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  na = jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(a)))
+  nb = jnp.sqrt(sum(jnp.sum(jnp.square(y.astype(jnp.float32))) for y in jax.tree.leaves(b)))
+  return dot / (na * nb + 1e-30)
+
+
+def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
+                    hint_weight: float):
+  """A jitted step: mean loss over a stacked batch of trajectories, one meta-update."""
+
+  def batch_loss(weights, trajs, conds):
+    losses, metrics = jax.vmap(trajectory_loss, in_axes=(None, None, 0, 0, None))(
+        weights, config, trajs, conds, hint_weight)
+    return jnp.mean(losses), metrics
+
+  @jax.jit
+  def train_step(weights, opt_state, trajs, conds):
+    (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(weights, trajs, conds)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    updates, new_opt_state = meta_opt.update(grads, opt_state, weights)
+    new_weights = optax.apply_updates(weights, updates)
+    # A non-finite meta-gradient is skipped (and counted), never applied.
+    weights = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new_weights, weights)
+    opt_state = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new_opt_state, opt_state)
+    # Per-example metrics (vectors over the batch) so callers can group them by rule.
+    return weights, opt_state, dict(metrics, loss=loss, skipped=1.0 - finite)
+
+  return train_step
+
+
+def stack(items: Sequence[Any]) -> Any:
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *items)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleSampler:
+  """Samples optax keyword arguments for a rule from ranges in the config."""
+  name: str
+  ranges: Mapping[str, Any]   # key -> ('log', lo, hi) | ('uniform', lo, hi) | ('choice', seq)
+
+  def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+    out = {}
+    for key, spec in self.ranges.items():
+      kind = spec[0]
+      if kind == "log":
+        out[key] = float(math.exp(rng.uniform(math.log(spec[1]), math.log(spec[2]))))
+      elif kind == "uniform":
+        out[key] = float(rng.uniform(spec[1], spec[2]))
+      elif kind == "choice":
+        out[key] = spec[1][int(rng.integers(len(spec[1])))]
+      elif kind == "fixed":
+        out[key] = spec[1]
+      else:
+        raise ValueError(f"rule {self.name}: unknown sampling kind {kind!r} for {key}; use "
+                         "'log', 'uniform', 'choice' or 'fixed'.")
+    return out
