@@ -1,0 +1,48 @@
+"""Imitation of the classic rules by one executor (the shipped `executor` weights).
+
+  python -m meta_train.imitate --config=configs/imitate.py --workdir=DIR
+"""
+
+import ml_collections
+
+
+def rule_ranges() -> dict:
+  """optax keyword arguments sampled per rule: ('log'|'uniform', lo, hi) or ('choice', seq)."""
+  return {
+      "sgd": {"learning_rate": ("log", 1e-2, 3e-1), "momentum": ("uniform", 0.0, 0.95)},
+      "rmsprop": {"learning_rate": ("log", 1e-4, 1e-2), "decay": ("uniform", 0.85, 0.995)},
+      "adam": {"learning_rate": ("log", 1e-4, 1e-2), "b1": ("uniform", 0.8, 0.95),
+               "b2": ("uniform", 0.99, 0.9995)},
+      "adafactor": {"learning_rate": ("log", 1e-3, 1e-1),
+                    "min_dim_size_to_factor": ("choice", (16, 128))},
+      "lamb": {"learning_rate": ("log", 1e-4, 1e-2), "b1": ("uniform", 0.8, 0.95),
+               "weight_decay": ("log", 1e-4, 1e-1)},
+      "lion": {"learning_rate": ("log", 1e-5, 1e-3), "b1": ("uniform", 0.85, 0.95),
+               "b2": ("uniform", 0.95, 0.995)},
+  }
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.executor = ml_collections.ConfigDict(dict(
+      embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True))
+  config.rules = rule_ranges()
+  # A curriculum: list of (start_step, rule names); empty = all rules from step 0.
+  config.stages = ()
+  config.default_rule = {"algorithm": "adam", "learning_rate": 1e-3}
+  # Task structures: image MLPs on bundled data (offline).
+  config.family = ml_collections.ConfigDict(dict(
+      datasets=("digits", "mnist1d"), widths=(16, 64), depths=(1, 2),
+      activations=("relu", "tanh", "gelu"), batch_sizes=(32, 64), layer_norm=(False,)))
+  config.num_structures = 4
+  config.unroll = 40            # inner steps per trajectory
+  config.batch_size = 8         # trajectories per meta-step (vmapped)
+  config.num_steps = 3000
+  config.learning_rate = 3e-3
+  config.clip_norm = 1.0
+  config.hint_weight = 0.3
+  config.log_every = 25
+  config.checkpoint_every = 100
+  config.keep_checkpoints = 3
+  return config

@@ -1,0 +1,1 @@
+"""Meta-training: imitation of the classic rules, meta-training beyond them, evaluation."""

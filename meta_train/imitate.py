@@ -1,0 +1,165 @@
+r"""Imitation training of the neural executor on the classic rules.
+
+  python -m meta_train.imitate --config=configs/imitate.py --workdir=/tmp/imitate
+
+Writes `workdir/checkpoints/<step>/` (orbax: executor weights + config, and the
+training state), `workdir/metrics.jsonl`, and resumes from the latest checkpoint
+when started again on the same workdir. `learned_opt.load(workdir/checkpoints)`
+gives the trained executor as an optax optimizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+import tasks
+from learned_opt import checkpoint as lo_checkpoint
+from learned_opt.executor import ExecutorConfig, init_weights
+from meta_train import imitation
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Imitation config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+
+
+def executor_config(config: ml_collections.ConfigDict) -> ExecutorConfig:
+  trained = tuple((name, tuple(sorted(set(ranges.keys()) | {"learning_rate"})))
+                  for name, ranges in sorted(config.rules.items()))
+  return ExecutorConfig(trained_options=trained, **config.executor.to_dict())
+
+
+def build_tasks(config: ml_collections.ConfigDict) -> list[tasks.Task]:
+  """The fixed set of task structures imitation samples trajectories from."""
+  family = tasks.families.ImageMLPFamily(**config.family.to_dict())
+  out, seen = [], set()
+  key = jax.random.PRNGKey(config.seed)
+  while len(out) < config.num_structures:
+    key, sub = jax.random.split(key)
+    static = family.sample_static(sub)
+    if static in seen:
+      continue
+    seen.add(static)
+    out.append(family.task(tasks.TaskConfig(static, {"init_scale": jnp.asarray(1.0)})))
+  return out
+
+
+def active_rules(config: ml_collections.ConfigDict, step: int) -> list[str]:
+  """Rules sampled at `step` (a curriculum may add rules later, see `stages`)."""
+  rules = sorted(config.rules.keys())
+  for start, names in config.get("stages", ()):
+    if step >= start:
+      rules = list(names)
+  return rules
+
+
+def sample_batch(config, exec_config, task_list, step: int):
+  """Trajectories of B (rule, hyperparameters, init) triples on one task structure."""
+  rng = np.random.default_rng([config.seed, step])
+  task = task_list[int(rng.integers(len(task_list)))]
+  rules = active_rules(config, step)
+  trajs, conds, names = [], [], []
+  for _ in range(config.batch_size):
+    name = rules[int(rng.integers(len(rules)))]
+    kwargs = imitation.RuleSampler(name, config.rules[name].to_dict()).sample(rng)
+    key = jax.random.PRNGKey(int(rng.integers(2**31)))
+    k_init, k_data, k_loss = jax.random.split(key, 3)
+    params = task.init(k_init)
+    batches = task.datasets.train.stacked(k_data, config.unroll)
+    static, dynamic = imitation.split_kwargs(kwargs)
+    trajs.append(imitation.rule_trajectory(name, static, dynamic, task.loss, params, batches,
+                                           k_loss))
+    conds.append(imitation.conditioning_for(exec_config, name, kwargs, params))
+    names.append(name)
+  return imitation.stack(trajs), imitation.stack(conds), names
+
+
+def _manager(workdir: str, config) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                               options=options)
+
+
+def _save(manager, step, weights, opt_state, exec_config, config, metrics):
+  meta = {"format": lo_checkpoint.FORMAT, "format_version": lo_checkpoint.FORMAT_VERSION,
+          "executor": exec_config.to_json(), "default_rule": dict(config.default_rule),
+          "provenance": {"command": "python -m meta_train.imitate "
+                                    "--config=configs/imitate.py --workdir=DIR",
+                         "config": json.loads(config.to_json_best_effort()),
+                         "step": step, "metrics": metrics}}
+  manager.save(step, args=ocp.args.Composite(
+      weights=ocp.args.StandardSave(jax.device_get(weights)),
+      config=ocp.args.JsonSave(meta),
+      train_state=ocp.args.StandardSave({"opt_state": jax.device_get(opt_state),
+                                         "step": np.asarray(step)})))
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs (or resumes) imitation; returns the last metrics."""
+  pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+  exec_config = executor_config(config)
+  weights = init_weights(exec_config, jax.random.PRNGKey(config.seed))
+  meta_opt = optax.chain(optax.clip_by_global_norm(config.clip_norm),
+                         optax.adam(config.learning_rate))
+  opt_state = meta_opt.init(weights)
+  manager = _manager(workdir, config)
+  start = 0
+  if manager.latest_step() is not None:
+    start = manager.latest_step()
+    restored = manager.restore(start, args=ocp.args.Composite(
+        weights=ocp.args.StandardRestore(weights),
+        train_state=ocp.args.StandardRestore({"opt_state": opt_state,
+                                              "step": np.asarray(0)})))
+    weights = restored.weights
+    opt_state = restored.train_state["opt_state"]
+    logging.info("Resumed from step %d in %s", start, workdir)
+  task_list = build_tasks(config)
+  train_step = imitation.make_train_step(exec_config, meta_opt, config.hint_weight)
+  metrics_path = pathlib.Path(workdir) / "metrics.jsonl"
+  window: dict[str, list[tuple[float, float]]] = {}
+  last: dict[str, Any] = {}
+  t0, done_since = time.time(), 0
+  for step in range(start, config.num_steps):
+    trajs, conds, names = sample_batch(config, exec_config, task_list, step)
+    weights, opt_state, m = train_step(weights, opt_state, trajs, conds)
+    for name, cos, err in zip(names, np.asarray(m["cosine"]), np.asarray(m["update_rel_err"])):
+      window.setdefault(name, []).append((float(cos), float(err)))
+    done_since += 1
+    if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
+      rate = done_since / (time.time() - t0)
+      last = {"step": step + 1, "loss": float(m["loss"]), "skipped": float(m["skipped"]),
+              "steps_per_s": rate, "eta_s": (config.num_steps - step - 1) / max(rate, 1e-9),
+              "cosine": {k: float(np.median([c for c, _ in v[-50:]])) for k, v in window.items()},
+              "rel_err": {k: float(np.median([e for _, e in v[-50:]])) for k, v in window.items()}}
+      with metrics_path.open("a") as f:
+        f.write(json.dumps(last) + "\n")
+      logging.info("step %d/%d loss %.4f | %.2f steps/s, ETA %.0fs | cosine %s", step + 1,
+                   config.num_steps, last["loss"], rate, last["eta_s"],
+                   {k: round(v, 3) for k, v in last["cosine"].items()})
+    if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.num_steps:
+      _save(manager, step + 1, weights, opt_state, exec_config, config, last)
+  manager.wait_until_finished()
+  manager.close()
+  return last
+
+
+def main(argv):
+  del argv
+  train(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)
