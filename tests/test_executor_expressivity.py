@@ -27,11 +27,11 @@ def _hand_weights(config, decays, gains, linear, exponents, weight_decay=0.0,
   hyper = ([_raw_decay(b) for b in decays] + [math.log(g) for g in gains] + list(linear)
            + [0.0] * (f * h + h) + [weight_decay])
   weights["hypernet_linear"]["b"] = jnp.asarray(hyper, jnp.float32)
-  weights["scale_net_linear"]["b"] = jnp.asarray(exponents, jnp.float32)
+  gain = np.zeros(network.NUM_GAIN_COEFFS, np.float32)
   if gain_linear is not None:
-    w = np.zeros(weights["gain_net_linear"]["w"].shape, np.float32)
-    w[-4, 0], w[-2, 0] = gain_linear  # inputs: log rms(param), zero flag, log rms(dir), flag
-    weights["gain_net_linear"]["w"] = jnp.asarray(w)
+    gain[0], gain[4] = gain_linear  # linear coefficients of log rms(param), log rms(dir)
+  weights["tensor_net_linear"]["b"] = jnp.asarray(np.concatenate([exponents, gain]),
+                                                  jnp.float32)
   return weights
 
 

@@ -3,7 +3,8 @@
 The rule is a learned embedding (one row per rule name in the checkpoint's rule
 list) plus its hyperparameters, read from optax's keyword arguments through one
 generic schema: every decay-like keyword fills a slot with (present, beta,
-log(1 - beta)); scale-like keywords give log10 values; flags give 0/1. The schema
+log(1 - beta)) (unscaled, so a decay's log(1 - beta) is one unit weight away from
+a learned decay); scale-like keywords give log10 values; flags give 0/1. The schema
 never says what a keyword *means* for a rule; the network learns that.
 """
 
@@ -53,7 +54,7 @@ def hyperparameter_features(kwargs: Mapping[str, Any]) -> jax.Array:
       feats += [zero, zero, zero]
     else:
       beta = jnp.asarray(value, jnp.float32)
-      feats += [one, beta, jnp.log(jnp.maximum(1.0 - beta, 1e-12)) / 10.0]
+      feats += [one, beta, jnp.log(jnp.maximum(1.0 - beta, 1e-12))]
   for key in LOG_KEYS:
     value = kwargs.get(key)
     feats += [one, _log10_feature(value)] if _is_number(value) else [zero, zero]
@@ -68,8 +69,7 @@ def time_features(count) -> Any:
   """Features of the step count (works on jax arrays): log(t+1) at a few scales."""
   t = jnp.asarray(count, jnp.float32)
   log_t = jnp.log1p(t)
-  return jnp.stack([log_t / 10.0, jnp.tanh(t / 10.0), jnp.tanh(t / 100.0),
-                    jnp.tanh(t / 1000.0)])
+  return jnp.stack([log_t, jnp.tanh(t / 10.0), jnp.tanh(t / 100.0), jnp.tanh(t / 1000.0)])
 
 
 NUM_TIME_FEATURES = 4

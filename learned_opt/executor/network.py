@@ -8,11 +8,13 @@ of a fused elementwise program.
   hypernet  (graph level): conditioning c = [rule embedding, hyperparameter
             features, time features] -> decays and gains of the running averages,
             the weights of the per-edge update network, and a weight-decay gain.
-  scale_net (layer level): [c, tensor shape features] -> the log-exponents that
-            combine scale statistics into the update's normalizer.
-  gain_net  (layer level): [c, tensor shape features, log rms(param),
-            log rms(direction)] -> the tensor's log step multiplier (trust ratios,
-            clipping and parameter scaling are all of this form).
+  tensor_net (layer level): [c, tensor shape features] -> per tensor, the
+            log-exponents that combine scale statistics into the update's
+            normalizer, and the coefficients of the layer gain: a linear term and
+            a learned hinge on each log-RMS readout (parameter, direction), their
+            "all zero" flags and a bias. Trust ratios (LAMB, LARS), update
+            clipping and parameter scaling (Adafactor) are all of this form, and
+            the coefficients depend on the rule, so the readouts enter bilinearly.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from learned_opt.executor import conditioning
 
 NUM_EDGE_FEATURES = 4     # g, s1 (before), s1 (after), s1 debiased
 NUM_SCALE_STATS = 5       # v, row rms, col rms, mean row rms, |numerator|
+# Per readout r in (log rms param, log rms direction): linear, hinge, hinge knot, zero flag.
+NUM_GAIN_COEFFS = 2 * 4 + 1
+NUM_TENSOR_OUTPUTS = NUM_SCALE_STATS + 1 + NUM_GAIN_COEFFS
 NUM_TENSOR_FEATURES = 8
 _LOG_ZERO = -25.0   # log-RMS at or below this counts as an all-zero tensor
 
@@ -43,7 +48,7 @@ class ExecutorConfig:
     edge_hidden: hidden units of the per-edge (fused elementwise) network.
     node_messages: use row/column mean-square aggregations (one-hop processor);
       False gives a purely per-edge (zero-hop) processor.
-    layer_readout: use the layer-level gain network (graph pooling per tensor).
+    layer_readout: use the layer gain from log-RMS readouts (graph pooling per tensor).
     trained_options: per rule, the optax keywords it was imitated with.
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
@@ -98,33 +103,36 @@ def _networks(config: ExecutorConfig):
   def hypernet(c):
     return _mlp_with_skip(c, config.hidden, config.num_hyper_outputs, "hypernet")
 
-  def scale_net(c, tensor_features):
+  def tensor_net(c, tensor_features):
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
                          tensor_features], axis=-1)
-    return _mlp_with_skip(x, config.hidden, NUM_SCALE_STATS + 1, "scale_net")
-
-  def gain_net(c, tensor_features, log_rms_param, log_rms_direction):
-    # Log-RMS readouts enter unscaled (clipped at log 1e-11) with "is zero" flags:
-    # trust ratios and parameter scaling are exact linear maps of them.
-    readouts = []
-    for log_rms in (log_rms_param, log_rms_direction):
-      readouts += [jnp.maximum(log_rms, _LOG_ZERO)[:, None],
-                   (log_rms <= _LOG_ZERO).astype(jnp.float32)[:, None]]
-    x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
-                         tensor_features] + readouts, axis=-1)
-    return _mlp_with_skip(x, config.hidden, 1, "gain_net")[:, 0]
+    return _mlp_with_skip(x, config.hidden, NUM_TENSOR_OUTPUTS, "tensor_net")
 
   def init_all(rule_id, hyper_features, time_features, tensor_features):
     c = conditioning_vector(rule_id, hyper_features, time_features)
-    n = tensor_features.shape[0]
-    return (hypernet(c), scale_net(c, tensor_features),
-            gain_net(c, tensor_features, jnp.zeros(n), jnp.zeros(n)))
+    return hypernet(c), tensor_net(c, tensor_features)
 
-  return init_all, (conditioning_vector, hypernet, scale_net, gain_net)
+  return init_all, (conditioning_vector, hypernet, tensor_net)
+
+
+def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
+                   log_rms_direction: jax.Array) -> jax.Array:
+  """log mu per tensor from its readouts and its NUM_GAIN_COEFFS coefficients.
+
+  For each readout r (an all-zero tensor reads r = 0 with flag z = 1):
+    alpha r + beta relu(r - tau) + gamma z,   summed, plus a bias.
+  """
+  total = coeffs[:, -1]
+  for i, log_rms in enumerate((log_rms_param, log_rms_direction)):
+    zero = log_rms <= _LOG_ZERO
+    r = jnp.where(zero, 0.0, log_rms)
+    alpha, beta, tau, gamma = (coeffs[:, 4 * i + k] for k in range(4))
+    total = total + alpha * r + beta * jax.nn.relu(r - tau) + gamma * zero
+  return total
 
 
 def build(config: ExecutorConfig) -> hk.MultiTransformed:
-  """The haiku networks of an executor: apply_fns = (cond, hypernet, scale, gain)."""
+  """The haiku networks of an executor: apply_fns = (conditioning, hypernet, tensor_net)."""
   return hk.without_apply_rng(hk.multi_transform(lambda: _networks(config)))
 
 

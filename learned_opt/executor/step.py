@@ -18,7 +18,9 @@ w from the scale net):
           + w_n log |n| + w_0,            v = s2'/sqrt(z2')
   d = n / D + omega p                 (omega: learned weight-decay gain)
 
-Layer readout (gain net): log mu = gain(log rms(p), log rms(d)), and
+Layer readout (coefficients from the tensor net, see network.layer_log_gain):
+  log mu = sum_r alpha r + beta relu(r - tau) + gamma [r is zero] + bias,
+  r in (log rms(p), log rms(d)), and
   update = -lr mu d.
 
 Every input of n and of D is positively homogeneous of degree 1 in the gradient,
@@ -144,10 +146,12 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   """Runs the executor once. All arguments but `config`/`graph` may be traced."""
   from learned_opt.executor import conditioning
   nets = network.build(config)
-  cond_fn, hyper_fn, scale_fn, gain_fn = nets.apply
+  cond_fn, hyper_fn, tensor_fn = nets.apply
   c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(state.count))
   coeffs = split_hyper_outputs(hyper_fn(weights, c), config)
-  exponents = scale_fn(weights, c, tensor_feats)             # (T, 6)
+  per_tensor = tensor_fn(weights, c, tensor_feats)
+  exponents = per_tensor[:, :network.NUM_SCALE_STATS + 1]
+  gain_coeffs = per_tensor[:, network.NUM_SCALE_STATS + 1:]
   a, b = coeffs.decays, coeffs.gains
   z = a * state.z + b
   inv_z1, inv_sqrt_z2, inv_z3 = 1.0 / z[0], jax.lax.rsqrt(z[1]), 1.0 / z[2]
@@ -194,7 +198,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     log_rms_p = jnp.stack([0.5 * jnp.log(jnp.mean(jnp.square(o[7].astype(jnp.float32)))
                                          + _TINY) if o[7] is not None else jnp.zeros(())
                            for o in outs])
-    log_gain = gain_fn(weights, c, tensor_feats, log_rms_p, log_rms_d)
+    log_gain = network.layer_log_gain(gain_coeffs, log_rms_p, log_rms_d)
   else:
     log_gain = jnp.zeros((len(outs),))
   lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
