@@ -70,3 +70,39 @@ def two_hop(x: jax.Array) -> jax.Array:
   Batched over multiplicity axes. Used by Newton-Schulz iterations (muon).
   """
   return jnp.einsum("...ij,...kj->...ik", x, x)
+
+
+def reduce_block(x: jax.Array, reduce: str = "sum_square") -> jax.Array:
+  """A readout per multiplicity slice: reduces the (in, out) axes, keeps the leading ones.
+
+  For a rank-2 tensor this is `reduce_all`; for (*multiplicity, n_in, n_out) it is
+  one float32 value per kernel position or head, shaped `multiplicity`.
+  """
+  if x.ndim < 2:
+    raise ValueError(f"reduce_block needs an edge tensor (rank >= 2), got shape {x.shape}")
+  return _reduce(x, (x.ndim - 2, x.ndim - 1), reduce)
+
+
+def two_hop_out(x: jax.Array) -> jax.Array:
+  """Out-node to out-node messages through the in-nodes: (x^T x)[m, j, l] = sum_i x_ij x_il.
+
+  The mirror of `two_hop`, batched over multiplicity axes (muon uses whichever
+  side of a layer has fewer neurons).
+  """
+  return jnp.einsum("...ij,...il->...jl", x, x)
+
+
+def propagate(a: jax.Array, x: jax.Array, end: str = "in") -> jax.Array:
+  """Mixes edge values along one neuron side with a node-to-node operator `a`.
+
+  end='in':  y[m, i, j] = sum_k a[m, i, k] x[m, k, j]   (a is (n_in, n_in): a @ x)
+  end='out': y[m, i, j] = sum_l x[m, i, l] a[m, j, l]   (a is (n_out, n_out): x @ a^T)
+
+  With `a` from `two_hop` (end='in') or `two_hop_out` (end='out') this is one
+  round of message passing over the layer's bipartite graph.
+  """
+  if end == "in":
+    return jnp.einsum("...ik,...kj->...ij", a, x)
+  if end == "out":
+    return jnp.einsum("...il,...jl->...ij", x, a)
+  raise ValueError(f"end must be 'in' or 'out', got {end!r}")
