@@ -145,6 +145,36 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
                 "cosine": jnp.mean(cosine)}
 
 
+def per_step_agreement(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
+                       cond: Conditioning) -> tuple[np.ndarray, np.ndarray]:
+  """Per-step update cosine and relative error of the executor along a trajectory."""
+  first_params = jax.tree.map(lambda x: x[0], traj.params)
+  graph = graph_of(first_params)
+
+  @jax.jit
+  def run(weights, traj, cond):
+    def body(state, inputs):
+      params, grads, target = inputs
+      out = step_lib.executor_step(weights, config, graph, cond.rule_id, cond.hyper_features,
+                                   cond.learning_rate, cond.tensor_features, grads, state,
+                                   params)
+      return out.state, (_cosine(out.updates, target), _global_relative_error(out.updates,
+                                                                             target))
+    return jax.lax.scan(body, step_lib.init_state(first_params),
+                        (traj.params, traj.grads, traj.updates))[1]
+
+  cos, err = run(weights, traj, cond)
+  return np.asarray(cos), np.asarray(err)
+
+
+def _global_relative_error(pred: PyTree, target: PyTree) -> jax.Array:
+  """|pred - target| / |target| over the whole pytree."""
+  num = sum(jnp.sum(jnp.square(p.astype(jnp.float32) - t.astype(jnp.float32)))
+            for p, t in zip(jax.tree.leaves(pred), jax.tree.leaves(target)))
+  den = sum(jnp.sum(jnp.square(t.astype(jnp.float32))) for t in jax.tree.leaves(target))
+  return jnp.sqrt(num / (den + 1e-30))
+
+
 def _where(flag: jax.Array, a: PyTree, b: PyTree) -> PyTree:
   return jax.tree.map(lambda x, y: jnp.where(flag > 0, x, y), a, b)
 

@@ -26,7 +26,7 @@ def mixed_params(key: jax.Array, big: bool = False) -> dict:
       "dense": {"w": 0.2 * jax.random.normal(keys[3], (wide, 12)),
                 "b": 0.1 * jax.random.normal(keys[4], (12,))},
       "head": [0.3 * jax.random.normal(keys[5], (12, 5)), None],
-      "temperature": jnp.asarray(1.5),
+      "temperature": jnp.asarray(1.5, jnp.float32),  # not weak-typed: no recompiles
   }
 
 
