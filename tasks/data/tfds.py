@@ -91,8 +91,10 @@ def _load_data_source(tfds, name, split, data_dir, keys) -> dict[str, np.ndarray
   values = {k: [] for k in keys}
   for start in range(0, len(source), 4096):
     idx = list(range(start, min(start + 4096, len(source))))
-    items = (source.__getitems__(idx) if hasattr(source, "__getitems__")
-             else [source[i] for i in idx])
+    try:  # batched reads where the source supports them
+      items = source.__getitems__(idx)
+    except (AttributeError, TypeError):  # e.g. the mock source of tfds 4.9.10
+      items = [source[i] for i in idx]
     for item in items:
       for k in keys:
         values[k].append(_as_host(item[k]))
