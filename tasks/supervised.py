@@ -39,13 +39,15 @@ class HaikuTask(Task):
     self.name = name
     self.datasets = datasets
     self.net = hk.without_apply_rng(hk.transform(net_fn))
+    # Jitted even when called eagerly: op-by-op haiku init is slow (seconds).
+    self._net_init = jax.jit(self.net.init)
     self.init_scale = init_scale
     self.input_key = input_key
 
   def init(self, key: jax.Array) -> Params:
     example = self.batch_spec[self.input_key]
     x = jnp.zeros(example.shape, example.dtype)
-    return scale_weights(self.net.init(key, x), self.init_scale)
+    return scale_weights(self._net_init(key, x), self.init_scale)
 
 
 class SupervisedTask(HaikuTask):
@@ -100,7 +102,7 @@ class LanguageModelTask(HaikuTask):
   def init(self, key: jax.Array) -> Params:
     spec = self.batch_spec["tokens"]
     tokens = jnp.zeros((spec.shape[0], spec.shape[1] - 1), spec.dtype)
-    return scale_weights(self.net.init(key, tokens), self.init_scale)
+    return scale_weights(self._net_init(key, tokens), self.init_scale)
 
   def loss_and_metrics(self, params: Params, key: jax.Array,
                        batch: Batch) -> tuple[jax.Array, Metrics]:
