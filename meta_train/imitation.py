@@ -6,8 +6,13 @@ rule's update and its hints. The executor then runs along that trajectory with
 its own state fed back from step to step (free-running state, as at deployment,
 from the same zero start), and is trained on
 
-  L = mean_t mean_tensors |u_exec - u_rule|^2 / |u_rule|^2          (update loss)
-    + hint_weight * the same relative error on the moment hints      (hint loss)
+  L = mean_t mean_tensors [1 - cos(u_exec, u_rule)
+                           + (log |u_exec| - log |u_rule|)^2]          (update loss)
+    + hint_weight * relative squared error of the moment hints       (hint loss)
+
+Direction and log-magnitude are separated on purpose: a relative squared error
+has a trap at u_exec = 0 (its gradient with respect to the log step size
+vanishes there), while the log-magnitude term pulls equally hard from either side.
 
 Examples of one task architecture are stacked and the loss is vmapped over them,
 so every rule and every hyperparameter setting shares one compiled step.
@@ -124,6 +129,7 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
                                  cond.learning_rate, cond.tensor_features, grads, state,
                                  params)
     update_err = _relative_error(out.updates, target)
+    update_loss = _direction_and_magnitude_loss(out.updates, target)
     pred_first, pred_second = (out.predictions["first_moment"],
                                out.predictions["second_moment_rms"])
     # Rules without these hints: the target is the (frozen) prediction, so no signal.
@@ -132,13 +138,13 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
     hint_err = 0.5 * (_relative_error(pred_first, first)
                       + _relative_error(pred_second, second))
     cosine = _cosine(out.updates, target)
-    return out.state, (update_err, hint_err, cosine)
+    return out.state, (update_loss, update_err, hint_err, cosine)
 
-  _, (update_err, hint_err, cosine) = jax.lax.scan(
+  _, (update_loss, update_err, hint_err, cosine) = jax.lax.scan(
       body, step_lib.init_state(first_params),
       (traj.params, traj.grads, traj.updates, traj.first_moment, traj.second_moment_rms))
+  update_loss = jnp.mean(update_loss)
   # log1p keeps rare huge errors (early, unstable steps) from dominating the batch.
-  update_loss = jnp.mean(jnp.log1p(update_err))
   hint_loss = traj.hint_mask * jnp.mean(jnp.log1p(hint_err))
   loss = update_loss + hint_weight * hint_loss
   return loss, {"update_rel_err": jnp.mean(update_err), "hint_rel_err": jnp.mean(hint_err),
@@ -173,6 +179,20 @@ def _global_relative_error(pred: PyTree, target: PyTree) -> jax.Array:
             for p, t in zip(jax.tree.leaves(pred), jax.tree.leaves(target)))
   den = sum(jnp.sum(jnp.square(t.astype(jnp.float32))) for t in jax.tree.leaves(target))
   return jnp.sqrt(num / (den + 1e-30))
+
+
+def _direction_and_magnitude_loss(pred: PyTree, target: PyTree) -> jax.Array:
+  """Mean over tensors of (1 - cosine) + (log-norm ratio)^2; all-zero targets skipped."""
+  terms, weights = [], []
+  for p, t in zip(jax.tree.leaves(pred), jax.tree.leaves(target)):
+    p, t = p.astype(jnp.float32), t.astype(jnp.float32)
+    p_sq, t_sq = jnp.sum(jnp.square(p)), jnp.sum(jnp.square(t))
+    cosine = jnp.sum(p * t) / jnp.sqrt(p_sq * t_sq + 1e-30)
+    log_ratio = 0.5 * (jnp.log(p_sq + 1e-30) - jnp.log(t_sq + 1e-30))
+    present = (t_sq > 1e-30).astype(jnp.float32)
+    terms.append(present * ((1.0 - cosine) + jnp.square(log_ratio)))
+    weights.append(present)
+  return jnp.sum(jnp.stack(terms)) / jnp.maximum(jnp.sum(jnp.stack(weights)), 1.0)
 
 
 def _where(flag: jax.Array, a: PyTree, b: PyTree) -> PyTree:

@@ -20,11 +20,13 @@ of a fused elementwise program.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from learned_opt.executor import conditioning
 
@@ -85,12 +87,19 @@ class ExecutorConfig:
     return cls(**data)
 
 
-def _mlp_with_skip(x: jax.Array, hidden: int, out: int, name: str) -> jax.Array:
-  """Linear(x) + MLP(x): exact linear maps are easy to reach, nonlinear ones possible."""
-  linear = hk.Linear(out, name=f"{name}_linear")(x)
+def _mlp_with_skip(x: jax.Array, hidden: int, out: int, name: str,
+                   bias_init: Any = None) -> jax.Array:
+  """Linear(x) + MLP(x): exact linear maps are easy to reach, nonlinear ones possible.
+
+  The linear part starts at zero weights and `bias_init` biases, so a fresh
+  executor starts as one known algorithm (see `adam_prior`) for every rule.
+  """
+  b_init = None if bias_init is None else (lambda shape, dtype: jnp.asarray(bias_init, dtype))
+  linear = hk.Linear(out, w_init=hk.initializers.Constant(0.0), b_init=b_init,
+                     name=f"{name}_linear")(x)
   h = jax.nn.relu(hk.Linear(hidden, name=f"{name}_hidden_0")(x))
   h = jax.nn.relu(hk.Linear(hidden, name=f"{name}_hidden_1")(h))
-  return linear + hk.Linear(out, w_init=hk.initializers.VarianceScaling(0.01),
+  return linear + hk.Linear(out, w_init=hk.initializers.VarianceScaling(1e-4),
                             name=f"{name}_out")(h)
 
 
@@ -101,18 +110,40 @@ def _networks(config: ExecutorConfig):
     return jnp.concatenate([embed, hyper_features, time_features])
 
   def hypernet(c):
-    return _mlp_with_skip(c, config.hidden, config.num_hyper_outputs, "hypernet")
+    return _mlp_with_skip(c, config.hidden, config.num_hyper_outputs, "hypernet",
+                          adam_prior_hyper(config))
 
   def tensor_net(c, tensor_features):
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
                          tensor_features], axis=-1)
-    return _mlp_with_skip(x, config.hidden, NUM_TENSOR_OUTPUTS, "tensor_net")
+    return _mlp_with_skip(x, config.hidden, NUM_TENSOR_OUTPUTS, "tensor_net",
+                          adam_prior_tensor())
 
   def init_all(rule_id, hyper_features, time_features, tensor_features):
     c = conditioning_vector(rule_id, hyper_features, time_features)
     return hypernet(c), tensor_net(c, tensor_features)
 
   return init_all, (conditioning_vector, hypernet, tensor_net)
+
+
+def _raw_decay(beta: float) -> float:
+  """The raw output that step.split_hyper_outputs maps to decay `beta`."""
+  return math.log((1.0 - beta) / beta)
+
+
+def adam_prior_hyper(config: ExecutorConfig) -> np.ndarray:
+  """Hypernet biases of Adam(b1=0.9, b2=0.999) without eps: the starting point."""
+  f, h = NUM_EDGE_FEATURES, config.edge_hidden
+  decays = [_raw_decay(0.9), _raw_decay(0.999), _raw_decay(0.999)]
+  gains = [math.log(0.1), math.log(0.001), math.log(0.001)]
+  linear = [0.0, 0.0, 0.0, 1.0]  # the debiased first moment
+  return np.asarray(decays + gains + linear + [0.0] * (f * h + h) + [0.0], np.float32)
+
+
+def adam_prior_tensor() -> np.ndarray:
+  """Tensor-net biases: normalize by the RMS state only; unit layer gain."""
+  exponents = [1.0] + [0.0] * NUM_SCALE_STATS
+  return np.asarray(exponents + [0.0] * NUM_GAIN_COEFFS, np.float32)
 
 
 def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
