@@ -124,7 +124,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                               "step": np.asarray(0)})))
     weights = restored.weights
     opt_state = restored.train_state["opt_state"]
-    logging.info("Resumed from step %d in %s", start, workdir)
+    print(f"Resumed from step {start} in {workdir}", flush=True)
   task_list = build_tasks(config)
   train_step = imitation.make_train_step(exec_config, meta_opt, config.hint_weight)
   metrics_path = pathlib.Path(workdir) / "metrics.jsonl"
@@ -145,9 +145,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
               "rel_err": {k: float(np.median([e for _, e in v[-50:]])) for k, v in window.items()}}
       with metrics_path.open("a") as f:
         f.write(json.dumps(last) + "\n")
-      logging.info("step %d/%d loss %.4f | %.2f steps/s, ETA %.0fs | cosine %s", step + 1,
-                   config.num_steps, last["loss"], rate, last["eta_s"],
-                   {k: round(v, 3) for k, v in last["cosine"].items()})
+      print(f"step {step + 1}/{config.num_steps} loss {last['loss']:.4f} | {rate:.2f} steps/s,"
+            f" ETA {last['eta_s']:.0f}s | update cosine "
+            + " ".join(f"{k}={v:.3f}" for k, v in sorted(last["cosine"].items())), flush=True)
     if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.num_steps:
       _save(manager, step + 1, weights, opt_state, exec_config, config, last)
   manager.wait_until_finished()
@@ -157,6 +157,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress is printed.
   train(_CONFIG.value, _WORKDIR.value)
 
 
