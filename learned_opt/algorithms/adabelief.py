@@ -23,8 +23,6 @@ import jax
 import jax.numpy as jnp
 
 from learned_opt.algorithms import base
-from learned_opt.algorithms import rmsprop
-from learned_opt.algorithms import sgd
 
 
 class AdaBeliefState(NamedTuple):
@@ -45,7 +43,7 @@ class AdaBelief(base.Rule):
   nesterov: bool = False
 
   def init(self, params):
-    return AdaBeliefState(count=jnp.zeros([], jnp.int32), mu=base.zeros_like(params),
+    return AdaBeliefState(count=base.zero_count(), mu=base.zeros_like(params),
                           nu=base.zeros_like(params))
 
   def _step(self, grads, state, params):
@@ -53,22 +51,17 @@ class AdaBelief(base.Rule):
     b1, b2 = self.b1, self.b2
     mu = base.ema(grads, state.mu, b1, 1)
     error = jax.tree.map(lambda g, m: g - m, grads, mu)
-    nu = rmsprop.second_moment(error, state.nu, b2)
+    nu = base.ema(error, state.nu, b2, 2)
     nu = jax.tree.map(lambda v: v + self.eps_root, nu)
     count = base.increment(state.count)
-    if self.nesterov:
-      mu_hat = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g,
-                            base.bias_correction(mu, b1, base.increment(count)),
-                            base.bias_correction(grads, b1, count))
-    else:
-      mu_hat = base.bias_correction(mu, b1, count)
+    mu_hat = base.debiased_momentum(mu, grads, b1, count, self.nesterov)
     nu_hat = base.bias_correction(nu, b2, count)
     direction = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + self.eps), mu_hat, nu_hat)
     trace = base.hints(mu=base.Hint(mu), prediction_error=base.Hint(error),
                        nu=base.Hint(nu), mu_hat=base.Hint(mu_hat), nu_hat=base.Hint(nu_hat),
                        direction=base.Hint(direction))
-    updates, trace["learning_rate"] = sgd.scale_by_learning_rate(
+    updates, trace["learning_rate"] = base.scale_by_learning_rate(
         self.learning_rate, state.count, direction)
-    new_state = AdaBeliefState(count, rmsprop.cast_like(mu, state.mu),
-                               rmsprop.cast_like(nu, state.nu))
+    new_state = AdaBeliefState(count, base.cast_like(mu, state.mu),
+                               base.cast_like(nu, state.nu))
     return updates, new_state, trace

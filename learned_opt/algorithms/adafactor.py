@@ -38,7 +38,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from learned_opt.algorithms import base
-from learned_opt.algorithms import trust_ratio as tr
 from learned_opt.graph import ops
 
 _MIN_PARAM_SCALE = 1e-3
@@ -72,8 +71,10 @@ def _reduced_shape(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
   return tuple(d for i, d in enumerate(shape) if i != axis)
 
 
-def _rms(x: jax.Array) -> jax.Array:
-  return jnp.sqrt(ops.reduce_all(x, "mean_square"))
+def _param_scale(p: jax.Array) -> jax.Array:
+  """max(rms(p), 1e-3): a layer readout (optax's multiply_by_parameter_scale)."""
+  rms = base.layer_rms(p)
+  return jnp.where(rms <= _MIN_PARAM_SCALE, _MIN_PARAM_SCALE, rms)
 
 
 @base.register("adafactor")
@@ -96,30 +97,24 @@ class Adafactor(base.Rule):
   def _dims(self, shape):
     return factored_dims(tuple(shape), self.factored, self.min_dim_size_to_factor)
 
+  def _moment_init(self, p: Any, reduced: int | None) -> jax.Array:
+    """Zero state for one tensor: factored with dims[reduced] removed (0 or 1), or full.
+
+    A tensor whose factoring does not match the request gets optax's (1,) placeholder.
+    """
+    dims = self._dims(p.shape)
+    if (dims is None) != (reduced is None):
+      return _placeholder(p.dtype)
+    shape = p.shape if dims is None else _reduced_shape(p.shape, dims[reduced])
+    return jnp.zeros(shape, p.dtype)
+
   def init(self, params):
-    tr.check_real(params, "adafactor")
-
-    def rows(p):
-      dims = self._dims(p.shape)
-      if dims is None:
-        return _placeholder(p.dtype)
-      return jnp.zeros(_reduced_shape(p.shape, dims[1]), p.dtype)
-
-    def cols(p):
-      dims = self._dims(p.shape)
-      if dims is None:
-        return _placeholder(p.dtype)
-      return jnp.zeros(_reduced_shape(p.shape, dims[0]), p.dtype)
-
-    def full(p):
-      return _placeholder(p.dtype) if self._dims(p.shape) is not None else jnp.zeros(
-          p.shape, p.dtype)
-
+    base.check_real(params, "adafactor")
+    moments = lambda reduced: jax.tree.map(lambda p: self._moment_init(p, reduced), params)
     momentum = (None if self.momentum is None
                 else base.zeros_like(params, jnp.dtype(self.dtype_momentum)))
-    return AdafactorState(count=jnp.zeros([], jnp.int32), v_row=jax.tree.map(rows, params),
-                          v_col=jax.tree.map(cols, params), v=jax.tree.map(full, params),
-                          momentum=momentum)
+    return AdafactorState(count=base.zero_count(), v_row=moments(1), v_col=moments(0),
+                          v=moments(None), momentum=momentum)
 
   def _precondition(self, g, v_row, v_col, v, p, beta):
     """One tensor's factored (or full) RMS scaling: (update, v_row, v_col, v, scale)."""
@@ -127,15 +122,13 @@ class Adafactor(base.Rule):
     sq = jnp.square(g) + self.eps
     dims = self._dims(p.shape)
     if dims is None:
-      new_v = (beta * v + (1.0 - beta) * sq).astype(dtype)
+      new_v = base.ema(sq, v, beta).astype(dtype)
       scale = new_v ** -0.5
       return g * scale, v_row, v_col, new_v, scale
     small, large = dims
     # One hop: squared gradients aggregated onto the nodes of each factored axis.
-    new_row = (beta * v_row + (1.0 - beta) * ops.aggregate_axis(sq, large, "mean")
-               ).astype(dtype)
-    new_col = (beta * v_col + (1.0 - beta) * ops.aggregate_axis(sq, small, "mean")
-               ).astype(dtype)
+    new_row = base.ema(ops.aggregate_axis(sq, large, "mean"), v_row, beta).astype(dtype)
+    new_col = base.ema(ops.aggregate_axis(sq, small, "mean"), v_col, beta).astype(dtype)
     small_in_row = small - 1 if small > large else small
     row_mean = jnp.mean(new_row, axis=small_in_row, keepdims=True)
     row_factor = jnp.expand_dims((new_row / row_mean) ** -0.5, large)
@@ -159,31 +152,25 @@ class Adafactor(base.Rule):
                        v=base.Hint(v), scale=base.Hint(scale))
 
     if self.clipping_threshold is not None:
-      denom = jax.tree.map(lambda u: jnp.maximum(1.0, _rms(u) / self.clipping_threshold),
-                           updates)
+      denom = jax.tree.map(
+          lambda u: jnp.maximum(1.0, base.layer_rms(u) / self.clipping_threshold), updates)
       updates = jax.tree.map(lambda u, d: u / d, updates, denom)
       trace["clip_denom"] = base.Hint(denom, base.LAYER)
     if self.learning_rate is not None:
-      lr = base.learning_rate_at(self.learning_rate, count)
-      if callable(self.learning_rate):
-        updates = jax.tree.map(lambda u: jnp.asarray(lr, u.dtype) * u, updates)
-      else:
-        updates = jax.tree.map(lambda u: lr * u, updates)
-      trace["learning_rate"] = base.Hint(jnp.asarray(lr, jnp.float32), base.GRAPH)
+      updates, trace["learning_rate"] = base.scale_by_learning_rate(
+          self.learning_rate, count, updates, flip_sign=False)
     if self.multiply_by_parameter_scale:
-      param_scale = jax.tree.map(
-          lambda p: (lambda r: jnp.where(r <= _MIN_PARAM_SCALE, _MIN_PARAM_SCALE, r))(_rms(p)),
-          params)
+      param_scale = jax.tree.map(_param_scale, params)
       updates = jax.tree.map(lambda u, s: u * s, updates, param_scale)
       trace["param_scale"] = base.Hint(param_scale, base.LAYER)
     momentum = state.momentum
     if self.momentum is not None:
       updates = base.ema(updates, state.momentum, self.momentum, 1)
-      momentum = jax.tree.map(lambda m, old: m.astype(old.dtype), updates, state.momentum)
+      momentum = base.cast_like(updates, state.momentum)
       trace["momentum"] = base.Hint(momentum)
     if self.weight_decay_rate is not None:
-      updates = tr.add_decayed_weights(self.weight_decay_rate, self.weight_decay_mask, updates,
-                                       params, count, "adafactor")
+      updates = base.add_decayed_weights(self.weight_decay_rate, self.weight_decay_mask,
+                                         updates, params, count, "adafactor")
     updates = jax.tree.map(lambda u: -u, updates)
     new_state = AdafactorState(count=base.increment(count), v_row=v_row, v_col=v_col, v=v,
                                momentum=momentum)

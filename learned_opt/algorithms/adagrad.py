@@ -19,8 +19,6 @@ import jax
 import jax.numpy as jnp
 
 from learned_opt.algorithms import base
-from learned_opt.algorithms import rmsprop
-from learned_opt.algorithms import sgd
 
 
 class AdagradState(NamedTuple):
@@ -37,20 +35,19 @@ class Adagrad(base.Rule):
   eps: Any = 1e-7
 
   def init(self, params):
-    return AdagradState(count=jnp.zeros([], jnp.int32),
-                        sum_of_squares=rmsprop.full_like(params,
-                                                         self.initial_accumulator_value))
+    return AdagradState(count=base.zero_count(),
+                        sum_of_squares=base.full_like(params, self.initial_accumulator_value))
 
   def _step(self, grads, state, params):
     del params  # Adagrad reads only the gradients.
-    sum_of_squares = jax.tree.map(lambda g, a: rmsprop.abs_sq(g) + a, grads,
+    sum_of_squares = jax.tree.map(lambda g, a: base.abs_sq(g) + a, grads,
                                   state.sum_of_squares)
     scaling = jax.tree.map(lambda a: jnp.where(a > 0, jax.lax.rsqrt(a + self.eps), 0.0),
                            sum_of_squares)
     direction = jax.tree.map(lambda c, g: c * g, scaling, grads)
     trace = base.hints(sum_of_squares=base.Hint(sum_of_squares), scaling=base.Hint(scaling),
                        direction=base.Hint(direction))
-    updates, trace["learning_rate"] = sgd.scale_by_learning_rate(
+    updates, trace["learning_rate"] = base.scale_by_learning_rate(
         self.learning_rate, state.count, direction)
-    sum_of_squares = rmsprop.cast_like(sum_of_squares, state.sum_of_squares)
+    sum_of_squares = base.cast_like(sum_of_squares, state.sum_of_squares)
     return updates, AdagradState(base.increment(state.count), sum_of_squares), trace

@@ -1,4 +1,4 @@
-"""Update rules as graph programs: the Rule interface, hints (traces) and the registry.
+"""Update rules as graph programs: the Rule interface, hints, registry and shared helpers.
 
 A rule is a small pure object. `step(grads, state, params)` returns
 `(updates, new_state, trace)`, where the trace maps hint names to `Hint`s: the
@@ -12,6 +12,10 @@ Locations:
          with one neuron axis reduced.
   LAYER: one value per tensor (a readout such as a norm or trust ratio).
   GRAPH: one value for the whole network (the step count, a learning rate).
+
+The helpers below the registry are the one implementation of what the rules share:
+schedules and the learning-rate step, moments and momentum, layer readouts, dtype
+casts, optax's masks (prefix trees and callables included) and decoupled weight decay.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from __future__ import annotations
 import abc
 import dataclasses
 import inspect
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from learned_opt import _tree
+from learned_opt.graph import ops
 
 PyTree = Any
 
@@ -182,15 +187,68 @@ def signature(name: str) -> inspect.Signature:
   return inspect.signature(_RULES[name])
 
 
-# ------------------------------------------------------------- shared numerics
-def learning_rate_at(learning_rate: Any, count: jax.Array) -> jax.Array:
-  """A float learning rate, or a schedule evaluated at `count` (optax's convention)."""
+# ---------------------------------------------------------- schedules and steps
+def learning_rate_at(learning_rate: Any, count: jax.Array) -> Any:
+  """A constant (learning rate, weight decay), or a schedule evaluated at `count`."""
   return learning_rate(count) if callable(learning_rate) else learning_rate
+
+
+def learning_rate_hint(learning_rate: Any, count: jax.Array) -> Hint:
+  """The GRAPH hint holding the (positive) learning rate at `count`, in float32."""
+  return Hint(jnp.asarray(learning_rate_at(learning_rate, count), jnp.float32), GRAPH)
+
+
+def scale_by_learning_rate(learning_rate: Any, count: jax.Array, tree: PyTree,
+                           flip_sign: bool = True) -> tuple[PyTree, Hint]:
+  """-lr * tree (lr * tree without `flip_sign`), like optax.scale_by_learning_rate.
+
+  A schedule's value is cast to each leaf's dtype before multiplying (as
+  optax.scale_by_schedule does); a constant multiplies as given.
+
+  Args:
+    learning_rate: a float or a schedule `count -> float`.
+    count: the step count before this step's increment.
+    tree: the direction to scale.
+    flip_sign: negate the learning rate (optax's default: updates descend).
+
+  Returns:
+    (updates, hint): the scaled tree and the GRAPH hint holding the learning rate.
+  """
+  lr = learning_rate_at(learning_rate, count)
+  step = -lr if flip_sign else lr
+  if callable(learning_rate):
+    updates = jax.tree.map(lambda d: jnp.asarray(step, d.dtype) * d, tree)
+  else:
+    updates = jax.tree.map(lambda d: step * d, tree)
+  return updates, learning_rate_hint(learning_rate, count)
+
+
+def zero_count() -> jax.Array:
+  """The step count of a fresh state: an int32 zero scalar."""
+  return jnp.zeros([], jnp.int32)
 
 
 def increment(count: jax.Array) -> jax.Array:
   """count + 1, saturating at int32 max like optax.safe_increment."""
   return optax.safe_increment(count)
+
+
+# -------------------------------------------------------------------- moments
+def abs_sq(x: jax.Array) -> jax.Array:
+  """|x|^2 per entry; for real x this is exactly x * x."""
+  return (x.conj() * x).real
+
+
+def ema(new: PyTree, old: PyTree, decay: Any, order: int = 1) -> PyTree:
+  """(1 - decay) * new^order + decay * old, per entry (a zero-hop edge recurrence).
+
+  order 1 is a momentum; order 2 is a second moment of |new| (optax's
+  per-element-norm moment: new * new for reals).
+  """
+  if order not in (1, 2):
+    raise ValueError(f"ema order must be 1 or 2, got {order}")
+  power = (lambda g: g) if order == 1 else abs_sq
+  return jax.tree.map(lambda g, m: (1 - decay) * power(g) + decay * m, new, old)
 
 
 def bias_correction(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
@@ -203,52 +261,187 @@ def bias_correction(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
   return jax.tree.map(correct, moment)
 
 
-def ema(new: PyTree, old: PyTree, decay: Any, order: int = 1) -> PyTree:
-  """(1 - decay) * new^order + decay * old, per entry (a zero-hop edge recurrence).
+def debiased_momentum(mu: PyTree, grads: PyTree, decay: Any, count: jax.Array,
+                      nesterov: bool = False) -> PyTree:
+  """The bias-corrected first moment m^_t of adam, adabelief and muon.
 
-  order 1 is a momentum; order 2 is a second moment (new * conj(new) for reals).
+  Args:
+    mu: the first moment m_t after this step's update.
+    grads: this step's gradients g_t.
+    decay: the first moment's decay b.
+    count: the step count t after incrementing.
+    nesterov: use Nesterov's look-ahead (optax's nesterov=True).
+
+  Returns:
+    m_t / (1 - b^t), or with nesterov b m_t / (1 - b^{t+1}) + (1 - b) g_t / (1 - b^t).
   """
-  if order not in (1, 2):
-    raise ValueError(f"ema order must be 1 or 2, got {order}")
-  power = (lambda g: g) if order == 1 else jnp.square
-  return jax.tree.map(lambda g, m: (1 - decay) * power(g) + decay * m, new, old)
+  if not nesterov:
+    return bias_correction(mu, decay, count)
+  return jax.tree.map(lambda m, g: decay * m + (1 - decay) * g,
+                      bias_correction(mu, decay, increment(count)),
+                      bias_correction(grads, decay, count))
+
+
+def momentum_trace(decay: Any, nesterov: bool, updates: PyTree, trace: PyTree
+                   ) -> tuple[PyTree, PyTree]:
+  """The momentum recurrence tr_t = u_t + decay tr_{t-1} (optax.trace).
+
+  Args:
+    decay: the momentum coefficient.
+    nesterov: return u_t + decay tr_t instead of tr_t.
+    updates: the incoming values u_t.
+    trace: the previous buffer tr_{t-1}; its dtypes are kept for the new one.
+
+  Returns:
+    (direction, new_trace): the outgoing values and the buffer to store.
+  """
+  new_trace = jax.tree.map(lambda u, t: u + decay * t, updates, trace)
+  if nesterov:
+    direction = jax.tree.map(lambda u, t: u + decay * t, updates, new_trace)
+  else:
+    direction = new_trace
+  return direction, cast_like(new_trace, trace)
+
+
+# ---------------------------------------------------------------- layer readouts
+def layer_norm(x: jax.Array) -> jax.Array:
+  """The Euclidean norm of a whole tensor: a layer readout (float32 scalar)."""
+  return jnp.sqrt(ops.reduce_all(x, "sum_square"))
+
+
+def layer_rms(x: jax.Array) -> jax.Array:
+  """The root mean square of a whole tensor: a layer readout (float32 scalar)."""
+  return jnp.sqrt(ops.reduce_all(x, "mean_square"))
+
+
+# ------------------------------------------------------------- trees and dtypes
+def full_like(tree: PyTree, value: Any, dtype: Any = None) -> PyTree:
+  """Arrays filled with `value`, shaped like `tree` (arrays or ShapeDtypeStructs).
+
+  Each leaf keeps its dtype unless `dtype` is given.
+  """
+  return jax.tree.map(lambda x: jnp.full(x.shape, value, dtype or x.dtype), tree)
 
 
 def zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
   """Zeros shaped like `tree` (arrays or ShapeDtypeStructs), optionally recast."""
-  return jax.tree.map(lambda x: jnp.zeros(x.shape, dtype or x.dtype), tree)
+  return full_like(tree, 0, dtype)
 
 
 def cast_tree(tree: PyTree, dtype: Any) -> PyTree:
+  """Every leaf of `tree` cast to `dtype` (unchanged when `dtype` is None)."""
   return tree if dtype is None else jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
+def cast_like(tree: PyTree, reference: PyTree) -> PyTree:
+  """Each leaf of `tree` cast to the dtype of the matching leaf of `reference`."""
+  return jax.tree.map(lambda x, r: x.astype(r.dtype), tree, reference)
+
+
 def require_params(params: PyTree | None, rule: str, why: str) -> PyTree:
+  """`params`, or a ValueError saying that `rule` needs them and why."""
   if params is None:
     raise ValueError(f"{rule} needs params ({why}): call step(grads, state, params) / "
                      "tx.update(grads, state, params).")
   return params
 
 
-def resolve_mask(mask: Any, params: PyTree) -> PyTree | None:
-  """optax's mask convention: None (all leaves), a pytree of bools, or a callable."""
+def check_real(tree: PyTree, rule: str) -> None:
+  """Raises UnsupportedOptionError for complex leaves (these graph programs are real)."""
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if jnp.issubdtype(leaf.dtype, jnp.complexfloating):
+      raise UnsupportedOptionError(
+          f"{rule}: complex parameters (leaf {jax.tree_util.keystr(path)} has dtype "
+          f"{leaf.dtype}) are not implemented as a graph program; use optax.{rule} "
+          "directly for them.")
+
+
+# ------------------------------------------------------ masks and weight decay
+def broadcast_prefix(prefix: PyTree, tree: PyTree,
+                     is_leaf: Callable[[Any], bool] | None = None) -> list[Any]:
+  """Each leaf of `prefix` repeated for every leaf of the subtree of `tree` below it.
+
+  Args:
+    prefix: a pytree whose structure is `tree`'s or a prefix of it.
+    tree: the full pytree.
+    is_leaf: what counts as a leaf of `prefix` (as in `jax.tree.flatten`).
+
+  Returns:
+    A list with one entry per leaf of `tree`, in `jax.tree.leaves` order.
+  """
+  values, treedef = jax.tree.flatten(prefix, is_leaf=is_leaf)
+  out = []
+  for value, sub in zip(values, treedef.flatten_up_to(tree)):
+    out.extend([value] * len(jax.tree.leaves(sub)))
+  return out
+
+
+def leaf_mask(mask: Any, tree: PyTree) -> list[bool]:
+  """optax's mask resolved to one static bool per leaf of `tree`.
+
+  Args:
+    mask: None (every leaf), a bool, a pytree of bools with the structure of
+      `tree` or a prefix of it (a bool then covers its whole subtree), or a
+      callable returning such a pytree given `tree` (optax.masked calls it on the
+      updates it masks).
+    tree: the pytree the mask applies to (the updates).
+
+  Returns:
+    A list of Python bools, one per leaf, in `jax.tree.leaves` order.
+  """
   if mask is None:
-    return None
+    return [True] * len(jax.tree.leaves(tree))
   if callable(mask):
-    return mask(params)
-  return mask
+    mask = mask(tree)
+  return [bool(m) for m in broadcast_prefix(mask, tree)]
 
 
-def masked_map(fn: Callable, mask: PyTree | None, *trees: PyTree) -> PyTree:
-  """fn(*leaves) where the mask is True (or everywhere without a mask), else leaf 0."""
-  if mask is None or mask is True:
-    return jax.tree.map(fn, *trees)
-  if mask is False:
-    return trees[0]
-  return jax.tree.map(lambda m, *xs: fn(*xs) if m else xs[0], mask, *trees)
+def map_masked(fn: Callable[..., jax.Array], mask: Sequence[bool], *trees: PyTree) -> PyTree:
+  """fn(*leaves) on the leaves whose `mask` entry is True, else the leaf of trees[0].
+
+  Args:
+    fn: the per-leaf function.
+    mask: one bool per leaf of trees[0] (see `leaf_mask`).
+    *trees: pytrees with the structure of trees[0].
+
+  Returns:
+    A pytree with the structure of trees[0].
+  """
+  leaves, treedef = jax.tree.flatten(trees[0])
+  others = [treedef.flatten_up_to(t) for t in trees[1:]]
+  out = [fn(*xs) if m else xs[0] for m, *xs in zip(mask, leaves, *others)]
+  return jax.tree.unflatten(treedef, out)
 
 
+def add_decayed_weights(weight_decay: Any, mask: Any, updates: PyTree,
+                        params: PyTree | None, count: jax.Array, rule: str) -> PyTree:
+  """updates + wd * params on masked-in leaves (optax.add_decayed_weights(wd, mask)).
+
+  A zero Python constant skips the step (params are then not needed), like optax;
+  a schedule is evaluated at `count`. The mask is resolved on `updates`, as
+  optax.masked does (see `leaf_mask`).
+
+  Args:
+    weight_decay: a float or a schedule `count -> float`.
+    mask: optax's mask (None, a bool, a pytree or prefix of bools, a callable).
+    updates: the incoming updates.
+    params: the current parameters.
+    count: the step count before this step's increment.
+    rule: the rule's name, for the error raised when params are missing.
+
+  Returns:
+    The updates with the decay added where the mask allows.
+  """
+  if isinstance(weight_decay, (int, float)) and weight_decay == 0.0:
+    return updates
+  params = require_params(params, rule, "weight decay reads the parameters")
+  wd = learning_rate_at(weight_decay, count)
+  return map_masked(lambda u, p: u + wd * p, leaf_mask(mask, updates), updates, params)
+
+
+# ------------------------------------------------------------------ checks, hints
 def hints(**values: Hint) -> Trace:
+  """The trace of a step: hint names to hints."""
   return dict(values)
 
 
@@ -262,4 +455,3 @@ def check_options(rule: str, **unsupported: tuple[Any, Any]) -> None:
       raise UnsupportedOptionError(
           f"{rule}: option {option}={given!r} is not implemented as a graph program "
           f"(only {option}={supported!r}); use optax.{rule} directly for it.")
-

@@ -8,8 +8,9 @@ wd_t the learning rate and weight decay at the step count before incrementing:
   m_t = b2 m_{t-1} + (1 - b2) g_t                        (hint 'mu', EDGE)
   u_t = -lr_t (d_t + wd_t p_t)   (wd only where `mask`)  (hint 'decayed', EDGE)
 
-m is stored in `mu_dtype` when one is given. Like optax, a callable `mask` is
-called on the updates it masks (the sign direction), and may return a prefix tree.
+m is stored in `mu_dtype` when one is given. Like optax, `mask` may be a prefix of
+the params tree, and a callable `mask` is called on the updates it masks (the sign
+direction); see base.leaf_mask.
 """
 
 from __future__ import annotations
@@ -20,31 +21,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from learned_opt.algorithms import adam
 from learned_opt.algorithms import base
-from learned_opt.algorithms import sgd
 
 
 class LionState(NamedTuple):
   count: jax.Array  # int32 scalar: steps taken
   mu: base.PyTree   # momentum, per entry
-
-
-def full_mask(mask: Any, updates: base.PyTree) -> base.PyTree | None:
-  """optax's `mask` broadcast to one bool per leaf of `updates` (None stays None).
-
-  Args:
-    mask: None, a bool pytree (or a prefix of one), or a callable that maps the
-      updates to such a pytree (optax calls it on the updates being masked).
-    updates: the tree the mask applies to.
-
-  Returns:
-    None, or a pytree of bools with exactly the structure of `updates`.
-  """
-  if mask is None:
-    return None
-  tree = mask(updates) if callable(mask) else mask
-  return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: m, sub), tree, updates)
 
 
 @base.register("lion")
@@ -59,18 +41,16 @@ class Lion(base.Rule):
   mask: Any = None
 
   def init(self, params):
-    return LionState(count=jnp.zeros([], jnp.int32), mu=base.zeros_like(params, self.mu_dtype))
+    return LionState(count=base.zero_count(), mu=base.zeros_like(params, self.mu_dtype))
 
   def _step(self, grads, state, params):
-    b1 = self.b1
-    interpolation = jax.tree.map(lambda g, m: (1.0 - b1) * g + b1 * m, grads, state.mu)
+    interpolation = base.ema(grads, state.mu, self.b1, 1)
     direction = jax.tree.map(jnp.sign, interpolation)
-    mu = base.ema(grads, state.mu, self.b2, 1)
-    mu = jax.tree.map(lambda m, old: m.astype(old.dtype), mu, state.mu)
-    decayed = adam.decay_weights(self.weight_decay, full_mask(self.mask, direction),
-                                 direction, params, state.count, "lion")
+    mu = base.cast_like(base.ema(grads, state.mu, self.b2, 1), state.mu)
+    decayed = base.add_decayed_weights(self.weight_decay, self.mask, direction, params,
+                                       state.count, "lion")
     trace = base.hints(interpolation=base.Hint(interpolation), direction=base.Hint(direction),
                        mu=base.Hint(mu), decayed=base.Hint(decayed))
-    updates, trace["learning_rate"] = sgd.scale_by_learning_rate(
+    updates, trace["learning_rate"] = base.scale_by_learning_rate(
         self.learning_rate, state.count, decayed)
     return updates, LionState(base.increment(state.count), mu), trace

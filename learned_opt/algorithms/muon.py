@@ -44,7 +44,6 @@ import numpy as np
 from optax.contrib import MuonDimensionNumbers
 
 from learned_opt.algorithms import adam, base
-from learned_opt.algorithms import trust_ratio as tr
 from learned_opt.graph import ops
 
 PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
@@ -210,23 +209,25 @@ class Muon(base.Rule):
     if callable(dim_nums) and not isinstance(dim_nums, MuonDimensionNumbers):
       dim_nums = dim_nums(tree)
     is_leaf = lambda x: x is None or isinstance(x, MuonDimensionNumbers)
-    prefix, treedef = jax.tree.flatten(dim_nums, is_leaf=is_leaf)
-    per_leaf = []
-    for d, sub in zip(prefix, treedef.flatten_up_to(tree)):
-      per_leaf.extend([d] * len(jax.tree.leaves(sub)))
+    per_leaf = base.broadcast_prefix(dim_nums, tree, is_leaf)
     return [_plan_leaf(x.shape, d, False) for x, d in zip(leaves, per_leaf)]
 
+  def _adam_learning_rate(self) -> Any:
+    return self.learning_rate if self.adam_learning_rate is None else self.adam_learning_rate
+
   def _adam(self) -> Any:
-    return types.SimpleNamespace(b1=self.adam_b1, b2=self.adam_b2, eps=self.eps,
+    """The AdamW (optax.adamw) settings of the leaves that are not orthogonalized."""
+    return types.SimpleNamespace(name="muon", learning_rate=self._adam_learning_rate(),
+                                 b1=self.adam_b1, b2=self.adam_b2, eps=self.eps,
                                  eps_root=self.adam_eps_root, nesterov=self.nesterov,
                                  mu_dtype=self.mu_dtype)
 
   def init(self, params):
-    tr.check_real(params, "muon")
+    base.check_real(params, "muon")
     plans = self._plans(params)
     leaves, treedef = jax.tree.flatten(params)
     nu = [jnp.zeros((1,) if plan.muon else x.shape, x.dtype) for plan, x in zip(plans, leaves)]
-    return MuonState(count=jnp.zeros([], jnp.int32), mu=base.zeros_like(params, self.mu_dtype),
+    return MuonState(count=base.zero_count(), mu=base.zeros_like(params, self.mu_dtype),
                      nu=jax.tree.unflatten(treedef, nu))
 
   def _orthogonalize(self, x: jax.Array, plan: _LeafPlan) -> tuple[jax.Array, list[jax.Array]]:
@@ -247,89 +248,92 @@ class Muon(base.Rule):
       return jnp.sqrt(jnp.maximum(plan.fan_in, plan.fan_out)) * self.consistent_rms
     return jnp.sqrt(jnp.maximum(1, plan.fan_out / plan.fan_in))
 
-  def _step(self, grads, state, params):
-    plans = self._plans(grads)
-    g_leaves, treedef = jax.tree.flatten(grads)
-    mu_leaves = treedef.flatten_up_to(state.mu)
-    nu_leaves = treedef.flatten_up_to(state.nu)
-    p_leaves = None if params is None else treedef.flatten_up_to(params)
-    count = state.count
-    count_inc = base.increment(count)
-    n = len(g_leaves)
-    n_iter = len(self.coeff_rows())
-    out = [None] * n
-    new_mu, new_nu, mu_hat_all = list(mu_leaves), list(nu_leaves), [None] * n
-    direction = [None] * n
-    iterates = [[None] * n for _ in range(n_iter + 1)]
-    scales = [jnp.ones([], jnp.float32)] * n
+  def _muon_leaves(self, grads: list, mu: list, params: list | None, plans: list[_LeafPlan],
+                   mask: list[bool], count: jax.Array) -> dict[str, list]:
+    """The orthogonalized leaves: momentum, Newton-Schulz, shape scaling, decay, -lr.
 
-    # ---- Newton-Schulz leaves: momentum, orthogonalization, shape scaling.
-    muon_idx = [i for i in range(n) if plans[i].muon]
+    Returns:
+      Per-leaf values (lists aligned with the arguments) under the names of their
+      hints, plus 'out' (the updates).
+    """
+    new_mu = base.ema(grads, mu, self.beta, 1)
+    mu_hat = base.debiased_momentum(new_mu, grads, self.beta, base.increment(count),
+                                    self.nesterov)
+    cols = {"mu": base.cast_tree(new_mu, self.mu_dtype), "mu_hat": mu_hat, "direction": [],
+            "shape_scale": [], **{_iterate(k): [] for k in range(len(self.coeff_rows()) + 1)}}
+    for m_hat, plan in zip(mu_hat, plans):
+      o, iterates = self._orthogonalize(m_hat, plan)
+      if self.adaptive:
+        o = jnp.sum(m_hat * o) * o
+      scale = self._shape_scale(plan)
+      cols["direction"].append(scale * o)
+      cols["shape_scale"].append(jnp.asarray(scale, jnp.float32))
+      for k, iterate in enumerate(iterates):
+        cols[_iterate(k)].append(iterate)
+    decayed = base.add_decayed_weights(self.weight_decay, mask, cols["direction"], params,
+                                       count, "muon")
+    cols["out"], _ = base.scale_by_learning_rate(self.learning_rate, count, decayed)
+    return cols
+
+  def _adam_leaves(self, grads: list, mu: list, nu: list, params: list | None,
+                   count: jax.Array) -> dict[str, list]:
+    """The other leaves: optax.adamw (see adam.py), named as in `_muon_leaves`."""
+    out, new_state, trace = adam.adam_updates(
+        self._adam(), grads, adam.AdamState(count, mu, nu), params, self.adam_weight_decay)
+    zeros = [jnp.zeros_like(g) for g in grads]
+    return {"out": out, "mu": new_state.mu, "nu": new_state.nu,
+            "mu_hat": trace["mu_hat"].value, "direction": trace["direction"].value,
+            "shape_scale": [jnp.ones([], jnp.float32)] * len(grads),
+            **{_iterate(k): zeros for k in range(len(self.coeff_rows()) + 1)}}
+
+  def _columns(self, plans: list[_LeafPlan], grads: list, mu: list, nu: list,
+               params: list | None, mask: list[bool], count: jax.Array) -> dict[str, list]:
+    """Every per-leaf value of a step (leaf lists in, one list per name out).
+
+    Orthogonalized leaves go through `_muon_leaves`, the others through
+    `_adam_leaves`; orthogonalized leaves keep their (1,) nu placeholder.
+    """
+    muon_idx = [i for i, plan in enumerate(plans) if plan.muon]
+    adam_idx = [i for i, plan in enumerate(plans) if not plan.muon]
+    pick = lambda xs, idx: None if xs is None else [xs[i] for i in idx]
+    parts = [(range(len(plans)), {"nu": nu,
+                                  "orthogonalized": [jnp.asarray(p.muon) for p in plans]})]
     if muon_idx:
-      g = [g_leaves[i] for i in muon_idx]
-      mu = base.ema(g, [mu_leaves[i] for i in muon_idx], self.beta, 1)
-      if self.nesterov:
-        mu_hat = jax.tree.map(lambda m, gg: self.beta * m + (1 - self.beta) * gg,
-                              base.bias_correction(mu, self.beta, base.increment(count_inc)),
-                              base.bias_correction(g, self.beta, count_inc))
-      else:
-        mu_hat = base.bias_correction(mu, self.beta, count_inc)
-      for j, i in enumerate(muon_idx):
-        o, its = self._orthogonalize(mu_hat[j], plans[i])
-        if self.adaptive:
-          o = jnp.sum(mu_hat[j] * o) * o
-        scales[i] = self._shape_scale(plans[i])
-        direction[i] = scales[i] * o
-        mu_hat_all[i] = mu_hat[j]
-        new_mu[i] = mu[j].astype(self.mu_dtype) if self.mu_dtype is not None else mu[j]
-        for k, it in enumerate(its):
-          iterates[k][i] = it
-      decayed = tr.add_decayed_weights(
-          self.weight_decay, _subset_mask(self.weight_decay_mask, grads, muon_idx),
-          [direction[i] for i in muon_idx],
-          None if p_leaves is None else [p_leaves[i] for i in muon_idx], count, "muon")
-      lr = base.learning_rate_at(self.learning_rate, count)
-      for j, i in enumerate(muon_idx):
-        out[i] = -lr * decayed[j]
-
-    # ---- AdamW leaves.
-    adam_idx = [i for i in range(n) if not plans[i].muon]
-    adam_lr = (self.learning_rate if self.adam_learning_rate is None
-               else self.adam_learning_rate)
+      parts.append((muon_idx, self._muon_leaves(
+          pick(grads, muon_idx), pick(mu, muon_idx), pick(params, muon_idx),
+          pick(plans, muon_idx), pick(mask, muon_idx), count)))
     if adam_idx:
-      sub_state = adam.AdamState(count, [mu_leaves[i] for i in adam_idx],
-                                 [nu_leaves[i] for i in adam_idx])
-      d, sub_new, adam_trace = adam.adam_direction(self._adam(),
-                                                   [g_leaves[i] for i in adam_idx], sub_state)
-      decayed = tr.add_decayed_weights(
-          self.adam_weight_decay, None, d,
-          None if p_leaves is None else [p_leaves[i] for i in adam_idx], count, "muon")
-      lr_a = base.learning_rate_at(adam_lr, count)
-      for j, i in enumerate(adam_idx):
-        out[i] = -lr_a * decayed[j]
-        new_mu[i], new_nu[i] = sub_new.mu[j], sub_new.nu[j]
-        mu_hat_all[i] = adam_trace["mu_hat"].value[j]
-        direction[i] = d[j]
-        for k in range(n_iter + 1):
-          iterates[k][i] = jnp.zeros_like(g_leaves[i])
+      parts.append((adam_idx, self._adam_leaves(
+          pick(grads, adam_idx), pick(mu, adam_idx), pick(nu, adam_idx),
+          pick(params, adam_idx), count)))
+    columns = {}
+    for idx, values in parts:
+      for name, column in values.items():
+        merged = columns.setdefault(name, [None] * len(plans))
+        for i, value in zip(idx, column):
+          merged[i] = value
+    return columns
 
-    tree = lambda xs: jax.tree.unflatten(treedef, xs)
+  def _step(self, grads, state, params):
+    g_leaves, treedef = jax.tree.flatten(grads)
+    leaves = lambda tree: None if tree is None else treedef.flatten_up_to(tree)
+    columns = self._columns(self._plans(grads), g_leaves, leaves(state.mu), leaves(state.nu),
+                            leaves(params), base.leaf_mask(self.weight_decay_mask, grads),
+                            state.count)
+    tree = lambda name: jax.tree.unflatten(treedef, columns[name])
     trace = base.hints(
-        mu=base.Hint(tree(new_mu)), nu=base.Hint(tree(new_nu)), mu_hat=base.Hint(tree(mu_hat_all)),
-        direction=base.Hint(tree(direction)),
-        orthogonalized=base.Hint(tree([jnp.asarray(p.muon) for p in plans]), base.LAYER,
-                                 base.MASK),
-        shape_scale=base.Hint(tree([jnp.asarray(s, jnp.float32) for s in scales]), base.LAYER),
-        learning_rate=base.Hint(jnp.asarray(base.learning_rate_at(self.learning_rate, count),
-                                            jnp.float32), base.GRAPH),
-        adam_learning_rate=base.Hint(jnp.asarray(base.learning_rate_at(adam_lr, count),
-                                                 jnp.float32), base.GRAPH))
-    for k in range(n_iter + 1):
-      trace[f"ns_iterate_{k}"] = base.Hint(tree(iterates[k]))
-    return tree(out), MuonState(count_inc, tree(new_mu), tree(new_nu)), trace
+        mu=base.Hint(tree("mu")), nu=base.Hint(tree("nu")), mu_hat=base.Hint(tree("mu_hat")),
+        direction=base.Hint(tree("direction")),
+        orthogonalized=base.Hint(tree("orthogonalized"), base.LAYER, base.MASK),
+        shape_scale=base.Hint(tree("shape_scale"), base.LAYER),
+        learning_rate=base.learning_rate_hint(self.learning_rate, state.count),
+        adam_learning_rate=base.learning_rate_hint(self._adam_learning_rate(), state.count))
+    for k in range(len(self.coeff_rows()) + 1):
+      trace[_iterate(k)] = base.Hint(tree(_iterate(k)))
+    new_state = MuonState(base.increment(state.count), tree("mu"), tree("nu"))
+    return tree("out"), new_state, trace
 
 
-def _subset_mask(mask: Any, tree: base.PyTree, idx: list[int]) -> list[bool]:
-  """The weight-decay mask of the orthogonalized leaves only (a list aligned with idx)."""
-  full = tr.leaf_mask(mask, tree)
-  return [full[i] for i in idx]
+def _iterate(k: int) -> str:
+  """The hint name of the k-th Newton-Schulz iterate."""
+  return f"ns_iterate_{k}"

@@ -16,8 +16,6 @@ count after incrementing, rho the decay, lr_t the learning rate at step t - 1
   with momentum mu, on the learning-rate-scaled values (as optax chains them):
   tr_t = u_t + mu tr_{t-1}                                  (hint 'trace', EDGE)
   u_t <- tr_t   [nesterov: u_t + mu tr_t]
-
-This module also holds small numerics shared by adagrad and adabelief.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ import jax
 import jax.numpy as jnp
 
 from learned_opt.algorithms import base
-from learned_opt.algorithms import sgd
 
 
 class RMSPropState(NamedTuple):
@@ -37,26 +34,6 @@ class RMSPropState(NamedTuple):
   nu: base.PyTree             # second moment, per entry
   mu: base.PyTree | None      # first moment, per entry (centered only)
   trace: base.PyTree | None   # momentum buffer, per entry (momentum only)
-
-
-def abs_sq(x: jax.Array) -> jax.Array:
-  """|x|^2 per entry; for real x this is exactly x * x."""
-  return (x.conj() * x).real
-
-
-def full_like(tree: base.PyTree, value: Any) -> base.PyTree:
-  """Arrays filled with `value`, shaped and typed like `tree` (arrays or ShapeDtypeStructs)."""
-  return jax.tree.map(lambda x: jnp.full(x.shape, value, x.dtype), tree)
-
-
-def second_moment(grads: base.PyTree, nu: base.PyTree, decay: Any) -> base.PyTree:
-  """(1 - decay) |g|^2 + decay nu, per entry (optax's per-element-norm moment)."""
-  return jax.tree.map(lambda g, v: (1 - decay) * abs_sq(g) + decay * v, grads, nu)
-
-
-def cast_like(tree: base.PyTree, reference: base.PyTree) -> base.PyTree:
-  """Each leaf of `tree` cast to the dtype of the matching leaf of `reference`."""
-  return jax.tree.map(lambda x, r: x.astype(r.dtype), tree, reference)
 
 
 @base.register("rmsprop")
@@ -75,8 +52,8 @@ class RMSProp(base.Rule):
 
   def init(self, params):
     return RMSPropState(
-        count=jnp.zeros([], jnp.int32),
-        nu=full_like(params, self.initial_scale),
+        count=base.zero_count(),
+        nu=base.full_like(params, self.initial_scale),
         mu=base.zeros_like(params) if self.centered else None,
         trace=base.zeros_like(params) if self.momentum is not None else None)
 
@@ -84,14 +61,14 @@ class RMSProp(base.Rule):
     del params  # RMSProp reads only the gradients.
     decay = self.decay
     count = base.increment(state.count)
-    nu = second_moment(grads, state.nu, decay)
+    nu = base.ema(grads, state.nu, decay, 2)
     nu_hat = base.bias_correction(nu, decay, count) if self.bias_correction else nu
     trace = base.hints(nu=base.Hint(nu), nu_hat=base.Hint(nu_hat))
     mu = None
     if self.centered:
       mu = base.ema(grads, state.mu, decay, 1)
       mu_hat = base.bias_correction(mu, decay, count) if self.bias_correction else mu
-      variance = jax.tree.map(lambda v, m: v - abs_sq(m), nu_hat, mu_hat)
+      variance = jax.tree.map(lambda v, m: v - base.abs_sq(m), nu_hat, mu_hat)
       trace.update(mu=base.Hint(mu), mu_hat=base.Hint(mu_hat))
     else:
       variance = nu_hat
@@ -102,13 +79,13 @@ class RMSProp(base.Rule):
     direction = jax.tree.map(lambda c, g: c * g, scaling, grads)
     trace.update(variance=base.Hint(variance), scaling=base.Hint(scaling),
                  direction=base.Hint(direction))
-    updates, trace["learning_rate"] = sgd.scale_by_learning_rate(
+    updates, trace["learning_rate"] = base.scale_by_learning_rate(
         self.learning_rate, state.count, direction)
     new_trace = None
     if self.momentum is not None:
-      updates, new_trace = sgd.momentum_trace(self.momentum, self.nesterov, updates,
-                                              state.trace)
+      updates, new_trace = base.momentum_trace(self.momentum, self.nesterov, updates,
+                                               state.trace)
       trace["trace"] = base.Hint(new_trace)
-    nu = cast_like(nu, state.nu)
-    mu = None if mu is None else cast_like(mu, state.mu)
+    nu = base.cast_like(nu, state.nu)
+    mu = None if mu is None else base.cast_like(mu, state.mu)
     return updates, RMSPropState(count, nu, mu, new_trace), trace
