@@ -10,7 +10,7 @@ gives the trained executor as an optax optimizer.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -43,10 +43,17 @@ def executor_config(config: ml_collections.ConfigDict) -> ExecutorConfig:
 
 def build_tasks(config: ml_collections.ConfigDict) -> list[tasks.Task]:
   """The fixed set of task structures imitation samples trajectories from."""
-  family = tasks.families.ImageMLPFamily(**config.family.to_dict())
+  return _build_tasks(json.dumps(config.family.to_dict(), sort_keys=True, default=list),
+                      config.seed, config.num_structures)
+
+
+@functools.lru_cache(maxsize=8)
+def _build_tasks(family_json: str, seed: int, num_structures: int) -> list[tasks.Task]:
+  # Cached: the same Task objects keep jitted trajectories compiled across calls.
+  family = tasks.families.ImageMLPFamily(**json.loads(family_json))
   out, seen = [], set()
-  key = jax.random.PRNGKey(config.seed)
-  while len(out) < config.num_structures:
+  key = jax.random.PRNGKey(seed)
+  while len(out) < num_structures:
     key, sub = jax.random.split(key)
     static = family.sample_static(sub)
     if static in seen:
@@ -86,6 +93,14 @@ def sample_batch(config, exec_config, task_list, step: int):
   return imitation.stack(trajs), imitation.stack(conds), names
 
 
+@functools.lru_cache(maxsize=4)
+def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
+                   hint_weight: float):
+  """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
+  meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
+  return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight)
+
+
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True)
   return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
@@ -111,8 +126,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   exec_config = executor_config(config)
   weights = init_weights(exec_config, jax.random.PRNGKey(config.seed))
-  meta_opt = optax.chain(optax.clip_by_global_norm(config.clip_norm),
-                         optax.adam(config.learning_rate))
+  meta_opt, train_step = _compiled_step(exec_config, config.learning_rate, config.clip_norm,
+                                        config.hint_weight)
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0
@@ -126,7 +141,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     opt_state = restored.train_state["opt_state"]
     print(f"Resumed from step {start} in {workdir}", flush=True)
   task_list = build_tasks(config)
-  train_step = imitation.make_train_step(exec_config, meta_opt, config.hint_weight)
   metrics_path = pathlib.Path(workdir) / "metrics.jsonl"
   window: dict[str, list[tuple[float, float]]] = {}
   last: dict[str, Any] = {}
