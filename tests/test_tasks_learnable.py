@@ -31,10 +31,10 @@ class Recipe:
 RECIPES = {
     # offline
     "digits_mlp": Recipe(1e-2, 150, 0.3),
-    "digits_convnet": Recipe(1e-2, 150, 0.6, fast_compile=False),
+    "digits_convnet": Recipe(1e-2, 100, 0.6, fast_compile=False),
     "digits_autoencoder": Recipe(1e-2, 150, 0.05),
     "mnist1d_mlp": Recipe(3e-3, 200, 1.6),
-    "mnist1d_convnet": Recipe(1e-2, 200, 1.3, fast_compile=False),
+    "mnist1d_convnet": Recipe(1e-2, 150, 1.3, fast_compile=False),
     "iris_mlp": Recipe(1e-2, 100, 0.35),
     "wine_mlp": Recipe(1e-2, 100, 0.2),
     "breast_cancer_mlp": Recipe(1e-2, 100, 0.2),
@@ -43,18 +43,18 @@ RECIPES = {
     "linear_regression": Recipe(3e-2, 150, 0.1),
     "logistic_regression": Recipe(3e-2, 150, 0.3),
     "quadratic": Recipe(1e-1, 200, 0.2, split="valid"),
-    "text_transformer": Recipe(1e-2, 100, 3.3),
+    "text_transformer": Recipe(1e-2, 100, 3.0),
     # TFDS, on mock data (64 examples per split, 58 of them train)
     "mnist_mlp": Recipe(1e-3, 60, 0.5, kwargs=(("batch_size", 16),)),
     "fashion_mnist_mlp": Recipe(1e-3, 60, 0.5, kwargs=(("batch_size", 16),)),
     "cifar10_8x8_mlp": Recipe(3e-3, 60, 0.5, kwargs=(("batch_size", 16),)),
     "cifar10_16x16_mlp": Recipe(3e-3, 60, 0.5, kwargs=(("batch_size", 16),)),
-    "cifar10_convnet": Recipe(3e-3, 40, 1.8, kwargs=(("batch_size", 16),),
+    "cifar10_convnet": Recipe(3e-3, 50, 1.8, kwargs=(("batch_size", 16),),
                               fast_compile=False),
     "lm1b_transformer": Recipe(1e-2, 60, 3.0, kwargs=(
-        ("seq_len", 32), ("d_model", 32), ("num_layers", 1))),
+        ("seq_len", 32), ("d_model", 16), ("num_heads", 2), ("num_layers", 1))),
     "tiny_shakespeare_transformer": Recipe(1e-2, 60, 3.0, kwargs=(
-        ("seq_len", 32), ("d_model", 32), ("num_layers", 1))),
+        ("seq_len", 32), ("d_model", 16), ("num_heads", 2), ("num_layers", 1))),
 }
 
 
