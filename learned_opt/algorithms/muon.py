@@ -321,8 +321,13 @@ class Muon(base.Rule):
                             leaves(params), base.leaf_mask(self.weight_decay_mask, grads),
                             state.count)
     tree = lambda name: jax.tree.unflatten(treedef, columns[name])
+    # EDGE hints are shaped like the parameters: orthogonalized leaves keep a (1,)
+    # placeholder second moment in the state, which the hint shows as zeros.
+    nu_hint = jax.tree.unflatten(treedef, [
+        jnp.zeros(g.shape, n.dtype) if n.shape != g.shape else n
+        for n, g in zip(columns["nu"], g_leaves)])
     trace = base.hints(
-        mu=base.Hint(tree("mu")), nu=base.Hint(tree("nu")), mu_hat=base.Hint(tree("mu_hat")),
+        mu=base.Hint(tree("mu")), nu=base.Hint(nu_hint), mu_hat=base.Hint(tree("mu_hat")),
         direction=base.Hint(tree("direction")),
         orthogonalized=base.Hint(tree("orthogonalized"), base.LAYER, base.MASK),
         shape_scale=base.Hint(tree("shape_scale"), base.LAYER),
