@@ -52,6 +52,8 @@ class ExecutorConfig:
       False gives a purely per-edge (zero-hop) processor.
     layer_readout: use the layer gain from log-RMS readouts (graph pooling per tensor).
     trained_options: per rule, the optax keywords it was imitated with.
+    prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
+      'sgd' (plain SGD; used to measure transfer between rules fairly).
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
                             "lion", "adabelief", "adagrad", "lars")
@@ -61,6 +63,7 @@ class ExecutorConfig:
   node_messages: bool = True
   layer_readout: bool = True
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
+  prior: str = "adam"
 
   @property
   def num_hyper_outputs(self) -> int:
@@ -92,7 +95,7 @@ def _mlp_with_skip(x: jax.Array, hidden: int, out: int, name: str,
   """Linear(x) + MLP(x): exact linear maps are easy to reach, nonlinear ones possible.
 
   The linear part starts at zero weights and `bias_init` biases, so a fresh
-  executor starts as one known algorithm (see `adam_prior`) for every rule.
+  executor starts as one known algorithm (see `prior_hyper`) for every rule.
   """
   b_init = None if bias_init is None else (lambda shape, dtype: jnp.asarray(bias_init, dtype))
   linear = hk.Linear(out, w_init=hk.initializers.Constant(0.0), b_init=b_init,
@@ -111,13 +114,13 @@ def _networks(config: ExecutorConfig):
 
   def hypernet(c):
     return _mlp_with_skip(c, config.hidden, config.num_hyper_outputs, "hypernet",
-                          adam_prior_hyper(config))
+                          prior_hyper(config))
 
   def tensor_net(c, tensor_features):
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
                          tensor_features], axis=-1)
     return _mlp_with_skip(x, config.hidden, NUM_TENSOR_OUTPUTS, "tensor_net",
-                          adam_prior_tensor())
+                          prior_tensor(config))
 
   def init_all(rule_id, hyper_features, time_features, tensor_features):
     c = conditioning_vector(rule_id, hyper_features, time_features)
@@ -131,18 +134,19 @@ def _raw_decay(beta: float) -> float:
   return math.log((1.0 - beta) / beta)
 
 
-def adam_prior_hyper(config: ExecutorConfig) -> np.ndarray:
-  """Hypernet biases of Adam(b1=0.9, b2=0.999) without eps: the starting point."""
+def prior_hyper(config: ExecutorConfig) -> np.ndarray:
+  """Hypernet biases of the prior: Adam(b1=0.9, b2=0.999) without eps, or SGD."""
   f, h = NUM_EDGE_FEATURES, config.edge_hidden
   decays = [_raw_decay(0.9), _raw_decay(0.999), _raw_decay(0.999)]
   gains = [math.log(0.1), math.log(0.001), math.log(0.001)]
-  linear = [0.0, 0.0, 0.0, 1.0]  # the debiased first moment
+  # Adam reads the debiased first moment; SGD the gradient itself.
+  linear = [0.0, 0.0, 0.0, 1.0] if config.prior == "adam" else [1.0, 0.0, 0.0, 0.0]
   return np.asarray(decays + gains + linear + [0.0] * (f * h + h) + [0.0], np.float32)
 
 
-def adam_prior_tensor() -> np.ndarray:
-  """Tensor-net biases: normalize by the RMS state only; unit layer gain."""
-  exponents = [1.0] + [0.0] * NUM_SCALE_STATS
+def prior_tensor(config: ExecutorConfig) -> np.ndarray:
+  """Tensor-net biases: normalize by the RMS state (Adam) or not at all (SGD)."""
+  exponents = [1.0 if config.prior == "adam" else 0.0] + [0.0] * NUM_SCALE_STATS
   return np.asarray(exponents + [0.0] * NUM_GAIN_COEFFS, np.float32)
 
 
@@ -169,6 +173,8 @@ def build(config: ExecutorConfig) -> hk.MultiTransformed:
 
 def init_weights(config: ExecutorConfig, key: jax.Array) -> hk.Params:
   """Fresh executor weights."""
+  if config.prior not in ("adam", "sgd"):
+    raise ValueError(f"Unknown executor prior {config.prior!r}; use 'adam' or 'sgd'.")
   nets = build(config)
   return nets.init(key, jnp.zeros((), jnp.int32),
                    jnp.zeros(conditioning.NUM_HYPER_FEATURES),
