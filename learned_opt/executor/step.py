@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from learned_opt.executor import network
+from learned_opt.executor import conditioning, network
 from learned_opt.graph import EDGES, ParamGraph
 
 PyTree = Any
@@ -144,7 +144,6 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
                   tensor_feats: jax.Array, grads: PyTree, state: ExecutorState,
                   params: PyTree | None) -> StepOutput:
   """Runs the executor once. All arguments but `config`/`graph` may be traced."""
-  from learned_opt.executor import conditioning
   nets = network.build(config)
   cond_fn, hyper_fn, tensor_fn = nets.apply
   c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(state.count))
