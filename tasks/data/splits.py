@@ -118,7 +118,7 @@ def _apply(decode: Decode | None, batch: dict[str, Any]) -> dict[str, Any]:
 
 @partial(jax.tree_util.register_dataclass, data_fields=["arrays"],
          meta_fields=["batch_size", "decode"])
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ArraySplit(Split):
   """Examples held as arrays with a leading example axis.
 
@@ -185,7 +185,7 @@ class ArraySplit(Split):
 
 @partial(jax.tree_util.register_dataclass, data_fields=["tokens"],
          meta_fields=["batch_size", "seq_len"])
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class SequenceSplit(Split):
   """One long token stream; batches are random windows of `seq_len + 1`.
 
