@@ -1,0 +1,120 @@
+"""The executor's per-edge network stays fused, and its state stays at 2 floats per parameter.
+
+DESIGN.md (Neural executor -> Speed, Memory): the per-edge network runs as fused
+elementwise work over the parameter tensors, never as a [num_params, hidden]
+matrix; the persistent per-parameter state is k = 2 scalars plus O(nodes + layers).
+
+Both are checked on the compiled CPU program of `tx.update` for a tree with a
+512x256 dense layer: no HLO instruction (in the entry computation or inside a
+fusion) has an array with (parameter size) x (hidden width) elements, nor any
+array larger than the largest parameter.
+"""
+
+import functools
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, network
+
+_SHAPE = re.compile(r"\b(?:pred|bf16|[fsu]\d+)\[([0-9,]*)\]")
+
+PARAMS = {
+    "dense": {"w": jax.ShapeDtypeStruct((512, 256), jnp.float32),
+              "b": jax.ShapeDtypeStruct((256,), jnp.float32)},
+    "head": {"w": jax.ShapeDtypeStruct((256, 10), jnp.float32),
+             "b": jax.ShapeDtypeStruct((10,), jnp.float32)},
+}
+
+
+def _random_weights(config: ExecutorConfig):
+  """Weights with init_weights' structure and random values.
+
+  The structure comes from eval_shape (no compilation); eager `init_weights`
+  compiles dozens of tiny programs (~10 s on a loaded 2-core machine), and the
+  compiled program's shapes do not depend on the values.
+  """
+  shapes = jax.eval_shape(functools.partial(init_weights, config), jax.random.PRNGKey(0))
+  rng = np.random.default_rng(0)
+  return jax.tree.map(
+      lambda s: jnp.asarray(0.1 * rng.standard_normal(s.shape), s.dtype), shapes)
+
+
+def _param_like_split(state, params):
+  """(state subtrees with params' structure and shapes, every other state leaf)."""
+  treedef = jax.tree.structure(params)
+  shapes = [tuple(x.shape) for x in jax.tree.leaves(params)]
+
+  def like_params(x):
+    return (jax.tree.structure(x) == treedef
+            and [tuple(y.shape) for y in jax.tree.leaves(x)] == shapes)
+
+  parts = jax.tree.leaves(state, is_leaf=like_params)
+  per_param = [p for p in parts if like_params(p)]
+  other = [p for p in parts if not like_params(p)]
+  return per_param, other
+
+
+@pytest.fixture(scope="module")
+def compiled():
+  config = ExecutorConfig()
+  tx = ExecutorOptimizer(_random_weights(config), config, "adam",
+                         {"learning_rate": 1e-3}).as_optax()
+  state = jax.eval_shape(tx.init, PARAMS)
+  hlo = jax.jit(tx.update).lower(PARAMS, state, PARAMS).compile().as_text()
+  return config, state, hlo
+
+
+def _element_counts(hlo: str) -> dict[str, int]:
+  out = {}
+  for dims in _SHAPE.findall(hlo):
+    out[dims] = math.prod(int(d) for d in dims.split(",") if d)
+  return out
+
+
+def test_no_hidden_by_parameter_intermediate(compiled):
+  config, _, hlo = compiled
+  counts = _element_counts(hlo)
+  assert counts, "no shapes parsed from the HLO text"
+  sizes = [math.prod(x.shape) for x in jax.tree.leaves(PARAMS) if len(x.shape) >= 2]
+  widths = {h for h in (config.edge_hidden, network.NUM_EDGE_FEATURES,
+                        network.NUM_SCALE_STATS) if h > 1}
+  forbidden = {p * h: (p, h) for p in sizes for h in widths}
+  bad = {dims: forbidden[n] for dims, n in counts.items() if n in forbidden}
+  assert not bad, (f"materialized [num_params, hidden] intermediates {bad} "
+                   "(shape -> (parameter size, width)); the per-edge network must stay "
+                   "a fused elementwise program")
+  largest = max(math.prod(x.shape) for x in jax.tree.leaves(PARAMS))
+  too_big = {dims: n for dims, n in counts.items() if n > largest}
+  assert not too_big, f"arrays larger than any parameter tensor in the HLO: {too_big}"
+
+
+def test_state_is_two_floats_per_parameter_plus_nodes(compiled):
+  _, state, _ = compiled
+  leaves = jax.tree.leaves(PARAMS)
+  num_params = sum(math.prod(x.shape) for x in leaves)
+  per_param, other = _param_like_split(state, PARAMS)
+  assert len(per_param) == 2, f"expected 2 parameter-shaped state trees, got {len(per_param)}"
+  per_param_bytes = sum(x.size * jnp.dtype(x.dtype).itemsize
+                        for p in per_param for x in jax.tree.leaves(p))
+  assert per_param_bytes == 8 * num_params  # float32 params: 2 x 4 bytes
+
+  # Each rank >= 2 tensor has exactly 2 state leaves of its shape (s1, s2).
+  state_shapes = [tuple(x.shape) for x in jax.tree.leaves(state)]
+  for x in leaves:
+    if len(x.shape) >= 2:
+      assert state_shapes.count(tuple(x.shape)) == 2, (x.shape, state_shapes)
+
+  # The rest is O(nodes + layers): at most 4 floats per neuron plus a little per tensor.
+  nodes = 0
+  for x in leaves:
+    if len(x.shape) >= 2:
+      nodes += math.prod(x.shape[:-2]) * (x.shape[-2] + x.shape[-1])
+    else:
+      nodes += max(1, math.prod(x.shape))
+  other_bytes = sum(x.size * jnp.dtype(x.dtype).itemsize for x in other)
+  assert other_bytes <= 16 * nodes + 64 * (len(leaves) + 1), (other_bytes, nodes)
