@@ -14,8 +14,9 @@ Task: `digits_mlp` (MLP 64-32-10, batch 128), Adam(1e-2). Rows:
   (no `[steps, batch, ...]` buffer);
 * lax.scan + vmap: the same for a population of tasks (inner steps summed).
 
-Each row is timed after a warm-up call (compilation excluded); the best of
-`--repeats` runs is reported. Prints a Markdown table.
+Each row is timed after a warm-up call (compilation excluded); runs are
+interleaved round-robin and the best of `--repeats` is reported. Prints a
+Markdown table.
 """
 
 import argparse
@@ -38,14 +39,18 @@ def _adam_step(task, opt):
   return step
 
 
-def _best(fn, repeats: int) -> float:
-  fn()  # warm-up: compile
-  times = []
+def _interleaved_best(fns: list, repeats: int) -> list[float]:
+  """Best wall time of each function; runs are interleaved round-robin so
+  that every method sees the same machine load."""
+  for fn in fns:
+    fn()  # warm-up: compile
+  best = [float("inf")] * len(fns)
   for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return min(times)
+    for i, fn in enumerate(fns):
+      start = time.perf_counter()
+      fn()
+      best[i] = min(best[i], time.perf_counter() - start)
+  return best
 
 
 def run(steps: int, repeats: int, population: int) -> list[tuple[str, float]]:
@@ -69,7 +74,7 @@ def run(steps: int, repeats: int, population: int) -> list[tuple[str, float]]:
       p, s, loss = host_step(p, s, k, next(host_batches))
     jax.block_until_ready(loss)
 
-  rows.append(("python loop, host numpy batches", steps / _best(python_host, repeats)))
+  rows.append(("python loop, host numpy batches", steps, python_host))
 
   @jax.jit
   def device_step(p, s, k, split):
@@ -81,8 +86,7 @@ def run(steps: int, repeats: int, population: int) -> list[tuple[str, float]]:
       p, s, loss = device_step(p, s, k, split)
     jax.block_until_ready(loss)
 
-  rows.append(("python loop, batches sampled on device",
-               steps / _best(python_device, repeats)))
+  rows.append(("python loop, batches sampled on device", steps, python_device))
 
   def unroll(p, s, key, split):
     batches = split.stacked(key, steps)
@@ -97,8 +101,8 @@ def run(steps: int, repeats: int, population: int) -> list[tuple[str, float]]:
     return p, s, losses
 
   scanned = jax.jit(unroll)
-  rows.append(("lax.scan, stacked batches (one call)", steps / _best(
-      lambda: jax.block_until_ready(scanned(params, opt_state, key, split)), repeats)))
+  rows.append(("lax.scan, stacked batches (one call)", steps, lambda: (
+      jax.block_until_ready(scanned(params, opt_state, key, split)))))
 
   def unroll_sampling(p, s, key, split):
     def body(carry, k):
@@ -110,17 +114,17 @@ def run(steps: int, repeats: int, population: int) -> list[tuple[str, float]]:
     return p, s, losses
 
   sampling = jax.jit(unroll_sampling)
-  rows.append(("lax.scan, batch sampled in the scan body", steps / _best(
-      lambda: jax.block_until_ready(sampling(params, opt_state, key, split)), repeats)))
+  rows.append(("lax.scan, batch sampled in the scan body", steps, lambda: (
+      jax.block_until_ready(sampling(params, opt_state, key, split)))))
 
   keys = jax.random.split(key, population)
   pop_params = jax.vmap(task.init)(keys)
   pop_state = jax.vmap(opt.init)(pop_params)
   vmapped = jax.jit(jax.vmap(unroll, in_axes=(0, 0, 0, None)))
-  rows.append((f"lax.scan + vmap over {population} tasks (total)",
-               population * steps / _best(lambda: jax.block_until_ready(
-                   vmapped(pop_params, pop_state, keys, split)), repeats)))
-  return rows
+  rows.append((f"lax.scan + vmap over {population} tasks (total)", population * steps,
+               lambda: jax.block_until_ready(vmapped(pop_params, pop_state, keys, split))))
+  times = _interleaved_best([fn for _, _, fn in rows], repeats)
+  return [(name, count / t) for (name, count, _), t in zip(rows, times)]
 
 
 def main() -> None:
