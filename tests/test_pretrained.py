@@ -1,0 +1,63 @@
+"""The shipped executor: listed, loads offline for every imitated rule, refuses the rest."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import learned_opt
+import tasks
+
+IMITATED = {
+    "adam": dict(learning_rate=1e-3, b1=0.9, b2=0.999),
+    "sgd": dict(learning_rate=0.05, momentum=0.9),
+    "rmsprop": dict(learning_rate=1e-3, decay=0.95),
+    "adafactor": dict(learning_rate=1e-2, min_dim_size_to_factor=16),
+    "lamb": dict(learning_rate=3e-3, weight_decay=1e-3),
+    "lion": dict(learning_rate=1e-4, b1=0.9, b2=0.99),
+}
+
+
+def test_listed():
+  assert "executor" in learned_opt.pretrained_names()
+
+
+@pytest.mark.parametrize("name", sorted(IMITATED))
+def test_every_imitated_rule_loads_with_optax_kwargs(name):
+  tx = learned_opt.pretrained("executor", algorithm=name, **IMITATED[name])
+  params = {"w": jnp.ones((5, 3)) * 0.1, "b": jnp.zeros(3)}
+  grads = jax.tree.map(lambda x: jnp.full_like(x, 0.2), params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  assert all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates))
+
+
+def test_refusals():
+  with pytest.raises(ValueError, match="not varied"):
+    learned_opt.pretrained("executor", algorithm="adam", learning_rate=1e-3, eps=1e-3)
+  with pytest.raises(ValueError, match="not imitation-trained"):
+    learned_opt.pretrained("executor", algorithm="muon", learning_rate=1e-3)
+  with pytest.raises(KeyError, match="Shipped: executor"):
+    learned_opt.pretrained("velo")
+
+
+def test_shipped_executor_follows_adam_closed_loop():
+  """100 steps on digits: the imitation tracks Adam's loss (a sanity check, not the eval)."""
+  task = tasks.get("digits_mlp")
+  key = jax.random.PRNGKey(0)
+  batches = task.datasets.train.stacked(key, 100)
+
+  def final_loss(tx):
+    params = task.init(key)
+
+    def body(carry, batch):
+      params, state = carry
+      loss, grads = jax.value_and_grad(task.loss)(params, key, batch)
+      updates, state = tx.update(grads, state, params)
+      return (optax.apply_updates(params, updates), state), loss
+    return float(jnp.mean(jax.lax.scan(body, (params, tx.init(params)), batches)[1][-10:]))
+
+  rule = final_loss(optax.adam(3e-3))
+  executor = final_loss(learned_opt.pretrained("executor", algorithm="adam", learning_rate=3e-3))
+  assert np.isfinite(executor)
+  assert abs(executor - rule) / rule < 0.15, (executor, rule)
