@@ -35,7 +35,9 @@ def test_every_imitated_rule_loads_with_optax_kwargs(name):
 def test_refusals():
   with pytest.raises(ValueError, match="not varied"):
     learned_opt.pretrained("executor", algorithm="adam", learning_rate=1e-3, eps=1e-3)
-  with pytest.raises(ValueError, match="not imitation-trained"):
+  with pytest.raises(ValueError, match="not imitation-trained on 'lars'"):
+    learned_opt.pretrained("executor", algorithm="lars", learning_rate=1e-3)
+  with pytest.raises(KeyError, match="no embedding for rule 'muon'"):
     learned_opt.pretrained("executor", algorithm="muon", learning_rate=1e-3)
   with pytest.raises(KeyError, match="Shipped: executor"):
     learned_opt.pretrained("velo")
