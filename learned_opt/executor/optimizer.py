@@ -54,6 +54,27 @@ def check_algorithm(config: network.ExecutorConfig, algorithm: str,
                        "use the rule itself (learned_opt.algorithms.get) for them.")
 
 
+def conditioning_kwargs(config: network.ExecutorConfig, algorithm: str,
+                        kwargs: Mapping[str, Any]) -> dict[str, Any]:
+  """The keywords the executor is conditioned on, completed with optax's defaults.
+
+  An executor trained with a fixed set of keywords per rule (`trained_options`)
+  always saw all of them, so omitted ones take optax's default and only those
+  keywords are used; a decay given as None (e.g. sgd without momentum) reads 0.
+  """
+  from learned_opt import algorithms
+  full = algorithms.get(algorithm, **kwargs).hyperparams
+  trained = dict(config.trained_options).get(algorithm)
+  keys = trained if trained else [k for k, v in full.items() if v is not None]
+  out = {}
+  for key in keys:
+    value = full.get(key)
+    if value is None and key in conditioning.DECAY_KEYS:
+      value = 0.0
+    out[key] = value
+  return out
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExecutorOptimizer:
   """A trained executor conditioned on one rule and its optax hyperparameters."""
@@ -73,7 +94,8 @@ class ExecutorOptimizer:
 
   @property
   def hyper_features(self) -> jax.Array:
-    return conditioning.hyperparameter_features(self.hyperparams)
+    return conditioning.hyperparameter_features(
+        conditioning_kwargs(self.config, self.algorithm, self.hyperparams))
 
   def init(self, params: PyTree) -> step_lib.ExecutorState:
     return step_lib.init_state(params)
