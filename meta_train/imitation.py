@@ -32,7 +32,7 @@ import optax
 
 from learned_opt import algorithms
 from learned_opt.executor import conditioning, network, step as step_lib
-from learned_opt.executor.optimizer import graph_of
+from learned_opt.executor.optimizer import conditioning_kwargs, graph_of
 
 PyTree = Any
 
@@ -104,7 +104,8 @@ def conditioning_for(config: network.ExecutorConfig, name: str, kwargs: Mapping[
   graph = graph_of(params)
   return Conditioning(
       rule_id=jnp.asarray(config.rules.index(name), jnp.int32),
-      hyper_features=conditioning.hyperparameter_features(kwargs),
+      hyper_features=conditioning.hyperparameter_features(
+          conditioning_kwargs(config, name, kwargs)),
       learning_rate=jnp.asarray(kwargs["learning_rate"], jnp.float32),
       tensor_features=step_lib.tensor_features(graph, kwargs.get("min_dim_size_to_factor")))
 
