@@ -31,8 +31,6 @@ from learned_opt import checkpoint as lo_checkpoint
 from learned_opt.executor import ExecutorConfig, init_weights
 from meta_train import imitation
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Imitation config file.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 
 
 def executor_config(config: ml_collections.ConfigDict) -> ExecutorConfig:
@@ -172,9 +170,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress is printed.
-  train(_CONFIG.value, _WORKDIR.value)
+  train(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
+  # Flags are defined here, not at import, so other binaries can import this module.
+  config_flags.DEFINE_config_file("config", None, "Imitation config file.")
+  flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

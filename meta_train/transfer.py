@@ -18,8 +18,6 @@ from ml_collections import config_flags
 
 from meta_train import imitate
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Transfer config.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
 
 
 def steps_to_threshold(metrics_path: pathlib.Path, start: int, threshold: float) -> int | None:
@@ -56,9 +54,12 @@ def run(config, workdir: str) -> dict:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  run(_CONFIG.value, _WORKDIR.value)
+  run(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
+  # Flags are defined here, not at import, so other binaries can import this module.
+  config_flags.DEFINE_config_file("config", None, "Transfer config.")
+  flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)
