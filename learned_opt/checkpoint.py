@@ -64,10 +64,7 @@ def save(directory: str | os.PathLike, weights: Any, config: Any, step: int = 0,
     The absolute directory path.
   """
   directory = os.path.abspath(os.fspath(directory))
-  meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-          "executor": config.to_json(),
-          "default_rule": _to_jsonable(dict(default_rule or {})),
-          "provenance": _to_jsonable(dict(provenance or {}))}
+  meta = metadata(config, default_rule, provenance)
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
   with ocp.CheckpointManager(directory, options=options) as manager:
     manager.save(step, args=ocp.args.Composite(
@@ -75,6 +72,15 @@ def save(directory: str | os.PathLike, weights: Any, config: Any, step: int = 0,
         config=ocp.args.JsonSave(meta)), force=True)
     manager.wait_until_finished()
   return directory
+
+
+def metadata(config: Any, default_rule: Mapping[str, Any] | None = None,
+             provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """The JSON config item of a checkpoint (format, version, architecture, provenance)."""
+  return {"format": FORMAT, "format_version": FORMAT_VERSION,
+          "executor": config.to_json(),
+          "default_rule": _to_jsonable(dict(default_rule or {})),
+          "provenance": _to_jsonable(dict(provenance or {}))}
 
 
 def _step_dir(directory: pathlib.Path) -> pathlib.Path:

@@ -106,12 +106,10 @@ def _manager(workdir: str, config) -> ocp.CheckpointManager:
 
 
 def _save(manager, step, weights, opt_state, exec_config, config, metrics):
-  meta = {"format": lo_checkpoint.FORMAT, "format_version": lo_checkpoint.FORMAT_VERSION,
-          "executor": exec_config.to_json(), "default_rule": dict(config.default_rule),
-          "provenance": {"command": "python -m meta_train.imitate "
-                                    "--config=configs/imitate.py --workdir=DIR",
-                         "config": json.loads(config.to_json_best_effort()),
-                         "step": step, "metrics": metrics}}
+  meta = lo_checkpoint.metadata(
+      exec_config, dict(config.default_rule),
+      {"command": "python -m meta_train.imitate --config=configs/imitate.py --workdir=DIR",
+       "config": json.loads(config.to_json_best_effort()), "step": step, "metrics": metrics})
   manager.save(step, args=ocp.args.Composite(
       weights=ocp.args.StandardSave(jax.device_get(weights)),
       config=ocp.args.JsonSave(meta),

@@ -118,6 +118,12 @@ def _relative_error(pred: PyTree, target: PyTree) -> jax.Array:
   return jnp.mean(jnp.stack(errs))
 
 
+def _executor_step(weights, config, graph, cond: Conditioning, grads, state, params
+                   ) -> step_lib.StepOutput:
+  return step_lib.executor_step(weights, config, graph, cond.rule_id, cond.hyper_features,
+                                cond.learning_rate, cond.tensor_features, grads, state, params)
+
+
 def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
                     cond: Conditioning, hint_weight: float) -> tuple[jax.Array, dict]:
   """Free-running imitation loss of the executor along one trajectory."""
@@ -126,9 +132,7 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
 
   def body(state, inputs):
     params, grads, target, first, second = inputs
-    out = step_lib.executor_step(weights, config, graph, cond.rule_id, cond.hyper_features,
-                                 cond.learning_rate, cond.tensor_features, grads, state,
-                                 params)
+    out = _executor_step(weights, config, graph, cond, grads, state, params)
     update_err = _relative_error(out.updates, target)
     update_loss = _direction_and_magnitude_loss(out.updates, target)
     pred_first, pred_second = (out.predictions["first_moment"],
@@ -162,9 +166,7 @@ def per_step_agreement(weights: Any, config: network.ExecutorConfig, traj: Traje
   def run(weights, traj, cond):
     def body(state, inputs):
       params, grads, target = inputs
-      out = step_lib.executor_step(weights, config, graph, cond.rule_id, cond.hyper_features,
-                                   cond.learning_rate, cond.tensor_features, grads, state,
-                                   params)
+      out = _executor_step(weights, config, graph, cond, grads, state, params)
       return out.state, (_cosine(out.updates, target), _global_relative_error(out.updates,
                                                                              target))
     return jax.lax.scan(body, step_lib.init_state(first_params),

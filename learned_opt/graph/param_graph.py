@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from learned_opt import _tree
+from learned_opt.graph import ops
 
 PyTree = Any
 
@@ -182,7 +183,6 @@ class ParamGraph:
       One float32 array of shape (node_set.size,) per node set; node sets that no
       edge reaches in that direction get zeros.
     """
-    from learned_opt.graph import ops  # local import: ops is a leaf module
     if direction not in ("incoming", "outgoing", "both"):
       raise ValueError(f"direction must be 'incoming', 'outgoing' or 'both', got {direction!r}")
     ops.check_reduce(reduce)
@@ -221,7 +221,6 @@ class ParamGraph:
     EDGES tensors get arrays broadcastable to their shape; NODES leaves get their
     node set's values; GRAPH leaves get zeros.
     """
-    from learned_opt.graph import ops
     leaves = []
     for info in self.tensors:
       if info.role == EDGES:
@@ -235,12 +234,10 @@ class ParamGraph:
 
   def layer_readout(self, tree: PyTree, reduce: str = "mean") -> PyTree:
     """One scalar per tensor: a full reduction of each leaf (a pytree of scalars)."""
-    from learned_opt.graph import ops
     return self.map(lambda info, x: ops.reduce_all(x, reduce), tree)
 
   def graph_readout(self, tree: PyTree, reduce: str = "mean") -> jax.Array:
     """One scalar for the whole graph: a reduction over every entry of every leaf."""
-    from learned_opt.graph import ops
     ops.check_reduce(reduce)
     leaves = self.leaves(tree)
     if not leaves:
