@@ -1,0 +1,521 @@
+r"""Optimizers against learning-rate-tuned Adam on held-out tasks: JSONL, Markdown, plots.
+
+  python -m meta_train.evaluate --config=configs/evaluate.py --workdir=DIR
+
+Every (task, optimizer, setting) trains in one jitted `lax.scan` over the whole
+run, vmapped over seeds, with batches drawn on device. Seeds share their init
+and data across optimizers, so comparisons are paired. Writes
+
+* `DIR/results.jsonl`: one record per task x optimizer x setting x seed (loss
+  curve at logged steps, initial and final training loss, final valid/test
+  loss, wall time per step, diverged flag);
+* `DIR/summary.md` and `DIR/summary.json`: per task, tuned Adam (best learning
+  rate by final training loss, mean over seeds) and every other optimizer
+  (final loss, steps to reach tuned Adam's final loss, speedup, wall time
+  ratio), an aggregate over the suite, and the long-horizon run;
+* `DIR/plots/*.png`: loss curves per task and an overview grid.
+
+Definitions. The training curve of a run is the trailing mean of the per-step
+minibatch loss over `window = max(1, round(final_fraction * steps))` steps;
+the final training loss is its last value. A run diverged when a loss is
+non-finite or its final loss exceeds `divergence_factor` x its first loss.
+Steps to target: the first step at which the seed-mean curve is at or below
+tuned Adam's final loss; a setting with a diverged seed never reaches it.
+Speedup = tuned Adam's steps / the optimizer's steps (0 when not reached).
+
+Optimizer specs: see `parse_optimizer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+from absl import app, flags, logging
+
+import learned_opt
+import tasks
+from meta_train import plots
+
+SPEC_FORMS = (
+    '"pretrained" (learned_opt.pretrained(): the best shipped optimizer)',
+    '"pretrained:NAME" (learned_opt.pretrained(NAME))',
+    '"pretrained:NAME:ALGORITHM[:LR]" (e.g. "pretrained:executor:adam:1e-3")',
+    '"checkpoint:PATH" (learned_opt.load(PATH))',
+    '"optax:NAME" (optax.NAME(learning_rate=lr), one setting per lr of the sweep)',
+    '"optax:NAME:LR" (one fixed learning rate)',
+)
+
+
+MIN_TIMED_S = 1.0
+
+
+class UnknownOptimizerError(ValueError):
+  """An optimizer spec that is not understood; the message lists the accepted forms."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+  """A parsed optimizer spec.
+
+  Attributes:
+    spec: the string it came from.
+    settings: (label, hyperparameters) pairs; hyperparameters are fed to `make`
+      as traced float32 scalars, so one compiled program serves every setting.
+    make: `make(**hyperparameters) -> optax transformation`, called inside jit.
+  """
+
+  spec: str
+  settings: tuple[tuple[str, dict[str, float]], ...]
+  make: Callable[..., optax.GradientTransformation]
+
+
+def optax_rule_names() -> list[str]:
+  """optax factories whose first argument is `learning_rate` (accepted by "optax:NAME")."""
+  out = []
+  for name in dir(optax):
+    fn = getattr(optax, name)
+    if name.startswith("_") or not inspect.isfunction(fn):
+      continue
+    params = list(inspect.signature(fn).parameters)
+    if params and params[0] == "learning_rate":
+      out.append(name)
+  return sorted(out)
+
+
+def _unknown(spec: str, why: str) -> UnknownOptimizerError:
+  return UnknownOptimizerError(
+      f"Unknown optimizer spec {spec!r}: {why}. Accepted forms: " + "; ".join(SPEC_FORMS)
+      + f". Shipped names: {', '.join(learned_opt.pretrained_names()) or 'none'}. "
+      f"optax rules: {', '.join(optax_rule_names())}.")
+
+
+def _float(spec: str, text: str) -> float:
+  try:
+    return float(text)
+  except ValueError:
+    raise _unknown(spec, f"{text!r} is not a learning rate") from None
+
+
+def _fixed(spec: str, tx: optax.GradientTransformation) -> Optimizer:
+  return Optimizer(spec, (("default", {}),), lambda: tx)
+
+
+def _pretrained(spec: str, parts: list[str]) -> Optimizer:
+  if len(parts) > 3:
+    raise _unknown(spec, "too many ':' fields")
+  name = parts[0] if parts else None
+  if name is not None and name not in learned_opt.pretrained_names():
+    raise _unknown(spec, f"no shipped optimizer named {name!r}")
+  kwargs = {}
+  if len(parts) >= 2:
+    kwargs["algorithm"] = parts[1]
+  if len(parts) == 3:
+    kwargs["learning_rate"] = _float(spec, parts[2])
+  return _fixed(spec, learned_opt.pretrained(name, **kwargs))
+
+
+def _optax(spec: str, parts: list[str], learning_rates: Sequence[float]) -> Optimizer:
+  if not parts or len(parts) > 2 or parts[0] not in optax_rule_names():
+    raise _unknown(spec, "expected optax:NAME or optax:NAME:LR with NAME an optax rule")
+  factory = getattr(optax, parts[0])
+  lrs = [_float(spec, parts[1])] if len(parts) == 2 else list(learning_rates)
+  if not lrs:
+    raise _unknown(spec, "the learning-rate sweep is empty")
+  settings = tuple((f"lr={lr:g}", {"learning_rate": float(lr)}) for lr in lrs)
+  return Optimizer(spec, settings, lambda learning_rate: factory(learning_rate=learning_rate))
+
+
+def parse_optimizer(spec: str, learning_rates: Sequence[float] = ()) -> Optimizer:
+  """Parses one optimizer spec (see `SPEC_FORMS`); learned ones are loaded here.
+
+  Args:
+    spec: e.g. "pretrained", "pretrained:executor:adam:1e-3", "checkpoint:/x",
+      "optax:adam".
+    learning_rates: the sweep for "optax:NAME".
+
+  Raises:
+    UnknownOptimizerError: the spec is not one of the accepted forms.
+  """
+  kind, _, rest = spec.partition(":")
+  if kind == "pretrained":
+    return _pretrained(spec, rest.split(":") if rest else [])
+  if kind == "checkpoint" and rest:
+    return _fixed(spec, learned_opt.load(rest))
+  if kind == "optax":
+    return _optax(spec, rest.split(":") if rest else [], learning_rates)
+  raise _unknown(spec, "unrecognized form")
+
+
+# ------------------------------------------------------------------ training ----
+
+def make_runner(task: tasks.Task, make_tx: Callable[..., optax.GradientTransformation],
+                steps: int) -> Callable:
+  """`run(hparams, keys, train) -> (final params, losses [seeds, steps])`, not yet jitted.
+
+  One `lax.scan` over all `steps`, vmapped over the seed keys. Each key draws
+  the initial parameters, the batches (on device, from `train`) and the loss key.
+  """
+  def run(hparams, keys, train):
+    tx = make_tx(**hparams)
+
+    def one(key):
+      k_init, k_data, k_loss = jax.random.split(key, 3)
+      params = task.init(k_init)
+
+      def step(carry, batch):
+        params, state = carry
+        loss, grads = jax.value_and_grad(task.loss)(params, k_loss, batch)
+        updates, state = tx.update(grads, state, params, value=loss)
+        return (optax.apply_updates(params, updates), state), loss
+
+      (params, _), losses = jax.lax.scan(step, (params, tx.init(params)),
+                                         train.stacked(k_data, steps))
+      return params, losses
+
+    return jax.vmap(one)(keys)
+  return run
+
+
+def train_settings(task: tasks.Task, optimizer: Optimizer, steps: int, keys: jax.Array):
+  """Trains every setting of `optimizer`; yields (label, hparams, params, losses, s/step).
+
+  Compiles once (ahead of time, so the timing excludes compilation) and calls
+  the compiled program once per setting (twice when a run is shorter than
+  `MIN_TIMED_S`; the second call is timed).
+  """
+  train = task.datasets.train
+  as_arrays = lambda h: {k: np.float32(v) for k, v in h.items()}  # noqa: E731
+  run = jax.jit(make_runner(task, optimizer.make, steps))
+  compiled = run.lower(as_arrays(optimizer.settings[0][1]), keys, train).compile()
+  for label, hparams in optimizer.settings:
+    for _ in range(2):  # a short run is timed again: a first call's overhead would dominate
+      t0 = time.perf_counter()
+      params, losses = jax.block_until_ready(compiled(as_arrays(hparams), keys, train))
+      seconds = time.perf_counter() - t0
+      if seconds > MIN_TIMED_S:
+        break
+    yield label, hparams, params, np.asarray(losses, np.float64), seconds / steps
+
+
+# ------------------------------------------------------------ run statistics ----
+
+def smooth(losses: np.ndarray, window: int) -> np.ndarray:
+  """Trailing mean over `window` steps along the last axis (shorter at the start)."""
+  csum = np.cumsum(losses, axis=-1)
+  out = csum.copy()
+  out[..., window:] = csum[..., window:] - csum[..., :-window]
+  counts = np.minimum(np.arange(1, losses.shape[-1] + 1), window)
+  return out / counts
+
+
+def window_size(config: ml_collections.ConfigDict, steps: int) -> int:
+  return max(1, int(round(config.final_fraction * steps)))
+
+
+def logged_steps(config: ml_collections.ConfigDict, steps: int) -> np.ndarray:
+  """1-based step numbers recorded in the curves (always the first and the last)."""
+  every = max(1, steps // config.log_points)
+  return np.unique(np.concatenate([[1], np.arange(every, steps + 1, every), [steps]]))
+
+
+def is_diverged(losses: np.ndarray, final: float, factor: float) -> bool:
+  """Non-finite anywhere, or a final loss above `factor` x the first loss."""
+  return bool(not np.all(np.isfinite(losses)) or final > factor * losses[0])
+
+
+def _finite(x: Any) -> float | None:
+  x = float(x)
+  return x if np.isfinite(x) else None
+
+
+def _jsonable(obj: Any) -> Any:
+  """Strict JSON: non-finite floats become null, numpy scalars become Python ones."""
+  if isinstance(obj, dict):
+    return {k: _jsonable(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_jsonable(v) for v in obj]
+  if isinstance(obj, (float, np.floating)):
+    return _finite(obj)
+  if isinstance(obj, np.integer):
+    return int(obj)
+  return obj
+
+
+def run_records(task_entry: dict, task: tasks.Task, optimizer: str, label: str,
+                hparams: dict, params, losses: np.ndarray, seconds_per_step: float,
+                config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
+  """One JSON record per seed of a trained setting."""
+  steps = losses.shape[-1]
+  curves = smooth(losses, window_size(config, steps))
+  at = logged_steps(config, steps)
+  records = []
+  for seed in range(losses.shape[0]):
+    final = float(curves[seed, -1])
+    seed_params = jax.tree.map(lambda x, s=seed: x[s], params)
+    evals = {split: _finite(task.evaluate(seed_params, split, max_batches=config.eval_batches)
+                            ["loss"]) for split in ("valid", "test")}
+    records.append({
+        "task": task_entry["label"], "task_name": task_entry["name"], "optimizer": optimizer,
+        "setting": label, "learning_rate": hparams.get("learning_rate"), "seed": seed,
+        "steps": steps, "long_horizon": task_entry["long_horizon"],
+        "curve": {"step": at.tolist(), "train_loss": [_finite(v) for v in curves[seed, at - 1]]},
+        "initial_train_loss": _finite(losses[seed, 0]), "final_train_loss": _finite(final),
+        "final_valid_loss": evals["valid"], "final_test_loss": evals["test"],
+        "wall_time_per_step_s": seconds_per_step, "seeds_in_parallel": losses.shape[0],
+        "diverged": is_diverged(losses[seed], final, config.divergence_factor)})
+  return records
+
+
+# ---------------------------------------------------------------- aggregation ----
+
+def steps_to_target(curve: np.ndarray, steps: np.ndarray, target: float) -> int | None:
+  """First of `steps` whose `curve` value is at or below `target` (None if never)."""
+  hit = np.flatnonzero(np.asarray(curve) <= target)
+  return int(steps[hit[0]]) if hit.size else None
+
+
+def _nan(values) -> np.ndarray:
+  return np.asarray([np.nan if v is None else v for v in values], np.float64)
+
+
+def setting_stats(records: list[dict]) -> dict[str, Any]:
+  """Seed-aggregated numbers of one (task, optimizer, setting)."""
+  curves = np.stack([_nan(r["curve"]["train_loss"]) for r in records])
+  finals = _nan([r["final_train_loss"] for r in records])
+  return {
+      "setting": records[0]["setting"], "learning_rate": records[0]["learning_rate"],
+      "steps": np.asarray(records[0]["curve"]["step"]), "mean_curve": curves.mean(0),
+      "lo": curves.min(0), "hi": curves.max(0),
+      "final_train_loss": float(finals.mean()), "final_train_loss_std": float(finals.std()),
+      "final_valid_loss": float(np.mean(_nan([r["final_valid_loss"] for r in records]))),
+      "final_test_loss": float(np.mean(_nan([r["final_test_loss"] for r in records]))),
+      "time_per_step_s": float(np.mean([r["wall_time_per_step_s"] for r in records])),
+      "diverged_runs": sum(r["diverged"] for r in records), "runs": len(records)}
+
+
+def tuned(settings: list[dict]) -> dict:
+  """The setting with the lowest mean final training loss among non-diverged ones."""
+  pool = [s for s in settings if not s["diverged_runs"]] or settings
+  return min(pool, key=lambda s: np.inf if np.isnan(s["final_train_loss"])
+             else s["final_train_loss"])
+
+
+def _at_fraction(stats: dict, fraction: float) -> float:
+  idx = np.searchsorted(stats["steps"], max(1, round(fraction * stats["steps"][-1])))
+  return float(stats["mean_curve"][min(idx, len(stats["steps"]) - 1)])
+
+
+def task_summary(records: list[dict], baseline: str, specs: list[str]) -> dict[str, Any]:
+  """Per-task table: tuned baseline first, then every other optimizer (tuned)."""
+  by_opt = {spec: {} for spec in specs}
+  for r in records:
+    by_opt[r["optimizer"]].setdefault(r["setting"], []).append(r)
+  stats = {spec: [setting_stats(v) for v in by_opt[spec].values()] for spec in specs}
+  ref = tuned(stats[baseline])
+  target = float(ref["mean_curve"][-1])
+  ref_steps = steps_to_target(ref["mean_curve"], ref["steps"], target)
+  adam_time = float(np.median([s["time_per_step_s"] for s in stats[baseline]]))
+  rows = []
+  for spec in [baseline] + [s for s in specs if s != baseline]:
+    best = tuned(stats[spec])
+    reached = None if best["diverged_runs"] else steps_to_target(
+        best["mean_curve"], best["steps"], target)
+    rows.append({
+        **{k: v for k, v in best.items() if k not in ("steps", "mean_curve", "lo", "hi")},
+        "optimizer": spec, "steps_to_target": reached,
+        "speedup": ref_steps / reached if reached and ref_steps else 0.0,
+        "time_ratio": best["time_per_step_s"] / adam_time,
+        "at_or_below": bool(not best["diverged_runs"] and best["final_train_loss"] <= target),
+        "sweep": {s["setting"]: s["final_train_loss"] for s in stats[spec]}
+        if len(stats[spec]) > 1 else {},
+        "sweep_diverged": sum(s["diverged_runs"] for s in stats[spec]),
+        "loss_at": {f"{int(100 * f)}%": _at_fraction(best, f) for f in (0.1, 0.5, 1.0)},
+        "curve": {"step": best["steps"].tolist(), "mean": best["mean_curve"].tolist(),
+                  "lo": best["lo"].tolist(), "hi": best["hi"].tolist()}})
+  for row in rows:
+    at = row["loss_at"]
+    row["keeps_improving"] = bool(not row["diverged_runs"] and np.isfinite(at["100%"])
+                                  and at["100%"] < at["50%"] < at["10%"])
+  first = records[0]
+  return {"task": first["task"], "task_name": first["task_name"], "steps": first["steps"],
+          "long_horizon": first["long_horizon"], "target": target,
+          "baseline_setting": ref["setting"], "baseline_steps": ref_steps, "rows": rows}
+
+
+def aggregate(task_summaries: list[dict], baseline: str) -> dict[str, dict]:
+  """Per optimizer over the suite (long-horizon run excluded but counted in divergences)."""
+  out = {}
+  specs = [r["optimizer"] for r in task_summaries[0]["rows"]] if task_summaries else []
+  for spec in specs:
+    rows = [(t, r) for t in task_summaries for r in t["rows"] if r["optimizer"] == spec]
+    suite = [r for t, r in rows if not t["long_horizon"]]
+    out[spec] = {
+        "tasks": len(suite), "at_or_below": sum(r["at_or_below"] for r in suite),
+        "fraction_at_or_below": (sum(r["at_or_below"] for r in suite) / len(suite)
+                                 if suite else float("nan")),
+        "median_speedup": float(np.median([r["speedup"] for r in suite])) if suite else None,
+        "median_time_ratio": (float(np.median([r["time_ratio"] for r in suite]))
+                              if suite else None),
+        "diverged_runs": sum(r["diverged_runs"] for _, r in rows),
+        "runs": sum(r["runs"] for _, r in rows), "baseline": spec == baseline}
+  return out
+
+
+# ------------------------------------------------------------------ reporting ----
+
+def _fmt(x, spec=".4g") -> str:
+  return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+  """The summary as Markdown: per-task tables, the aggregate, long horizon, skips."""
+  baseline = summary["baseline"]
+  lines = [f"# Evaluation against tuned {baseline}", "",
+           f"{summary['num_seeds']} seeds per setting; final loss = mean of the last "
+           f"{summary['final_fraction']:.0%} of steps; target = tuned {baseline}'s final "
+           "training loss; speedup = its steps to the target / the optimizer's (0 when not "
+           "reached); time ratio = wall time per step / "
+           f"{baseline}'s (median over its sweep).", ""]
+  head = ("| optimizer | setting | final train loss | valid | test | steps to target | "
+          "speedup | time/step (ms) | time ratio | diverged |")
+  for t in summary["tasks"]:
+    kind = " (long horizon)" if t["long_horizon"] else ""
+    lines += [f"## {t['task']}{kind}", "",
+              f"`{t['task_name']}`, {t['steps']} steps; target {_fmt(t['target'])} "
+              f"(tuned {baseline}, {t['baseline_setting']}).", "", head, "|---" * 10 + "|"]
+    for r in t["rows"]:
+      lines.append(
+          f"| {r['optimizer']} | {r['setting']} | {_fmt(r['final_train_loss'])} ± "
+          f"{_fmt(r['final_train_loss_std'], '.2g')} | {_fmt(r['final_valid_loss'])} | "
+          f"{_fmt(r['final_test_loss'])} | {_fmt(r['steps_to_target'], 'd')} | "
+          f"{r['speedup']:.2f}x | {1e3 * r['time_per_step_s']:.3f} | {r['time_ratio']:.2f} | "
+          f"{r['diverged_runs']}/{r['runs']} |")
+    for r in t["rows"]:
+      if r["sweep"]:
+        sweep = ", ".join(f"{k}: {_fmt(v)}" for k, v in r["sweep"].items())
+        lines.append(f"\n{r['optimizer']} sweep (final train loss): {sweep}.")
+    lines.append("")
+  lines += ["## Aggregate over the suite", "",
+            "| optimizer | tasks at or below tuned | fraction | median speedup | "
+            "median time ratio | diverged runs (incl. long horizon) |", "|---" * 6 + "|"]
+  for spec, a in summary["aggregate"].items():
+    lines.append(f"| {spec}{' (reference)' if a['baseline'] else ''} | {a['at_or_below']}/"
+                 f"{a['tasks']} | {_fmt(a['fraction_at_or_below'], '.0%')} | "
+                 f"{_fmt(a['median_speedup'], '.2f')}x | {_fmt(a['median_time_ratio'], '.2f')}"
+                 f" | {a['diverged_runs']}/{a['runs']} |")
+  for t in (t for t in summary["tasks"] if t["long_horizon"]):
+    lines += ["", f"## Long horizon: {t['task']} ({t['steps']} steps)", "",
+              "| optimizer | loss at 10% | 50% | 100% | finite and improving |",
+              "|---" * 5 + "|"]
+    for r in t["rows"]:
+      at = r["loss_at"]
+      lines.append(f"| {r['optimizer']} ({r['setting']}) | {_fmt(at['10%'])} | "
+                   f"{_fmt(at['50%'])} | {_fmt(at['100%'])} | "
+                   f"{'yes' if r['keeps_improving'] else 'NO'} |")
+  if summary["skipped"]:
+    lines += ["", "## Skipped", ""] + [f"- {s['task']}: {s['reason']}"
+                                       for s in summary["skipped"]]
+  return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------- the loop ----
+
+def task_entries(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
+  """The configured tasks (and the long-horizon one) as plain dicts."""
+  entries = [{"label": label, "name": e.name, "kwargs": dict(e.get("kwargs", {})),
+              "steps": int(e.get("steps", config.steps)), "long_horizon": False}
+             for label, e in config.tasks.items()]
+  lh = config.get("long_horizon")
+  if lh:
+    entries.append({"label": lh.label, "name": lh.name, "kwargs": dict(lh.get("kwargs", {})),
+                    "steps": int(lh.steps), "long_horizon": True})
+  return entries
+
+
+def build_tasks(entries: list[dict]) -> tuple[list[tuple[dict, tasks.Task]], list[dict]]:
+  """Builds every task up front; TFDS tasks without data are skipped with the reason.
+
+  Raises:
+    tasks.UnknownTaskError: a name that is not registered (lists the known ones).
+  """
+  built, skipped = [], []
+  for e in entries:
+    try:
+      built.append((e, tasks.get(e["name"], **e["kwargs"])))
+    except (tasks.MissingExtraError, tasks.DatasetNotPreparedError) as err:
+      reason = str(err).strip().splitlines()[0]
+      print(f"Skipping {e['label']} ({e['name']}): TFDS data not available: {reason}",
+            flush=True)
+      skipped.append({"task": e["label"], "reason": f"TFDS data not available: {reason}"})
+  return built, skipped
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs the whole evaluation and writes results.jsonl, summary.md/json and plots.
+
+  Returns:
+    The summary (what summary.json holds).
+  """
+  workdir_path = pathlib.Path(workdir)
+  workdir_path.mkdir(parents=True, exist_ok=True)
+  specs = list(dict.fromkeys([config.baseline, *config.optimizers]))
+  optimizers = [parse_optimizer(s, config.learning_rates) for s in specs]
+  built, skipped = build_tasks(task_entries(config))
+  keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
+  results_path = workdir_path / "results.jsonl"
+  results_path.write_text("")
+  total = sum(e["steps"] * len(o.settings) for e, _ in built for o in optimizers)
+  done, t_start, summaries = 0, time.time(), []
+  for entry, task in built:
+    records = []
+    for optimizer in optimizers:
+      for label, hparams, params, losses, sec in train_settings(task, optimizer,
+                                                                 entry["steps"], keys):
+        new = run_records(entry, task, optimizer.spec, label, hparams, params, losses, sec,
+                          config)
+        with results_path.open("a") as f:
+          f.writelines(json.dumps(_jsonable(r)) + "\n" for r in new)
+        records += new
+        done += entry["steps"]
+        elapsed = time.time() - t_start
+        finals = " ".join(_fmt(r["final_train_loss"]) for r in new)
+        print(f"{entry['label']} | {optimizer.spec} {label} | final {finals} | "
+              f"{1e3 * sec:.2f} ms/step | {sum(r['diverged'] for r in new)} diverged | "
+              f"{elapsed:.0f}s, ETA {elapsed / done * (total - done):.0f}s", flush=True)
+    summaries.append(task_summary(records, config.baseline, specs))
+  summary = {"baseline": config.baseline, "num_seeds": config.num_seeds,
+             "final_fraction": config.final_fraction, "tasks": summaries,
+             "aggregate": aggregate(summaries, config.baseline), "skipped": skipped,
+             "seconds": time.time() - t_start}
+  (workdir_path / "summary.json").write_text(json.dumps(_jsonable(summary), indent=1))
+  (workdir_path / "summary.md").write_text(markdown(summary))
+  plot_paths = plots.write_all(summary, workdir_path / "plots")
+  print(f"\nTable: {workdir_path / 'summary.md'}\nPlots: {plot_paths[-1]} (overview) and "
+        f"{len(plot_paths) - 1} per-task plots in {workdir_path / 'plots'}\n"
+        f"Records: {results_path}  ({summary['seconds']:.0f}s)", flush=True)
+  return summary
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  # Flags are defined here, not at import, so other binaries can import this module.
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file("config", None, "Evaluation config file.")
+  flags.DEFINE_string("workdir", None, "Directory for results, summary and plots.")
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)

@@ -1,0 +1,93 @@
+"""Loss-curve plots of an evaluation summary (matplotlib, Agg backend: no display needed).
+
+`write_all(summary, directory)` draws one PNG per task and an overview grid
+from the per-optimizer curves in `meta_train.evaluate`'s summary: the seed-mean
+training curve of each optimizer's tuned setting, a min-max band over seeds,
+log-scale y, one color per optimizer (the same color in every figure).
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import re
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
+
+
+def _array(values) -> np.ndarray:
+  return np.asarray([np.nan if v is None else v for v in values], np.float64)
+
+
+def colors(specs: list[str]) -> dict[str, Any]:
+  """One fixed color per optimizer spec, in order of first appearance."""
+  cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  return {spec: cycle[i % len(cycle)] for i, spec in enumerate(specs)}
+
+
+def draw_task(ax, task: dict[str, Any], palette: dict[str, Any]) -> None:
+  """Curves of one task summary on `ax` (mean over seeds, min-max band)."""
+  tops = []
+  for row in task["rows"]:
+    curve = row["curve"]
+    steps, mean = np.asarray(curve["step"]), _array(curve["mean"])
+    lo, hi = _array(curve["lo"]), _array(curve["hi"])
+    color = palette[row["optimizer"]]
+    mark = " (diverged)" if row["diverged_runs"] else ""
+    ax.plot(steps, mean, color=color, lw=1.5,
+            label=f"{row['optimizer']} {row['setting'] if row['setting'] != 'default' else ''}"
+            .strip() + mark)
+    ax.fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
+    if np.isfinite(mean[0]):
+      tops.append(mean[0])
+  if task["target"] is not None and np.isfinite(task["target"]):
+    ax.axhline(task["target"], color="gray", ls=":", lw=1)  # tuned baseline's final loss
+  ax.set_yscale("log", nonpositive="mask")
+  if tops:
+    ax.set_ylim(top=1.5 * max(tops))
+  ax.set_xlabel("step")
+  ax.set_ylabel("training loss")
+  ax.set_title(task["task"] + (" (long horizon)" if task["long_horizon"] else ""), fontsize=9)
+  ax.grid(True, which="both", alpha=0.3)
+
+
+def _slug(name: str) -> str:
+  return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "task"
+
+
+def write_all(summary: dict[str, Any], directory: pathlib.Path) -> list[pathlib.Path]:
+  """Writes `<task>.png` per task and `overview.png`; returns the paths (overview last)."""
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  specs = [r["optimizer"] for t in summary["tasks"] for r in t["rows"]]
+  palette = colors(list(dict.fromkeys(specs)))
+  paths = []
+  for task in summary["tasks"]:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    draw_task(ax, task, palette)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(directory / f"{_slug(task['task'])}.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+  n = max(1, len(summary["tasks"]))
+  cols = min(4, n)
+  rows = math.ceil(n / cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+  for ax, task in zip(axes.flat, summary["tasks"]):
+    draw_task(ax, task, palette)
+  for ax in axes.flat[len(summary["tasks"]):]:
+    ax.axis("off")
+  handles = [plt.Line2D([], [], color=c, lw=2) for c in palette.values()]
+  fig.legend(handles, list(palette), loc="lower center", ncol=min(4, len(palette)),
+             fontsize=9, frameon=False)
+  fig.tight_layout(rect=(0, 0.05, 1, 1))
+  paths.append(directory / "overview.png")
+  fig.savefig(paths[-1], dpi=90)
+  plt.close(fig)
+  return paths
