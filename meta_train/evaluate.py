@@ -381,6 +381,8 @@ def markdown(summary: dict[str, Any]) -> str:
   """The summary as Markdown: per-task tables, the aggregate, long horizon, skips."""
   baseline = summary["baseline"]
   lines = [f"# Evaluation against tuned {baseline}", "",
+           f"Optimizers: {', '.join(summary['optimizers'])}; learning-rate sweep: "
+           f"{', '.join(f'{lr:g}' for lr in summary['learning_rates'])}; "
            f"{summary['num_seeds']} seeds per setting; final loss = mean of the last "
            f"{summary['final_fraction']:.0%} of steps; target = tuned {baseline}'s final "
            "training loss; speedup = its steps to the target / the optimizer's (0 when not "
@@ -403,7 +405,8 @@ def markdown(summary: dict[str, Any]) -> str:
     for r in t["rows"]:
       if r["sweep"]:
         sweep = ", ".join(f"{k}: {_fmt(v)}" for k, v in r["sweep"].items())
-        lines.append(f"\n{r['optimizer']} sweep (final train loss): {sweep}.")
+        lines.append(f"\n{r['optimizer']} sweep (final train loss): {sweep}; "
+                     f"{r['sweep_diverged']} diverged runs.")
     lines.append("")
   lines += ["## Aggregate over the suite", "",
             "| optimizer | tasks at or below tuned | fraction | median speedup | "
@@ -493,7 +496,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
               f"{1e3 * sec:.2f} ms/step | {sum(r['diverged'] for r in new)} diverged | "
               f"{elapsed:.0f}s, ETA {elapsed / done * (total - done):.0f}s", flush=True)
     summaries.append(task_summary(records, config.baseline, specs))
-  summary = {"baseline": config.baseline, "num_seeds": config.num_seeds,
+  summary = {"baseline": config.baseline, "optimizers": specs,
+             "learning_rates": list(config.learning_rates), "num_seeds": config.num_seeds,
              "final_fraction": config.final_fraction, "tasks": summaries,
              "aggregate": aggregate(summaries, config.baseline), "skipped": skipped,
              "seconds": time.time() - t_start}

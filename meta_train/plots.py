@@ -32,7 +32,7 @@ def colors(specs: list[str]) -> dict[str, Any]:
 
 def draw_task(ax, task: dict[str, Any], palette: dict[str, Any]) -> None:
   """Curves of one task summary on `ax` (mean over seeds, min-max band)."""
-  tops = []
+  tops, lows = [], []
   for row in task["rows"]:
     curve = row["curve"]
     steps, mean = np.asarray(curve["step"]), _array(curve["mean"])
@@ -45,9 +45,13 @@ def draw_task(ax, task: dict[str, Any], palette: dict[str, Any]) -> None:
     ax.fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
     if np.isfinite(mean[0]):
       tops.append(mean[0])
+    lows.append(np.nanmin(lo, initial=np.inf))
   if task["target"] is not None and np.isfinite(task["target"]):
     ax.axhline(task["target"], color="gray", ls=":", lw=1)  # tuned baseline's final loss
-  ax.set_yscale("log", nonpositive="mask")
+  if min(lows, default=1.0) > 0 or not tops:
+    ax.set_yscale("log", nonpositive="mask")
+  else:  # a loss that can be negative (e.g. a noisy quadratic): log away from zero
+    ax.set_yscale("symlog", linthresh=1e-3 * max(abs(t) for t in tops))
   if tops:
     ax.set_ylim(top=1.5 * max(tops))
   ax.set_xlabel("step")

@@ -129,3 +129,17 @@ def test_tfds_task_without_data_is_skipped_with_reason(tmp_path):
   built, skipped = evaluate.build_tasks([entry])
   assert built == [] and skipped[0]["task"] == "mnist"
   assert "TFDS data not available" in skipped[0]["reason"]
+
+
+def test_plots_handle_negative_and_diverged_curves(tmp_path):
+  from meta_train import plots
+  steps = [1, 2, 3]
+  row = lambda spec, mean, diverged: {  # noqa: E731
+      "optimizer": spec, "setting": "default", "diverged_runs": diverged,
+      "curve": {"step": steps, "mean": mean, "lo": mean, "hi": mean}}
+  summary = {"tasks": [{"task": "noisy/quadratic", "long_horizon": False, "target": -0.1,
+                        "rows": [row("a", [1.0, 0.1, -0.1], 0),
+                                 row("b", [1.0, None, None], 1)]}]}
+  paths = plots.write_all(summary, tmp_path)
+  assert [p.name for p in paths] == ["noisy_quadratic.png", "overview.png"]
+  assert all(p.stat().st_size > 1000 for p in paths)
