@@ -13,7 +13,9 @@ Meta-training sees small image MLPs (digits / MNIST-1D, widths 16-64, depths
 Transformer LM, an autoencoder, regressions, a quadratic, tabular data, and
 TFDS image tasks (run only when their data is prepared; otherwise listed as
 skipped). The long-horizon entry trains a meta-training-like network for 10x
-the meta-training unroll length. The default run takes roughly 10 minutes on
+the meta-training episode length (truncation_length x num_truncations of
+configs/meta_train.py; `meta_train_horizon`, 200 without that file) and must
+stay finite and keep improving. The default run takes roughly 10 minutes on
 2 CPU cores (TFDS tasks add to that when present).
 """
 
@@ -52,6 +54,22 @@ def suite() -> dict:
   }
 
 
+def meta_train_horizon(default: int = 200) -> int:
+  """Inner steps of one meta-training episode, read from configs/meta_train.py.
+
+  That is `truncation_length * num_truncations` (the longest run the learned
+  optimizer sees while meta-training); `default` when the config is absent.
+  """
+  try:
+    from configs import meta_train  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return default
+  config = meta_train.get_config()
+  if "truncation_length" in config and "num_truncations" in config:
+    return int(config.truncation_length * config.num_truncations)
+  return default
+
+
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
@@ -61,8 +79,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.baseline = "optax:adam"          # tuned over the sweep: the reference
   config.learning_rates = LEARNING_RATES  # sweep for every "optax:NAME" spec
   config.tasks = suite()
-  # 10x the meta-training unroll length (no configs/meta_train.py yet: 200).
-  config.meta_train_horizon = 200
+  # Long horizon: 10x the meta-training episode length (configs/meta_train.py).
+  config.meta_train_horizon = meta_train_horizon()
   config.long_horizon = ml_collections.ConfigDict(dict(
       label="long_horizon_mlp_32x2_mnist1d", name="mnist1d_mlp",
       kwargs=dict(hidden=(32, 32)),
