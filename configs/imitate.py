@@ -36,9 +36,13 @@ def get_config() -> ml_collections.ConfigDict:
       datasets=("digits", "mnist1d"), widths=(16, 64), depths=(1, 2),
       activations=("relu", "tanh", "gelu"), batch_sizes=(32, 64), layer_norm=(False,)))
   config.num_structures = 4
-  config.unroll = 40            # inner steps per trajectory
+  config.unroll = 40            # inner steps per trajectory with a loss
+  # Leading steps the executor runs along the trajectory without loss or gradient
+  # (drawn per meta-step): the loss then also covers late clocks and warm state.
+  config.warmup_choices = (0, 40, 160)
+  config.magnitude_weight = 2.0  # weight of (log-norm ratio)^2 beside (1 - cosine)
   config.batch_size = 8         # trajectories per meta-step (vmapped)
-  config.num_steps = 3000
+  config.num_steps = 2000
   config.learning_rate = 3e-3
   config.clip_norm = 1.0
   config.hint_weight = 0.3

@@ -18,7 +18,7 @@ from learned_opt.checkpoint import CheckpointError, load
 from learned_opt.graph import ParamGraph
 from learned_opt.shipped import pretrained, pretrained_names
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["CheckpointError", "ParamGraph", "algorithms", "checkpoint", "executor", "graph",
            "load", "pretrained", "pretrained_names", "__version__"]

@@ -25,7 +25,10 @@ import optax
 import orbax.checkpoint as ocp
 
 FORMAT = "learned_opt.executor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 2 (learned_opt 0.2): the normalizer gained epsilon and a soft sign in place of
+# |n|^w, and the edge network reads (g, s1'); version-1 weights do not fit it.
+OLDEST_READABLE_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -126,6 +129,11 @@ def read_config(directory: str | os.PathLike) -> tuple[pathlib.Path, dict[str, A
   if not isinstance(version, int) or version > FORMAT_VERSION:
     raise CheckpointError(f"{step_dir} has format version {version!r}, newer than this "
                           f"learned_opt reads ({FORMAT_VERSION}). Upgrade learned_opt.")
+  if version < OLDEST_READABLE_VERSION:
+    raise CheckpointError(f"{step_dir} has format version {version}, written for an older "
+                          f"executor architecture (this learned_opt reads "
+                          f"{OLDEST_READABLE_VERSION}-{FORMAT_VERSION}). Re-train it with "
+                          "`python -m meta_train.imitate` or load it with learned_opt 0.1.")
   return step_dir, data
 
 

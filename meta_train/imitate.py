@@ -71,9 +71,15 @@ def active_rules(config: ml_collections.ConfigDict, step: int) -> list[str]:
 
 
 def sample_batch(config, exec_config, task_list, step: int):
-  """Trajectories of B (rule, hyperparameters, init) triples on one task structure."""
+  """Trajectories of B (rule, hyperparameters, init) triples on one task structure.
+
+  Returns (trajectories, conditionings, rule names, warmup): each trajectory has
+  warmup + unroll steps, warmup drawn from `config.warmup_choices`.
+  """
   rng = np.random.default_rng([config.seed, step])
   task = task_list[int(rng.integers(len(task_list)))]
+  choices = tuple(config.get("warmup_choices", (0,)))
+  warmup = int(choices[int(rng.integers(len(choices)))])
   rules = active_rules(config, step)
   trajs, conds, names = [], [], []
   for _ in range(config.batch_size):
@@ -82,21 +88,22 @@ def sample_batch(config, exec_config, task_list, step: int):
     key = jax.random.PRNGKey(int(rng.integers(2**31)))
     k_init, k_data, k_loss = jax.random.split(key, 3)
     params = task.init(k_init)
-    batches = task.datasets.train.stacked(k_data, config.unroll)
+    batches = task.datasets.train.stacked(k_data, warmup + config.unroll)
     static, dynamic = imitation.split_kwargs(kwargs)
     trajs.append(imitation.rule_trajectory(name, static, dynamic, task.loss, params, batches,
                                            k_loss))
     conds.append(imitation.conditioning_for(exec_config, name, kwargs, params))
     names.append(name)
-  return imitation.stack(trajs), imitation.stack(conds), names
+  return imitation.stack(trajs), imitation.stack(conds), names, warmup
 
 
 @functools.lru_cache(maxsize=4)
 def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
-                   hint_weight: float):
+                   hint_weight: float, magnitude_weight: float = 1.0):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
-  return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight)
+  return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight,
+                                             magnitude_weight)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -123,7 +130,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   exec_config = executor_config(config)
   weights = init_weights(exec_config, jax.random.PRNGKey(config.seed))
   meta_opt, train_step = _compiled_step(exec_config, config.learning_rate, config.clip_norm,
-                                        config.hint_weight)
+                                        config.hint_weight,
+                                        config.get("magnitude_weight", 1.0))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0
@@ -142,8 +150,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   last: dict[str, Any] = {}
   t0, done_since = time.time(), 0
   for step in range(start, config.num_steps):
-    trajs, conds, names = sample_batch(config, exec_config, task_list, step)
-    weights, opt_state, m = train_step(weights, opt_state, trajs, conds)
+    trajs, conds, names, warmup = sample_batch(config, exec_config, task_list, step)
+    weights, opt_state, m = train_step(weights, opt_state, trajs, conds, warmup=warmup)
     for name, cos, err in zip(names, np.asarray(m["cosine"]), np.asarray(m["update_rel_err"])):
       window.setdefault(name, []).append((float(cos), float(err)))
     done_since += 1

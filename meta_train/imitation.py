@@ -125,16 +125,35 @@ def _executor_step(weights, config, graph, cond: Conditioning, grads, state, par
 
 
 def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
-                    cond: Conditioning, hint_weight: float) -> tuple[jax.Array, dict]:
-  """Free-running imitation loss of the executor along one trajectory."""
+                    cond: Conditioning, hint_weight: float, warmup: int = 0,
+                    magnitude_weight: float = 1.0) -> tuple[jax.Array, dict]:
+  """Free-running imitation loss of the executor along one trajectory.
+
+  The first `warmup` steps run the executor (its own state fed back, as at
+  deployment) without loss or gradient, so the loss also covers late steps of a
+  run (later clocks, warmed-up state) without backpropagating through them.
+  """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
+  state = step_lib.init_state(first_params)
+  if warmup:
+    frozen = jax.lax.stop_gradient(weights)
+
+    def warm_body(state, inputs):
+      params, grads = inputs
+      return _executor_step(frozen, config, graph, cond, grads, state, params).state, None
+
+    head = jax.tree.map(lambda x: x[:warmup], (traj.params, traj.grads))
+    state = jax.lax.stop_gradient(jax.lax.scan(warm_body, state, head)[0])
+    traj = traj._replace(**{f: jax.tree.map(lambda x: x[warmup:], getattr(traj, f))
+                            for f in ("params", "grads", "updates", "first_moment",
+                                      "second_moment_rms", "loss")})
 
   def body(state, inputs):
     params, grads, target, first, second = inputs
     out = _executor_step(weights, config, graph, cond, grads, state, params)
     update_err = _relative_error(out.updates, target)
-    update_loss = _direction_and_magnitude_loss(out.updates, target)
+    update_loss = _direction_and_magnitude_loss(out.updates, target, magnitude_weight)
     pred_first, pred_second = (out.predictions["first_moment"],
                                out.predictions["second_moment_rms"])
     # Rules without these hints: the target is the (frozen) prediction, so no signal.
@@ -146,7 +165,7 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
     return out.state, (update_loss, update_err, hint_err, cosine)
 
   _, (update_loss, update_err, hint_err, cosine) = jax.lax.scan(
-      body, step_lib.init_state(first_params),
+      body, state,
       (traj.params, traj.grads, traj.updates, traj.first_moment, traj.second_moment_rms))
   update_loss = jnp.mean(update_loss)
   # log1p keeps rare huge errors (early, unstable steps) from dominating the batch.
@@ -184,8 +203,9 @@ def _global_relative_error(pred: PyTree, target: PyTree) -> jax.Array:
   return jnp.sqrt(num / (den + 1e-30))
 
 
-def _direction_and_magnitude_loss(pred: PyTree, target: PyTree) -> jax.Array:
-  """Mean over tensors of (1 - cosine) + (log-norm ratio)^2; all-zero targets skipped."""
+def _direction_and_magnitude_loss(pred: PyTree, target: PyTree,
+                                  magnitude_weight: float = 1.0) -> jax.Array:
+  """Mean over tensors of (1 - cosine) + w (log-norm ratio)^2; all-zero targets skipped."""
   terms, weights = [], []
   for p, t in zip(jax.tree.leaves(pred), jax.tree.leaves(target)):
     p, t = p.astype(jnp.float32), t.astype(jnp.float32)
@@ -193,7 +213,7 @@ def _direction_and_magnitude_loss(pred: PyTree, target: PyTree) -> jax.Array:
     cosine = jnp.sum(p * t) / jnp.sqrt(p_sq * t_sq + 1e-30)
     log_ratio = 0.5 * (jnp.log(p_sq + 1e-30) - jnp.log(t_sq + 1e-30))
     present = (t_sq > 1e-30).astype(jnp.float32)
-    terms.append(present * ((1.0 - cosine) + jnp.square(log_ratio)))
+    terms.append(present * ((1.0 - cosine) + magnitude_weight * jnp.square(log_ratio)))
     weights.append(present)
   return jnp.sum(jnp.stack(terms)) / jnp.maximum(jnp.sum(jnp.stack(weights)), 1.0)
 
@@ -211,17 +231,22 @@ def _cosine(a: PyTree, b: PyTree) -> jax.Array:
 
 
 def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
-                    hint_weight: float):
-  """A jitted step: mean loss over a stacked batch of trajectories, one meta-update."""
+                    hint_weight: float, magnitude_weight: float = 1.0):
+  """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
-  def batch_loss(weights, trajs, conds):
-    losses, metrics = jax.vmap(trajectory_loss, in_axes=(None, None, 0, 0, None))(
-        weights, config, trajs, conds, hint_weight)
+  `warmup` (static: one compile per value) is the number of leading steps of every
+  trajectory run without loss, see `trajectory_loss`.
+  """
+
+  def batch_loss(weights, trajs, conds, warmup):
+    losses, metrics = jax.vmap(trajectory_loss, in_axes=(None, None, 0, 0, None, None, None))(
+        weights, config, trajs, conds, hint_weight, warmup, magnitude_weight)
     return jnp.mean(losses), metrics
 
-  @jax.jit
-  def train_step(weights, opt_state, trajs, conds):
-    (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(weights, trajs, conds)
+  @functools.partial(jax.jit, static_argnames=("warmup",))
+  def train_step(weights, opt_state, trajs, conds, warmup: int = 0):
+    (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(
+        weights, trajs, conds, warmup)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
     updates, new_opt_state = meta_opt.update(grads, opt_state, weights)
     new_weights = optax.apply_updates(weights, updates)

@@ -12,8 +12,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import learned_opt
+
 from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, network
 from tests.conftest import random_grads
+
+
+# Normalizer outputs: alpha, exponents (rows, cols, mean rows), log-scale bias, beta, raw
+# sign gain, log epsilon. Adam: d = m / (v + 1e-8); SGD: d = n / 1.
+_ADAM_NORMALIZER = (1, 0, 0, 0, 0, 0, -30, math.log(1e-8))
+_SGD_NORMALIZER = (0, 0, 0, 0, 0, 1, -30, -60)
 
 
 def _raw_decay(beta):
@@ -51,15 +59,15 @@ def _compare(executor, reference, params, steps=30, rtol=2e-4):
 def test_executor_can_be_adam(params):
   config = ExecutorConfig()
   weights = _hand_weights(config, decays=(0.9, 0.999, 0.5), gains=(0.1, 0.001, 0.5),
-                          linear=(0, 0, 0, 1), exponents=(1, 0, 0, 0, 0, 0))
+                          linear=(0, 0, 0, 1), exponents=_ADAM_NORMALIZER)
   executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
-  _compare(executor, optax.adam(1e-2, eps=1e-12), params)
+  _compare(executor, optax.adam(1e-2), params)
 
 
 def test_executor_can_be_sgd_with_momentum(params):
   config = ExecutorConfig()
   weights = _hand_weights(config, decays=(0.8, 0.5, 0.5), gains=(1.0, 1.0, 1.0),
-                          linear=(0, 0, 1, 0), exponents=(0, 0, 0, 0, 0, 0))
+                          linear=(0, 0, 1, 0), exponents=_SGD_NORMALIZER)
   executor = ExecutorOptimizer(weights, config, "sgd", {"learning_rate": 0.1, "momentum": 0.8})
   _compare(executor, optax.sgd(0.1, momentum=0.8), params)
 
@@ -67,8 +75,52 @@ def test_executor_can_be_sgd_with_momentum(params):
 def test_executor_can_be_lamb(params):
   config = ExecutorConfig()
   weights = _hand_weights(config, decays=(0.9, 0.999, 0.5), gains=(0.1, 0.001, 0.5),
-                          linear=(0, 0, 0, 1), exponents=(1, 0, 0, 0, 0, 0),
+                          linear=(0, 0, 0, 1), exponents=_ADAM_NORMALIZER,
                           weight_decay=0.01, gain_linear=(1.0, -1.0))
   executor = ExecutorOptimizer(weights, config, "lamb",
                                {"learning_rate": 1e-2, "weight_decay": 0.01})
-  _compare(executor, optax.lamb(1e-2, eps=1e-12, weight_decay=0.01), params)
+  _compare(executor, optax.lamb(1e-2, eps=1e-8, weight_decay=0.01), params)
+
+
+def test_executor_can_be_lion(params):
+  config = ExecutorConfig()
+  b1, b2 = 0.9, 0.99
+  # Lion: sign(b1 m + (1 - b1) g) reads the old average s1; S is off and the sign gain is 1.
+  weights = _hand_weights(config, decays=(b2, 0.5, 0.5), gains=(1 - b2, 1.0, 1.0),
+                          linear=(1 - b1, b1, 0, 0),
+                          exponents=(0, 0, 0, 0, 0, 0, math.log(math.e - 1), -60),
+                          weight_decay=1e-3)
+  executor = ExecutorOptimizer(weights, config, "lion", {"learning_rate": 1e-3})
+  _compare(executor, optax.lion(1e-3, b1=b1, b2=b2, weight_decay=1e-3), params)
+
+
+
+def test_executor_factored_normalizer(params):
+  """Node path: d_ij = g_ij sqrt(mean_i r_i) / (sqrt(r_i) sqrt(c_j)), r and c debiased
+  running means of g^2 over columns and rows (Adafactor's factored second moment)."""
+  config = ExecutorConfig()
+  decay = 0.9
+  weights = _hand_weights(config, decays=(0.5, 0.5, decay), gains=(1.0, 1.0, 1 - decay),
+                          linear=(1, 0, 0, 0), exponents=(0, 1, 1, -1, 0, 1, -30, -60))
+  executor = ExecutorOptimizer(weights, config, "sgd", {"learning_rate": 0.1})
+  graph = learned_opt.ParamGraph.from_params(params)
+  state = executor.init(params)
+  rows = {i: 0.0 for i in range(len(graph.tensors))}
+  cols = dict(rows)
+  for t in range(5):
+    grads = random_grads(jax.random.PRNGKey(2), params, t)
+    out = executor.step(grads, state, params)
+    state = out.state
+    debias = 1 - decay ** (t + 1)
+    for i, (info, g, u) in enumerate(zip(graph.tensors, graph.leaves(grads),
+                                         graph.leaves(out.updates))):
+      g = np.asarray(g, np.float64)
+      if g.ndim < 2:
+        np.testing.assert_allclose(u, -0.1 * g, rtol=1e-5)
+        continue
+      rows[i] = decay * rows[i] + (1 - decay) * np.mean(g * g, axis=-1)
+      cols[i] = decay * cols[i] + (1 - decay) * np.mean(g * g, axis=-2)
+      r, c = rows[i] / debias, cols[i] / debias
+      scale = (np.sqrt(r)[..., :, None] * np.sqrt(c)[..., None, :]
+               / np.sqrt(np.mean(r, axis=-1))[..., None, None])
+      np.testing.assert_allclose(u, -0.1 * g / scale, rtol=2e-4, err_msg=f"step {t}")

@@ -82,7 +82,7 @@ def test_no_hidden_by_parameter_intermediate(compiled):
   assert counts, "no shapes parsed from the HLO text"
   sizes = [math.prod(x.shape) for x in jax.tree.leaves(PARAMS) if len(x.shape) >= 2]
   widths = {h for h in (config.edge_hidden, network.NUM_EDGE_FEATURES,
-                        network.NUM_SCALE_STATS) if h > 1}
+                        network.NUM_NORMALIZER_OUTPUTS) if h > 1}
   forbidden = {p * h: (p, h) for p in sizes for h in widths}
   bad = {dims: forbidden[n] for dims, n in counts.items() if n in forbidden}
   assert not bad, (f"materialized [num_params, hidden] intermediates {bad} "

@@ -15,6 +15,7 @@ def _tiny_config():
   config = imitate_config.get_config()
   config.num_steps = 2
   config.unroll = 2
+  config.warmup_choices = (0, 2)
   config.batch_size = 2
   config.num_structures = 1
   config.log_every = 1

@@ -31,12 +31,16 @@ import numpy as np
 from learned_opt.executor import conditioning
 
 NUM_EDGE_FEATURES = 4     # g, s1 (before), s1 (after), s1 debiased
-NUM_SCALE_STATS = 5       # v, row rms, col rms, mean row rms, |numerator|
+# Per tensor normalizer outputs (see learned_opt.executor.step): alpha (weight of v),
+# the exponents of row rms, column rms and mean row rms, the log-scale bias, beta,
+# the raw sign gain and log epsilon.
+NUM_NORMALIZER_OUTPUTS = 8
 # Per readout r in (log rms param, log rms direction): linear, hinge, hinge knot, zero flag.
 NUM_GAIN_COEFFS = 2 * 4 + 1
-NUM_TENSOR_OUTPUTS = NUM_SCALE_STATS + 1 + NUM_GAIN_COEFFS
+NUM_TENSOR_OUTPUTS = NUM_NORMALIZER_OUTPUTS + NUM_GAIN_COEFFS
 NUM_TENSOR_FEATURES = 8
-_LOG_ZERO = -25.0   # log-RMS at or below this counts as an all-zero tensor
+_LOG_ZERO = -25.0
+_MAX_LOG_EPS = 60.0   # log-RMS at or below this counts as an all-zero tensor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,9 +149,13 @@ def prior_hyper(config: ExecutorConfig) -> np.ndarray:
 
 
 def prior_tensor(config: ExecutorConfig) -> np.ndarray:
-  """Tensor-net biases: normalize by the RMS state (Adam) or not at all (SGD)."""
-  exponents = [1.0 if config.prior == "adam" else 0.0] + [0.0] * NUM_SCALE_STATS
-  return np.asarray(exponents + [0.0] * NUM_GAIN_COEFFS, np.float32)
+  """Tensor-net biases: normalize by the RMS state (Adam, eps 1e-8) or not at all (SGD)."""
+  adam = config.prior == "adam"
+  # Adam: alpha 1, beta 0, epsilon 1e-8; SGD: alpha 0, beta 1, no epsilon. Node exponents
+  # and log-scale bias 0, sign gain softplus(-12) ~ 6e-6 (off).
+  eps = math.log(1e-8) if adam else -_MAX_LOG_EPS
+  normalizer = [1.0 if adam else 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 if adam else 1.0, -12.0, eps]
+  return np.asarray(normalizer + [0.0] * NUM_GAIN_COEFFS, np.float32)
 
 
 def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,

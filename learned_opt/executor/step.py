@@ -9,14 +9,20 @@ Per parameter entry (edge), in gradient units, with graph-level coefficients
   f   = [g, s1, s1', s1'/z1']
   n   = sum_i l_i f_i + sum_h w2_h relu(sum_i W1_ih f_i)      (bias-free, degree 1)
 
+Every f_i is linear in (g, s1), so the hypernet's weights are folded onto that
+basis once per step and the per-edge program reads only g and s1.
+
 Per node (row/column processor, one hop, O(nodes) state):
   r_i' = a3 r_i + b3 mean_j g_ij^2,   c_j' = a3 c_j + b3 mean_i g_ij^2
 
-Normalizer (a learned product of powers of scale statistics, per tensor exponents
-w from the scale net):
-  log D = w_v log v + w_r log sqrt(r_i) + w_c log sqrt(c_j) + w_m log sqrt(mean r)
-          + w_n log |n| + w_0,            v = s2'/sqrt(z2')
-  d = n / D + omega p                 (omega: learned weight-decay gain)
+Normalizer (per tensor, from the tensor net: node exponents w, a bias w_0, edge
+weights alpha, beta >= 0, a sign gain k >= 0 and an epsilon e):
+  N_ij = exp(w_r log sqrt(r_i) + w_c log sqrt(c_j) + w_m log sqrt(mean r) + w_0)
+  d = n / ((alpha v + beta) N_ij + k |n| + e) + omega p,      v = s2'/sqrt(z2')
+Adam is alpha = 1, beta = 0, N = 1, e = eps; Adafactor the factored row/column
+RMS in N; Lion k |n| (a soft sign); SGD beta = 1. omega is a learned weight-decay
+gain. The powers are taken per node (O(nodes) logs and exps); per parameter the
+normalizer costs a few multiply-adds and one division, like Adam's.
 
 Layer readout (coefficients from the tensor net, see network.layer_log_gain):
   log mu = sum_r alpha r + beta relu(r - tau) + gamma [r is zero] + bias,
@@ -33,6 +39,7 @@ which XLA fuses into one elementwise loop.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -44,6 +51,8 @@ from learned_opt.graph import EDGES, ParamGraph
 
 PyTree = Any
 _TINY = 1e-30
+A1_FLOOR = 0.05  # see _folded_edge_weights
+READOUT_ROWS = 64  # see _row_sample
 _MAX_LOG = 60.0  # exp(60) ~ 1e26: finite in float32 whatever the learned exponents
 
 
@@ -124,13 +133,77 @@ def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig) -> Coeff
   return Coefficients(decays, gains, linear, hidden_in, hidden_out, weight_decay)
 
 
-def _edge_numerator(features: list[jax.Array], coeffs: Coefficients) -> jax.Array:
-  """sum_i l_i f_i + sum_h w2_h relu(sum_i W1_ih f_i), as scalar-weighted array sums."""
-  n = sum(coeffs.linear[i] * f for i, f in enumerate(features))
-  for h in range(coeffs.hidden_out.shape[0]):
-    pre = sum(coeffs.hidden_in[i, h] * f for i, f in enumerate(features))
-    n = n + coeffs.hidden_out[h] * jax.nn.relu(pre)
+def _folded_edge_weights(coeffs: Coefficients, inv_z1: jax.Array
+                         ) -> tuple[jax.Array, jax.Array]:
+  """The edge network's weights on the (g, s1') basis: (linear (2,), hidden_in (2, H)).
+
+  Every feature is linear in (g, s1'): s1 = (s1' - b1 g) / a1 and s1'/z1'. The
+  feature matrix folds into the graph-level weights once per step, and the
+  per-edge program reads only g and the new s1' (never the old s1, whose buffer
+  the new one may overwrite in place). a1 is floored at A1_FLOOR in the fold:
+  below it the old average is not recoverable from (g, s1') and its feature
+  reads as (s1' - b1 g) / A1_FLOOR.
+  """
+  a1, b1 = coeffs.decays[0], coeffs.gains[0]
+  inv_a1 = 1.0 / jnp.maximum(a1, A1_FLOOR)
+  one, zero = jnp.ones(()), jnp.zeros(())
+  basis = jnp.stack([jnp.stack([one, zero]), jnp.stack([-b1 * inv_a1, inv_a1]),
+                     jnp.stack([zero, one]), jnp.stack([zero, inv_z1])])   # (F, 2)
+  return coeffs.linear @ basis, basis.T @ coeffs.hidden_in
+
+
+def _bounded_exp(x: jax.Array) -> jax.Array:
+  """exp(x) with x clipped to +-_MAX_LOG / 2, so products of two stay finite in float32."""
+  return jnp.exp(jnp.clip(x, -_MAX_LOG / 2, _MAX_LOG / 2))
+
+
+def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
+  """Every k-th in-neuron row (axis -2) of each array that has that axis, k = ceil(n / max_rows).
+
+  The direction's RMS is read out on this sample: the direction is then never
+  written to memory (it is computed once for the update and once, on at most
+  `max_rows` rows per tensor, for the readout); a full reduction would force
+  XLA to materialize it. Tensors with at most `max_rows` in-neurons are read
+  exactly. Scalars and size-1 axes broadcast and pass through.
+  """
+  rows = max(x.shape[-2] for x in arrays if x is not None and x.ndim >= 2)
+  stride = -(-rows // max_rows)
+  if stride == 1:
+    return arrays
+  def take(x):
+    if x is None or x.ndim < 2 or x.shape[-2] == 1:
+      return x
+    return x[..., ::stride, :]
+  return tuple(take(x) for x in arrays)
+
+
+def _edge_numerator(g: jax.Array, s1: jax.Array, linear: jax.Array, hidden_in: jax.Array,
+                    hidden_out: jax.Array) -> jax.Array:
+  """l_g g + l_s s1' + sum_h w2_h relu(W_gh g + W_sh s1'), scalar-weighted array sums."""
+  n = linear[0] * g + linear[1] * s1
+  for h in range(hidden_out.shape[0]):
+    n = n + hidden_out[h] * jax.nn.relu(hidden_in[0, h] * g + hidden_in[1, h] * s1)
   return n
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _mean_square(x: jax.Array, axis: int) -> jax.Array:
+  """mean of x^2 over one of the last two axes, in one pass with no x^2 temporary.
+
+  A reduction whose reducer squares its second operand: XLA runs it as one
+  loop over x, where a sum of jnp.square(x) becomes a squaring pass that writes
+  x^2 to memory followed by a library reduction that reads it back.
+  """
+  dim = x.ndim + axis
+  total = jax.lax.reduce(x.astype(jnp.float32), jnp.float32(0.0),
+                         lambda acc, v: acc + v * v, (dim,))
+  return total / x.shape[dim]
+
+
+@_mean_square.defjvp
+def _mean_square_jvp(axis, primals, tangents):
+  (x,), (dx,) = primals, tangents
+  return _mean_square(x, axis), 2.0 * jnp.mean(x * dx, axis=axis)
 
 
 class StepOutput(NamedTuple):
@@ -149,54 +222,58 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(state.count))
   coeffs = split_hyper_outputs(hyper_fn(weights, c), config)
   per_tensor = tensor_fn(weights, c, tensor_feats)
-  exponents = per_tensor[:, :network.NUM_SCALE_STATS + 1]
-  gain_coeffs = per_tensor[:, network.NUM_SCALE_STATS + 1:]
+  normalizer = per_tensor[:, :network.NUM_NORMALIZER_OUTPUTS]
+  gain_coeffs = per_tensor[:, network.NUM_NORMALIZER_OUTPUTS:]
   a, b = coeffs.decays, coeffs.gains
   z = a * state.z + b
   inv_z1, inv_sqrt_z2, inv_z3 = 1.0 / z[0], jax.lax.rsqrt(z[1]), 1.0 / z[2]
+  linear, hidden_in = _folded_edge_weights(coeffs, inv_z1)
 
   g_leaves = graph.leaves(grads)
   p_leaves = graph.leaves(params) if params is not None else [None] * len(g_leaves)
   s1_leaves, s2_leaves = jax.tree.leaves(state.s1), jax.tree.leaves(state.s2)
   row_leaves, col_leaves = jax.tree.leaves(state.rows), jax.tree.leaves(state.cols)
 
-  outs = []
+  def direction(g, s1_new, s2_new, p, row_scale, col_scale, w):
+    """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise."""
+    n = _edge_numerator(g, s1_new, linear, hidden_in, coeffs.hidden_out)
+    edge_scale = jnp.abs(w[0]) * (s2_new * inv_sqrt_z2) + jnp.abs(w[5])
+    node_scale = row_scale * col_scale
+    d = n / (edge_scale * node_scale + jax.nn.softplus(w[6]) * jnp.abs(n)
+             + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)
+    return d if p is None else d + coeffs.weight_decay * p.astype(jnp.float32)
+
+  outs, log_rms_d, log_rms_p = [], [], []
   for idx, info in enumerate(graph.tensors):
     g = g_leaves[idx].astype(jnp.float32)
     s1 = s1_leaves[idx].astype(jnp.float32)
     s2 = s2_leaves[idx].astype(jnp.float32)
     s1_new = a[0] * s1 + b[0] * g
     s2_new = jnp.sqrt(a[1] * jnp.square(s2) + b[1] * jnp.square(g) + _TINY)
-    m = s1_new * inv_z1
-    v = s2_new * inv_sqrt_z2
-    n = _edge_numerator([g, s1, s1_new, m], coeffs)
-    w = exponents[idx]
-    log_v = jnp.log(v + _TINY)
+    w = normalizer[idx]
+    p = p_leaves[idx]
     if info.role == EDGES and config.node_messages:
-      g2 = jnp.square(g)
-      rows = a[2] * row_leaves[idx] + b[2] * jnp.mean(g2, axis=-1)
-      cols = a[2] * col_leaves[idx] + b[2] * jnp.mean(g2, axis=-2)
+      rows = a[2] * row_leaves[idx] + b[2] * _mean_square(g, -1)
+      cols = a[2] * col_leaves[idx] + b[2] * _mean_square(g, -2)
       log_r = 0.5 * jnp.log(rows * inv_z3 + _TINY)
       log_c = 0.5 * jnp.log(cols * inv_z3 + _TINY)
       log_mean_r = 0.5 * jnp.log(jnp.mean(rows, axis=-1) * inv_z3 + _TINY)
-      node_term = (w[1] * log_r[..., :, None] + w[2] * log_c[..., None, :]
-                   + w[3] * log_mean_r[..., None, None])
-      log_d = w[0] * log_v + node_term
+      row_scale = _bounded_exp(w[1] * log_r + (w[3] * log_mean_r + w[4])[..., None])[..., None]
+      col_scale = _bounded_exp(w[2] * log_c)[..., None, :]
     else:
       rows, cols = row_leaves[idx], col_leaves[idx]
-      log_d = (w[0] + w[1] + w[2] + w[3]) * log_v
-    log_d = log_d + w[4] * jnp.log(jnp.abs(n) + _TINY) + w[5]
-    d = n * jnp.exp(-jnp.clip(log_d, -_MAX_LOG, _MAX_LOG))
-    p = p_leaves[idx]
-    if p is not None:
-      d = d + coeffs.weight_decay * p.astype(jnp.float32)
-    outs.append((d, s1_new, s2_new, rows, cols, m, v, p))
+      row_scale, col_scale = _bounded_exp(w[4]), jnp.ones(())
+    inputs = (g, s1_new, s2_new, p, row_scale, col_scale)
+    d = direction(*inputs, w)
+    if config.layer_readout:
+      sample = _row_sample(inputs) if len(info.shape) >= 2 else inputs
+      log_rms_d.append(0.5 * jnp.log(jnp.mean(jnp.square(direction(*sample, w))) + _TINY))
+      log_rms_p.append(jnp.zeros(()) if p is None else
+                       0.5 * jnp.log(jnp.mean(jnp.square(p.astype(jnp.float32))) + _TINY))
+    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2, p))
 
   if config.layer_readout:
-    log_rms_d = jnp.stack([0.5 * jnp.log(jnp.mean(jnp.square(o[0])) + _TINY) for o in outs])
-    log_rms_p = jnp.stack([0.5 * jnp.log(jnp.mean(jnp.square(o[7].astype(jnp.float32)))
-                                         + _TINY) if o[7] is not None else jnp.zeros(())
-                           for o in outs])
+    log_rms_d, log_rms_p = jnp.stack(log_rms_d), jnp.stack(log_rms_p)
     log_gain = network.layer_log_gain(gain_coeffs, log_rms_p, log_rms_d)
   else:
     log_gain = jnp.zeros((len(outs),))
