@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The GPU benchmark, as one prepared script for a lent accelerator machine:
+#   bash benchmarks/gpu.sh OUT_DIR
+# Packages the GPU image lacks (dm-haiku, jmp, ml_collections) come as wheels in .whl/
+# (see README "Speed"); the image's own jax, optax and orbax are used.
+set -euo pipefail
+out=${1:-/tmp/gpu_bench}
+mkdir -p "$out"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+python3 -c "import jax, optax; print(jax.__version__, optax.__version__, jax.devices())" \
+  | tee -a "$out/gpu.txt"
+python3 -m benchmarks.executor_speed --sizes=1e7,1e8,5e8 --repeats=21 --warmup=3 \
+  --modes=update,step --out="$out/executor_speed_gpu.md" 2>&1 | tee "$out/executor_speed.log"
