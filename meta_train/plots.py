@@ -48,7 +48,7 @@ def draw_task(ax, task: dict[str, Any], palette: dict[str, Any]) -> None:
     lows.append(np.nanmin(lo, initial=np.inf))
   if task["target"] is not None and np.isfinite(task["target"]):
     ax.axhline(task["target"], color="gray", ls=":", lw=1)  # tuned baseline's final loss
-  if min(lows, default=1.0) > 0 or not tops:
+  if min(lows, default=1.0) >= 0 or not tops:  # exact zeros (memorized batches) are masked
     ax.set_yscale("log", nonpositive="mask")
   else:  # a loss that can be negative (e.g. a noisy quadratic): log away from zero
     ax.set_yscale("symlog", linthresh=1e-3 * max(abs(t) for t in tops))
