@@ -1,0 +1,47 @@
+"""Meta-training on CPU: the shipped executor, conditioned on Adam(1e-3), on image MLPs.
+
+  python -m meta_train.train --config=configs/meta_train.py --workdir=DIR
+
+Starts from the imitation executor (`init_from`), keeps its imitation loss on the
+same rule as a regularizer, and meta-trains with antithetic PES on the mean
+normalized training loss of MLPs on bundled data (digits, MNIST-1D).
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  # 'shipped:executor', a checkpoint directory, or '' (fresh weights of `executor`).
+  config.init_from = "shipped:executor"
+  config.executor = ml_collections.ConfigDict(dict(
+      embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True))
+  # The conditioning: the rule the executor starts as (and learned_opt.load's default).
+  config.rule = {"algorithm": "adam", "learning_rate": 1e-3}
+  # Task structures: image MLPs on bundled data (offline); one population each.
+  config.family = ml_collections.ConfigDict(dict(
+      name="image_mlp", datasets=("digits", "mnist1d"), widths=(16, 64), depths=(1, 2),
+      activations=("relu", "tanh", "gelu"), batch_sizes=(64, 128), layer_norm=(False,)))
+  config.num_structures = 4
+  config.population = 8           # tasks per structure (a multiple of the device count)
+  # Estimator: 'pes' | 'tbptt' | 'es'; objective: 'train' | 'valid'.
+  config.estimator = "pes"
+  config.objective = "train"
+  config.truncation_length = 20   # inner steps per segment
+  config.num_truncations = 25     # episodes of 500 inner steps
+  config.sigma = 0.01             # perturbation std (pes, es)
+  config.max_normalized_loss = 2.0
+  # Meta-optimizer: clipped Adam.
+  config.num_steps = 2000
+  config.learning_rate = 1e-4
+  config.clip_norm = 1.0
+  # Imitation of `rule` as a regularizer (weight 0 turns it off).
+  config.imitation_weight = 0.1
+  config.imitation = ml_collections.ConfigDict(dict(
+      num_trajectories=2, unroll=20, hint_weight=0.3))
+  config.log_every = 10
+  config.checkpoint_every = 100
+  config.keep_checkpoints = 3
+  config.compiler_options = {}    # XLA compiler options of the jitted steps
+  return config

@@ -1,0 +1,409 @@
+r"""Meta-training of the executor beyond the rules it imitates.
+
+  python -m meta_train.train --config=configs/meta_train.py --workdir=DIR
+  # several hosts (or processes on one host), each with its own --process_id:
+  python -m meta_train.train --config=... --workdir=DIR \
+      --coordinator_address=HOST:PORT --num_processes=N --process_id=I
+
+The executor starts from an imitation checkpoint (`config.init_from`) and is
+conditioned on one rule (`config.rule`, e.g. Adam at the imitated learning
+rate). Every outer step advances a population of tasks by one segment and
+meta-optimizes theta (the executor's weights) with clipped Adam on
+
+  g = g_estimator + lambda * d/dtheta L_imitation,
+
+g_estimator from PES, TBPTT or ES (`meta_train.estimators`) on the mean
+normalized training loss or the final validation loss, and L_imitation the
+imitation loss on the same rule (`meta_train.imitation.trajectory_loss`), kept
+as a regularizer with weight lambda = `config.imitation_weight` (0 turns it
+off). A non-finite g is skipped (theta and the meta-optimizer state are kept)
+and counted.
+
+With `config.num_structures` > 1, each structure has its own population and
+outer step s advances structure s mod num_structures.
+
+Writes `workdir/checkpoints/<step>/` (orbax: weights + config, which is all
+`learned_opt.load(workdir/checkpoints)` needs, and train_state: meta-optimizer
+state, populations with their PES accumulators, skip count) and
+`workdir/metrics.jsonl`. A run started on a workdir with checkpoints resumes
+from the latest one; all randomness comes from the seed, the outer step
+(fold_in(seed, step)) and the checkpointed task keys, so a killed and restarted
+run ends bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import app, flags, logging
+from ml_collections import config_flags
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import tasks
+from learned_opt import checkpoint as lo_checkpoint
+from learned_opt.executor import ExecutorConfig, init_weights
+from meta_train import estimators, imitation, unroll
+
+PyTree = Any
+COMMAND = "python -m meta_train.train --config=CONFIG --workdir=DIR"
+
+
+class TrainState(NamedTuple):
+  """Everything a run carries from one outer step to the next."""
+  weights: PyTree                                     # theta (replicated)
+  opt_state: PyTree                                   # meta-optimizer state (replicated)
+  populations: tuple[estimators.EstimatorState, ...]  # one per structure (sharded)
+  skipped: jax.Array                                  # int32: non-finite meta-gradients
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Setup:
+  """What a config builds: executor, populations' problems and the jitted steps."""
+  config: ml_collections.ConfigDict
+  exec_config: ExecutorConfig
+  initial_weights: PyTree          # host arrays
+  mesh: Mesh
+  meta_opt: optax.GradientTransformation
+  estimators: tuple[estimators.Estimator, ...]
+  splits: tuple[tuple[Any, Any], ...]   # (train, valid) per structure, replicated
+  steps: tuple[Callable, ...]           # jitted train step per structure
+
+
+def rule_of(config: ml_collections.ConfigDict) -> tuple[str, dict[str, Any]]:
+  """(algorithm, optax keyword arguments) the executor is conditioned on."""
+  rule = dict(config.rule)
+  return rule.pop("algorithm"), rule
+
+
+def initial_executor(config: ml_collections.ConfigDict) -> tuple[PyTree, ExecutorConfig]:
+  """Weights and architecture from `config.init_from`.
+
+  'shipped:NAME' reads `learned_opt/weights/NAME`, a directory path reads that
+  checkpoint, and '' builds fresh weights (`network.init_weights`, seeded) of
+  the architecture in `config.executor`.
+  """
+  source = config.init_from
+  if not source:
+    algorithm, kwargs = rule_of(config)
+    trained = ((algorithm, tuple(sorted(set(kwargs) | {"learning_rate"}))),)
+    exec_config = ExecutorConfig(trained_options=trained, **config.executor.to_dict())
+    weights = init_weights(exec_config, jax.random.PRNGKey(config.seed))
+    return jax.device_get(weights), exec_config
+  if source.startswith("shipped:"):
+    resource = importlib.resources.files("learned_opt") / "weights" / source.split(":", 1)[1]
+    with importlib.resources.as_file(resource) as path:
+      weights, exec_config, _ = lo_checkpoint.restore(path)
+  else:
+    weights, exec_config, _ = lo_checkpoint.restore(source)
+  return jax.device_get(weights), exec_config
+
+
+def build_family(config: ml_collections.ConfigDict) -> tasks.TaskFamily:
+  family = dict(config.family)
+  name = family.pop("name", "image_mlp")
+  classes = {"image_mlp": tasks.families.ImageMLPFamily,
+             "quadratic": tasks.families.QuadraticFamily}
+  if name not in classes:
+    raise ValueError(f"Unknown task family {name!r}; use one of {sorted(classes)}.")
+  return classes[name](**family)
+
+
+def structures(config: ml_collections.ConfigDict, family: tasks.TaskFamily) -> list[Any]:
+  """`config.num_structures` distinct static structures drawn from the seed."""
+  out, key = [], jax.random.PRNGKey(config.seed)
+  for _ in range(1000 * config.num_structures):
+    if len(out) == config.num_structures:
+      return out
+    key, sub = jax.random.split(key)
+    static = family.sample_static(sub)
+    if static not in out:
+      out.append(static)
+  raise ValueError(f"The family has fewer than {config.num_structures} distinct structures.")
+
+
+def imitation_regularizer(problem: unroll.Problem, exec_config: ExecutorConfig,
+                          algorithm: str, kwargs: dict[str, Any], num_trajectories: int,
+                          length: int, hint_weight: float) -> Callable:
+  """(weights, key, train) -> mean imitation loss on fresh trajectories of the rule."""
+  static_kwargs, dynamic_kwargs = imitation.split_kwargs(kwargs)
+
+  def one(weights, key, train):
+    k_dynamic, k_init, k_data, k_loss = jax.random.split(key, 4)
+    task = problem.task(problem.family.sample_dynamic(k_dynamic, problem.static))
+    params = task.init(k_init)
+    traj = imitation.rule_trajectory(algorithm, static_kwargs, dynamic_kwargs, task.loss,
+                                     params, train.stacked(k_data, length), k_loss)
+    cond = imitation.conditioning_for(exec_config, algorithm, kwargs, params)
+    return imitation.trajectory_loss(weights, exec_config, traj, cond, hint_weight)[0]
+
+  def loss(weights, key, train):
+    keys = jax.random.split(key, num_trajectories)
+    return jnp.mean(jax.vmap(one, in_axes=(None, 0, None))(weights, keys, train))
+
+  return loss
+
+
+def meta_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  return optax.chain(optax.clip_by_global_norm(config.clip_norm),
+                     optax.adam(config.learning_rate))
+
+
+def apply_meta_update(meta_opt: optax.GradientTransformation, weights: PyTree,
+                      opt_state: PyTree, grad: PyTree) -> tuple[PyTree, PyTree, jax.Array]:
+  """One meta-optimizer step, skipped (inputs returned) when `grad` is not finite."""
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)]))
+  updates, new_opt_state = meta_opt.update(grad, opt_state, weights)
+  new_weights = optax.apply_updates(weights, updates)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  return keep(new_weights, weights), keep(new_opt_state, opt_state), finite
+
+
+def make_train_step(estimator: estimators.Estimator, meta_opt: optax.GradientTransformation,
+                    regularizer: Callable | None, weight: float,
+                    compiler_options: dict[str, Any] | None = None) -> Callable:
+  """Jitted (weights, opt_state, population, skipped, key, train, valid) -> same + metrics."""
+
+  def step(weights, opt_state, population, skipped, key, train, valid):
+    grad, population, metrics = estimator.estimate(weights, population, train, valid)
+    if regularizer is not None and weight > 0:
+      reg, reg_grad = jax.value_and_grad(regularizer)(weights, key, train)
+      grad = jax.tree.map(lambda g, r: g + weight * r, grad, reg_grad)
+      metrics["imitation_loss"] = reg
+    metrics["grad_norm"] = optax.global_norm(grad)
+    weights, opt_state, finite = apply_meta_update(meta_opt, weights, opt_state, grad)
+    metrics["skipped_now"] = ~finite
+    return weights, opt_state, population, skipped + (~finite).astype(jnp.int32), metrics
+
+  rep = NamedSharding(estimator.mesh, PartitionSpec())
+  pop = estimator.state_sharding
+  return jax.jit(step, in_shardings=(rep, rep, pop, rep, rep, rep, rep),
+                 out_shardings=(rep, rep, pop, rep, rep), compiler_options=compiler_options)
+
+
+def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
+  """Host values as arrays replicated on every device of the (global) mesh."""
+  sharding = NamedSharding(mesh, PartitionSpec())
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+  return jax.tree.map(put, tree)
+
+
+def to_host(tree: PyTree) -> PyTree:
+  """Replicated arrays as numpy (this process's copy; works on several hosts)."""
+  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
+  """Builds the executor, the populations' estimators and the jitted steps."""
+  mesh = mesh or estimators.default_mesh()
+  weights, exec_config = initial_executor(config)
+  algorithm, kwargs = rule_of(config)
+  optimizer = unroll.executor_optimizer(exec_config, algorithm, kwargs)
+  family = build_family(config)
+  meta_opt = meta_optimizer(config)
+  options = dict(config.get("compiler_options", {})) or None
+  ests, splits, steps = [], [], []
+  for static in structures(config, family):
+    problem = unroll.Problem(family, static, optimizer, config.truncation_length,
+                             config.num_truncations, config.max_normalized_loss)
+    est = estimators.make(config.estimator, problem, config.population, config.objective,
+                          config.sigma, mesh, options)
+    regularizer = None
+    if config.imitation_weight > 0:
+      regularizer = imitation_regularizer(
+          problem, exec_config, algorithm, kwargs, config.imitation.num_trajectories,
+          config.imitation.unroll, config.imitation.hint_weight)
+    data = family.datasets(static)
+    ests.append(est)
+    splits.append((replicate(data.train, mesh), replicate(data.valid, mesh)))
+    steps.append(make_train_step(est, meta_opt, regularizer, config.imitation_weight,
+                                 options))
+  return Setup(config, exec_config, weights, mesh, meta_opt, tuple(ests), tuple(splits),
+               tuple(steps))
+
+
+def _roots(seed: int) -> tuple[jax.Array, jax.Array]:
+  """Independent key roots: (outer steps, populations)."""
+  roots = jax.random.split(jax.random.PRNGKey(seed))
+  return roots[0], roots[1]
+
+
+def init_state(setup: Setup) -> TrainState:
+  """The state at outer step 0 (population i drawn from fold_in(root, i))."""
+  weights = replicate(setup.initial_weights, setup.mesh)
+  opt_state = replicate(jax.device_get(setup.meta_opt.init(setup.initial_weights)),
+                        setup.mesh)
+  root = _roots(setup.config.seed)[1]
+  populations = tuple(
+      est.init(np.asarray(jax.random.fold_in(root, i)), weights, train)
+      for i, (est, (train, _)) in enumerate(zip(setup.estimators, setup.splits)))
+  return TrainState(weights, opt_state, populations,
+                    replicate(np.zeros((), np.int32), setup.mesh))
+
+
+def train_step(setup: Setup, state: TrainState, step: int) -> tuple[TrainState, dict]:
+  """Outer step `step`: advances structure step mod n and meta-updates theta."""
+  index = step % len(setup.steps)
+  key = np.asarray(jax.random.fold_in(_roots(setup.config.seed)[0], step))
+  train, valid = setup.splits[index]
+  weights, opt_state, population, skipped, metrics = setup.steps[index](
+      state.weights, state.opt_state, state.populations[index], state.skipped, key, train,
+      valid)
+  populations = state.populations[:index] + (population,) + state.populations[index + 1:]
+  return TrainState(weights, opt_state, populations, skipped), metrics
+
+
+def _manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                               options=options)
+
+
+def save(manager: ocp.CheckpointManager, setup: Setup, state: TrainState, step: int,
+         metrics: dict[str, Any]) -> None:
+  """Writes weights + config (what learned_opt.load reads) and the whole train state."""
+  algorithm, kwargs = rule_of(setup.config)
+  meta = lo_checkpoint.metadata(
+      setup.exec_config, {"algorithm": algorithm, **kwargs},
+      {"command": COMMAND, "config": json.loads(setup.config.to_json_best_effort()),
+       "step": step, "metrics": metrics})
+  manager.save(step, args=ocp.args.Composite(
+      weights=ocp.args.StandardSave(to_host(state.weights)),
+      config=ocp.args.JsonSave(meta),
+      train_state=ocp.args.StandardSave({
+          "opt_state": to_host(state.opt_state), "populations": list(state.populations),
+          "skipped": to_host(state.skipped), "step": np.asarray(step)})))
+
+
+def restore(manager: ocp.CheckpointManager, setup: Setup, like: TrainState, step: int
+            ) -> TrainState:
+  """The state saved at `step`, placed like `like` (replicated / sharded)."""
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+      list(like.populations))
+  restored = manager.restore(step, args=ocp.args.Composite(
+      weights=ocp.args.StandardRestore(to_host(like.weights)),
+      train_state=ocp.args.StandardRestore({
+          "opt_state": to_host(like.opt_state), "populations": abstract,
+          "skipped": to_host(like.skipped), "step": np.asarray(0)})))
+  ts = restored.train_state
+  return TrainState(replicate(restored.weights, setup.mesh),
+                    replicate(ts["opt_state"], setup.mesh), tuple(ts["populations"]),
+                    replicate(ts["skipped"], setup.mesh))
+
+
+def _truncate_metrics(path: pathlib.Path, step: int) -> None:
+  """Drops records past `step` (written by a run that died before its next checkpoint)."""
+  if path.exists():
+    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    path.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= step))
+
+
+def _summary(window: list[dict], step: int, num_steps: int, rate: float,
+             steps_per_s: float, skipped: int, structure: int) -> dict[str, Any]:
+  host = [{k: float(np.asarray(v.addressable_data(0))) for k, v in m.items()} for m in window]
+  mean = lambda k: float(np.mean([m[k] for m in host])) if k in host[0] else None
+  out = {"step": step, "meta_loss": mean("meta_loss"), "valid_loss": mean("valid_loss"),
+         "imitation_loss": mean("imitation_loss"), "grad_norm": mean("grad_norm"),
+         "ended_tasks": int(sum(m["ended"] for m in host)), "skipped": skipped,
+         "inner_steps_per_s": rate,
+         "eta_s": (num_steps - step) / max(steps_per_s, 1e-9), "structure": structure}
+  return {k: v for k, v in out.items() if v is not None}
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs (or resumes) meta-training; returns the last logged metrics."""
+  primary = jax.process_index() == 0
+  pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+  setup = build(config)
+  state = init_state(setup)
+  manager = _manager(workdir, config)
+  metrics_path = pathlib.Path(workdir) / "metrics.jsonl"
+  start = manager.latest_step() or 0
+  if start:
+    state = restore(manager, setup, state, start)
+    if primary:
+      _truncate_metrics(metrics_path, start)
+      print(f"Resumed from step {start} in {workdir}", flush=True)
+  inner_steps = [est.inner_steps for est in setup.estimators]
+  last: dict[str, Any] = {}
+  window: list[dict] = []
+  t0, counted, done = time.time(), 0, 0
+  for step in range(start, config.num_steps):
+    state, metrics = train_step(setup, state, step)
+    window.append(metrics)
+    done += 1
+    if done == 1:  # the first step compiles: time from its end on
+      jax.block_until_ready(state.weights)
+      t0, counted = time.time(), 0
+    else:
+      counted += inner_steps[step % len(inner_steps)]
+    if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
+      jax.block_until_ready(state.weights)
+      elapsed = max(time.time() - t0, 1e-9)
+      rate = counted / elapsed if counted else float("nan")
+      outer_rate = (done - 1) / elapsed if done > 1 else float("nan")
+      skipped = int(to_host(state.skipped))
+      last = _summary(window, step + 1, config.num_steps, rate,
+                      outer_rate if np.isfinite(outer_rate) else 1e-9, skipped,
+                      step % len(inner_steps))
+      window = []
+      if primary:
+        with metrics_path.open("a") as f:
+          f.write(json.dumps(last) + "\n")
+        print(f"step {step + 1}/{config.num_steps} meta-loss {last['meta_loss']:.4f} "
+              f"(valid {last['valid_loss']:.4f}"
+              + (f", imitation {last['imitation_loss']:.4f}" if "imitation_loss" in last
+                 else "")
+              + f") | {rate:.0f} inner steps/s, ETA {last['eta_s']:.0f}s | skipped "
+              f"{skipped}", flush=True)
+    if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.num_steps:
+      save(manager, setup, state, step + 1, last)
+  manager.wait_until_finished()
+  manager.close()
+  return last
+
+
+def initialize_distributed(coordinator_address: str | None, num_processes: int | None,
+                           process_id: int | None) -> None:
+  """Joins a multi-process run (jax.distributed); CPU collectives go through gloo."""
+  if not coordinator_address:
+    return
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes, process_id=process_id)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO; progress is printed.
+  initialize_distributed(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes,
+                         flags.FLAGS.process_id)
+  train(flags.FLAGS.config, flags.FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  # Flags are defined here, not at import, so other binaries can import this module.
+  config_flags.DEFINE_config_file("config", None, "Meta-training config file.")
+  flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+  flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (several "
+                      "processes only).")
+  flags.DEFINE_integer("num_processes", None, "Number of processes.")
+  flags.DEFINE_integer("process_id", None, "This process's index.")
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)
