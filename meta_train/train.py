@@ -314,16 +314,28 @@ def _truncate_metrics(path: pathlib.Path, step: int) -> None:
     path.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= step))
 
 
-def _summary(window: list[dict], step: int, num_steps: int, rate: float,
-             steps_per_s: float, skipped: int, structure: int) -> dict[str, Any]:
+def _summary(window: list[dict], step: int, num_steps: int, rate: float | None,
+             outer_rate: float | None, skipped: int, structure: int) -> dict[str, Any]:
+  """The record of one log line: window means of the step metrics, rates, ETA."""
   host = [{k: float(np.asarray(v.addressable_data(0))) for k, v in m.items()} for m in window]
   mean = lambda k: float(np.mean([m[k] for m in host])) if k in host[0] else None
   out = {"step": step, "meta_loss": mean("meta_loss"), "valid_loss": mean("valid_loss"),
          "imitation_loss": mean("imitation_loss"), "grad_norm": mean("grad_norm"),
          "ended_tasks": int(sum(m["ended"] for m in host)), "skipped": skipped,
          "inner_steps_per_s": rate,
-         "eta_s": (num_steps - step) / max(steps_per_s, 1e-9), "structure": structure}
-  return {k: v for k, v in out.items() if v is not None}
+         "eta_s": (num_steps - step) / outer_rate if outer_rate else None,
+         "structure": structure}
+  return {k: v for k, v in out.items() if v is not None or k in ("inner_steps_per_s", "eta_s")}
+
+
+def _progress_line(record: dict[str, Any], num_steps: int) -> str:
+  rate, eta = record["inner_steps_per_s"], record["eta_s"]
+  losses = f"valid {record['valid_loss']:.4f}"
+  if "imitation_loss" in record:
+    losses += f", imitation {record['imitation_loss']:.4f}"
+  return (f"step {record['step']}/{num_steps} meta-loss {record['meta_loss']:.4f} ({losses}) | "
+          + (f"{rate:.0f} inner steps/s, ETA {eta:.0f}s" if rate else "compiling...")
+          + f" | skipped {record['skipped']}")
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -356,22 +368,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
       jax.block_until_ready(state.weights)
       elapsed = max(time.time() - t0, 1e-9)
-      rate = counted / elapsed if counted else float("nan")
-      outer_rate = (done - 1) / elapsed if done > 1 else float("nan")
-      skipped = int(to_host(state.skipped))
-      last = _summary(window, step + 1, config.num_steps, rate,
-                      outer_rate if np.isfinite(outer_rate) else 1e-9, skipped,
-                      step % len(inner_steps))
+      rate = counted / elapsed if counted else None
+      outer_rate = (done - 1) / elapsed if done > 1 else None
+      last = _summary(window, step + 1, config.num_steps, rate, outer_rate,
+                      int(to_host(state.skipped)), step % len(inner_steps))
       window = []
       if primary:
         with metrics_path.open("a") as f:
           f.write(json.dumps(last) + "\n")
-        print(f"step {step + 1}/{config.num_steps} meta-loss {last['meta_loss']:.4f} "
-              f"(valid {last['valid_loss']:.4f}"
-              + (f", imitation {last['imitation_loss']:.4f}" if "imitation_loss" in last
-                 else "")
-              + f") | {rate:.0f} inner steps/s, ETA {last['eta_s']:.0f}s | skipped "
-              f"{skipped}", flush=True)
+        print(_progress_line(last, config.num_steps), flush=True)
     if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.num_steps:
       save(manager, setup, state, step + 1, last)
   manager.wait_until_finished()

@@ -1,0 +1,207 @@
+"""meta_train.train: SIGKILL + restart is bit-exact, two processes, skipped meta-gradients."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import pytest
+
+import learned_opt
+from configs import meta_train as meta_train_config, smoke
+from meta_train import estimators, train
+from tests.test_meta_unroll import THETA, quadratic_problem
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A tiny executor on a tiny MLP: the runs below are compile-bound.
+TINY = """
+from configs import smoke
+
+def get_config():
+  config = smoke.get_config()
+  config.init_from = ""
+  config.executor = dict(embed_dim=2, hidden=4, edge_hidden=1, node_messages=True,
+                         layer_readout=True)
+  config.imitation_weight = {imitation_weight}
+  config.num_steps = {num_steps}
+  config.checkpoint_every = {checkpoint_every}
+  config.log_every = 1
+  return config
+"""
+
+
+def _config_file(tmp_path, name, imitation_weight=0.1, num_steps=4, checkpoint_every=2):
+  path = tmp_path / f"{name}.py"
+  path.write_text(TINY.format(imitation_weight=imitation_weight, num_steps=num_steps,
+                              checkpoint_every=checkpoint_every))
+  return str(path)
+
+
+def _env(cache_dir, devices=4):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+             PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  return env
+
+
+def _launch(config, workdir, env, *extra):
+  return subprocess.Popen(
+      [sys.executable, "-m", "meta_train.train", f"--config={config}",
+       f"--workdir={workdir}", *extra],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc, timeout=240):
+  out, _ = proc.communicate(timeout=timeout)
+  assert proc.returncode == 0, out[-3000:]
+  return out
+
+
+def _read_item(step_dir, item):
+  checkpointer = ocp.PyTreeCheckpointer()
+  path = os.path.join(step_dir, item)
+  tree = checkpointer.metadata(path).item_metadata.tree
+  args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  return checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=args))
+
+
+def _steps(workdir):
+  root = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(root):
+    return []
+  return sorted(int(n) for n in os.listdir(root) if n.isdigit())
+
+
+def test_sigkill_and_restart_end_bit_identical(tmp_path):
+  config = _config_file(tmp_path, "resume", num_steps=24, checkpoint_every=3)
+  env = _env(tmp_path / "jax_cache")
+  straight, killed = tmp_path / "straight", tmp_path / "killed"
+  _finish(_launch(config, straight, env))    # fills the compilation cache
+
+  proc = _launch(config, killed, env)
+  deadline = time.time() + 180
+  while not _steps(killed) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate()
+  interrupted_at = max(_steps(killed))
+  assert interrupted_at < 24, "the run finished before it could be killed"
+  out = _finish(_launch(config, killed, env))
+  assert f"Resumed from step {interrupted_at}" in out
+
+  final_a, final_b = straight / "checkpoints" / "24", killed / "checkpoints" / "24"
+  for item in ("weights", "train_state"):
+    a, b = _read_item(final_a, item), _read_item(final_b, item)
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+      np.testing.assert_array_equal(x, y)
+  records = [json.loads(l) for l in (killed / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records] == list(range(1, 25))
+  assert all({"meta_loss", "inner_steps_per_s", "eta_s", "skipped"} <= set(r) for r in records)
+  assert "imitation_loss" in records[-1]
+  # The workdir is a learned_opt checkpoint: the trained optimizer, conditioned on Adam.
+  tx = learned_opt.load(killed / "checkpoints")
+  params = {"w": jnp.ones((3, 2))}
+  updates, _ = tx.update(params, tx.init(params), params)
+  assert np.all(np.isfinite(np.asarray(updates["w"])))
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_on_loopback_write_a_loadable_optimizer(tmp_path):
+  config = _config_file(tmp_path, "two", imitation_weight=0.0, num_steps=4,
+                        checkpoint_every=2)
+  env = _env(tmp_path / "jax_cache", devices=1)
+  address = f"localhost:{_free_port()}"
+  procs = [_launch(config, tmp_path / "run", env, f"--coordinator_address={address}",
+                   "--num_processes=2", f"--process_id={i}") for i in range(2)]
+  outs = [_finish(p) for p in procs]
+  assert "step 4/4" in outs[0] and "step 4/4" not in outs[1]   # process 0 reports
+  assert _steps(tmp_path / "run") == [2, 4]
+  weights, _, meta = learned_opt.checkpoint.restore(tmp_path / "run" / "checkpoints")
+  assert meta["default_rule"] == {"algorithm": "adam", "learning_rate": 1e-3}
+  tx = learned_opt.load(tmp_path / "run" / "checkpoints")
+  params = {"w": jnp.ones((3, 2)), "b": jnp.zeros((2,))}
+  updates, _ = tx.update(params, tx.init(params), params)
+  assert all(np.all(np.isfinite(np.asarray(u))) for u in jax.tree.leaves(updates))
+  # Both processes' population shards were saved.
+  state = _read_item(tmp_path / "run" / "checkpoints" / "4", "train_state")
+  assert state["populations"][0]["tasks"]["step"].shape == (4,)
+
+
+def test_apply_meta_update_skips_nonfinite_gradients():
+  meta_opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.1))
+  weights = {"a": jnp.ones(3)}
+  opt_state = meta_opt.init(weights)
+  new_w, new_s, finite = train.apply_meta_update(meta_opt, weights, opt_state,
+                                                 {"a": jnp.asarray([1.0, jnp.nan, 0.0])})
+  assert not bool(finite)
+  for x, y in zip(jax.tree.leaves((new_w, new_s)), jax.tree.leaves((weights, opt_state))):
+    np.testing.assert_array_equal(x, y)
+  new_w, _, finite = train.apply_meta_update(meta_opt, weights, opt_state,
+                                             {"a": jnp.ones(3)})
+  assert bool(finite) and not np.allclose(new_w["a"], 1.0)
+
+
+def test_nonfinite_meta_gradient_is_skipped_counted_and_recovered():
+  problem = quadratic_problem(truncation_length=3, num_truncations=2)
+  data = problem.family.datasets(problem.static)
+  est = estimators.make("pes", problem, 8, sigma=0.01)
+  meta_opt = train.meta_optimizer(meta_train_config.get_config())
+  step = train.make_train_step(est, meta_opt, None, 0.0)
+  state = est.init(jax.random.PRNGKey(0), THETA, data.train)
+  opt_state = meta_opt.init(THETA)
+  key = np.asarray(jax.random.PRNGKey(1))
+  poisoned = state._replace(
+      accumulators=jax.tree.map(lambda a: a.at[2].set(jnp.inf), state.accumulators),
+      tasks=state.tasks._replace(step=state.tasks.step.at[2].set(0)))
+  weights, new_opt_state, state, skipped, metrics = step(
+      THETA, opt_state, poisoned, jnp.zeros((), jnp.int32), key, data.train, data.valid)
+  assert int(skipped) == 1 and bool(metrics["skipped_now"])
+  for x, y in zip(jax.tree.leaves((weights, new_opt_state)),
+                  jax.tree.leaves((THETA, opt_state))):
+    np.testing.assert_array_equal(x, y)
+  assert np.all(np.isfinite(np.concatenate([np.ravel(a) for a in
+                                            jax.tree.leaves(state.accumulators)])))
+  weights, _, state, skipped, metrics = step(weights, new_opt_state, state, skipped, key,
+                                             data.train, data.valid)
+  assert int(skipped) == 1 and not bool(metrics["skipped_now"])
+  assert not np.allclose(weights["log_lr"], THETA["log_lr"])
+
+
+def test_configs_build_and_differ_only_in_numbers():
+  cpu, accel, tiny = (meta_train_config.get_config(),
+                      __import__("configs.meta_train_accel", fromlist=["x"]).get_config(),
+                      smoke.get_config())
+  assert cpu.init_from == "shipped:executor"
+  assert cpu.rule.to_dict() == {"algorithm": "adam", "learning_rate": 1e-3}
+
+  def kinds(config):
+    flat = json.loads(config.to_json_best_effort())
+    return {k: type(v).__name__ for k, v in flat.items()}
+
+  assert kinds(cpu) == kinds(accel)
+  assert accel.population > cpu.population
+  assert tiny.num_steps // tiny.checkpoint_every >= 2
+
+
+@pytest.mark.parametrize("kind", ["pes", "tbptt", "es"])
+def test_train_rejects_unknown_settings(kind):
+  problem = quadratic_problem()
+  with pytest.raises(ValueError, match="meta-objective"):
+    estimators.make(kind, problem, 4, objective="loss")
+  with pytest.raises(ValueError, match="estimator"):
+    estimators.make("reinforce", problem, 4)
