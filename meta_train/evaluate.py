@@ -213,7 +213,8 @@ def smooth(losses: np.ndarray, window: int) -> np.ndarray:
   """Trailing mean over `window` steps along the last axis (shorter at the start)."""
   csum = np.cumsum(losses, axis=-1)
   out = csum.copy()
-  out[..., window:] = csum[..., window:] - csum[..., :-window]
+  with np.errstate(invalid="ignore"):  # inf - inf after a divergence: nan, as it should be
+    out[..., window:] = csum[..., window:] - csum[..., :-window]
   counts = np.minimum(np.arange(1, losses.shape[-1] + 1), window)
   return out / counts
 

