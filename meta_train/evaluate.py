@@ -41,6 +41,7 @@ import ml_collections
 import numpy as np
 import optax
 from absl import app, flags, logging
+from ml_collections import config_flags
 
 import learned_opt
 import tasks
@@ -220,6 +221,7 @@ def smooth(losses: np.ndarray, window: int) -> np.ndarray:
 
 
 def window_size(config: ml_collections.ConfigDict, steps: int) -> int:
+  """Steps averaged into the curve and the final loss (`final_fraction` of the run)."""
   return max(1, int(round(config.final_fraction * steps)))
 
 
@@ -519,7 +521,6 @@ def main(argv):
 
 if __name__ == "__main__":
   # Flags are defined here, not at import, so other binaries can import this module.
-  from ml_collections import config_flags
   config_flags.DEFINE_config_file("config", None, "Evaluation config file.")
   flags.DEFINE_string("workdir", None, "Directory for results, summary and plots.")
   flags.mark_flags_as_required(["config", "workdir"])
