@@ -103,6 +103,9 @@ def test_executor_factored_normalizer(params):
   weights = _hand_weights(config, decays=(0.5, 0.5, decay), gains=(1.0, 1.0, 1 - decay),
                           linear=(1, 0, 0, 0), exponents=(0, 1, 1, -1, 0, 1, -30, -60))
   executor = ExecutorOptimizer(weights, config, "sgd", {"learning_rate": 0.1})
+  # Size-1 axes and a large matrix (reductions XLA may split) beside the mixed tree.
+  params = dict(params, column=jnp.ones((16, 1)), row=jnp.ones((1, 16)),
+                large=jnp.ones((300, 700)))
   graph = learned_opt.ParamGraph.from_params(params)
   state = executor.init(params)
   rows = {i: 0.0 for i in range(len(graph.tensors))}

@@ -39,7 +39,6 @@ which XLA fuses into one elementwise loop.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, NamedTuple
 
@@ -186,24 +185,16 @@ def _edge_numerator(g: jax.Array, s1: jax.Array, linear: jax.Array, hidden_in: j
   return n
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _mean_square(x: jax.Array, axis: int) -> jax.Array:
-  """mean of x^2 over one of the last two axes, in one pass with no x^2 temporary.
+  """mean of x^2 over one of the last two axes.
 
-  A reduction whose reducer squares its second operand: XLA runs it as one
-  loop over x, where a sum of jnp.square(x) becomes a squaring pass that writes
-  x^2 to memory followed by a library reduction that reads it back.
+  Rows square as x * x and columns as |x| * |x|: XLA then sees two distinct
+  expressions and fuses each into its own reduction instead of writing one
+  shared x^2 temporary to memory for both.
   """
-  dim = x.ndim + axis
-  total = jax.lax.reduce(x.astype(jnp.float32), jnp.float32(0.0),
-                         lambda acc, v: acc + v * v, (dim,))
-  return total / x.shape[dim]
-
-
-@_mean_square.defjvp
-def _mean_square_jvp(axis, primals, tangents):
-  (x,), (dx,) = primals, tangents
-  return _mean_square(x, axis), 2.0 * jnp.mean(x * dx, axis=axis)
+  x = x.astype(jnp.float32)
+  square = x * x if axis == -1 else jnp.abs(x) * jnp.abs(x)
+  return jnp.mean(square, axis=axis)
 
 
 class StepOutput(NamedTuple):
@@ -249,7 +240,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     s1 = s1_leaves[idx].astype(jnp.float32)
     s2 = s2_leaves[idx].astype(jnp.float32)
     s1_new = a[0] * s1 + b[0] * g
-    s2_new = jnp.sqrt(a[1] * jnp.square(s2) + b[1] * jnp.square(g) + _TINY)
+    scaled_g = jnp.sqrt(b[1]) * g   # (sqrt(b) g)^2: not CSE'd with the row squares
+    s2_new = jnp.sqrt(a[1] * jnp.square(s2) + scaled_g * scaled_g + _TINY)
     w = normalizer[idx]
     p = p_leaves[idx]
     if info.role == EDGES and config.node_messages:
