@@ -18,10 +18,10 @@ from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights
 from tests.conftest import random_grads
 
 
-# Normalizer outputs: alpha, exponents (rows, cols, mean rows), log-scale bias, beta, raw
-# sign gain, log epsilon. Adam: d = m / (v + 1e-8); SGD: d = n / 1.
-_ADAM_NORMALIZER = (1, 0, 0, 0, 0, 0, -30, math.log(1e-8))
-_SGD_NORMALIZER = (0, 0, 0, 0, 0, 1, -30, -60)
+# Normalizer outputs: alpha, exponents (rows, cols, mean rows), log-scale bias, log beta,
+# raw sign gain, log epsilon. Adam: d = m / (v + 1e-8); SGD: d = n / 1.
+_ADAM_NORMALIZER = (1, 0, 0, 0, 0, -60, -30, math.log(1e-8))
+_SGD_NORMALIZER = (0, 0, 0, 0, 0, 0, -30, -60)
 
 
 def _raw_decay(beta):
@@ -88,7 +88,7 @@ def test_executor_can_be_lion(params):
   # Lion: sign(b1 m + (1 - b1) g) reads the old average s1; S is off and the sign gain is 1.
   weights = _hand_weights(config, decays=(b2, 0.5, 0.5), gains=(1 - b2, 1.0, 1.0),
                           linear=(1 - b1, b1, 0, 0),
-                          exponents=(0, 0, 0, 0, 0, 0, math.log(math.e - 1), -60),
+                          exponents=(0, 0, 0, 0, 0, -60, math.log(math.e - 1), -60),
                           weight_decay=1e-3)
   executor = ExecutorOptimizer(weights, config, "lion", {"learning_rate": 1e-3})
   _compare(executor, optax.lion(1e-3, b1=b1, b2=b2, weight_decay=1e-3), params)
@@ -101,7 +101,7 @@ def test_executor_factored_normalizer(params):
   config = ExecutorConfig()
   decay = 0.9
   weights = _hand_weights(config, decays=(0.5, 0.5, decay), gains=(1.0, 1.0, 1 - decay),
-                          linear=(1, 0, 0, 0), exponents=(0, 1, 1, -1, 0, 1, -30, -60))
+                          linear=(1, 0, 0, 0), exponents=(0, 1, 1, -1, 0, 0, -30, -60))
   executor = ExecutorOptimizer(weights, config, "sgd", {"learning_rate": 0.1})
   # Size-1 axes and a large matrix (reductions XLA may split) beside the mixed tree.
   params = dict(params, column=jnp.ones((16, 1)), row=jnp.ones((1, 16)),

@@ -32,7 +32,7 @@ from learned_opt.executor import conditioning
 
 NUM_EDGE_FEATURES = 4     # g, s1 (before), s1 (after), s1 debiased
 # Per tensor normalizer outputs (see learned_opt.executor.step): alpha (weight of v),
-# the exponents of row rms, column rms and mean row rms, the log-scale bias, beta,
+# the exponents of row rms, column rms and mean row rms, the log-scale bias, log beta,
 # the raw sign gain and log epsilon.
 NUM_NORMALIZER_OUTPUTS = 8
 # Per readout r in (log rms param, log rms direction): linear, hinge, hinge knot, zero flag.
@@ -98,15 +98,17 @@ def _mlp_with_skip(x: jax.Array, hidden: int, out: int, name: str,
                    bias_init: Any = None) -> jax.Array:
   """Linear(x) + MLP(x): exact linear maps are easy to reach, nonlinear ones possible.
 
-  The linear part starts at zero weights and `bias_init` biases, so a fresh
-  executor starts as one known algorithm (see `prior_hyper`) for every rule.
+  The linear part starts at zero weights and `bias_init` biases and the MLP's
+  output layer at zero, so a fresh executor is exactly one known algorithm (see
+  `prior_hyper`) for every rule; the MLP's hidden layers get gradients as soon as
+  its output weights move.
   """
   b_init = None if bias_init is None else (lambda shape, dtype: jnp.asarray(bias_init, dtype))
   linear = hk.Linear(out, w_init=hk.initializers.Constant(0.0), b_init=b_init,
                      name=f"{name}_linear")(x)
   h = jax.nn.relu(hk.Linear(hidden, name=f"{name}_hidden_0")(x))
   h = jax.nn.relu(hk.Linear(hidden, name=f"{name}_hidden_1")(h))
-  return linear + hk.Linear(out, w_init=hk.initializers.VarianceScaling(1e-4),
+  return linear + hk.Linear(out, w_init=hk.initializers.Constant(0.0),
                             name=f"{name}_out")(h)
 
 
@@ -152,9 +154,9 @@ def prior_tensor(config: ExecutorConfig) -> np.ndarray:
   """Tensor-net biases: normalize by the RMS state (Adam, eps 1e-8) or not at all (SGD)."""
   adam = config.prior == "adam"
   # Adam: alpha 1, beta 0, epsilon 1e-8; SGD: alpha 0, beta 1, no epsilon. Node exponents
-  # and log-scale bias 0, sign gain softplus(-12) ~ 6e-6 (off).
+  # and log-scale bias 0, log beta -30 (Adam) or 0 (SGD), sign gain softplus(-12) ~ 6e-6 (off).
   eps = math.log(1e-8) if adam else -_MAX_LOG_EPS
-  normalizer = [1.0 if adam else 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 if adam else 1.0, -12.0, eps]
+  normalizer = [1.0 if adam else 0.0, 0.0, 0.0, 0.0, 0.0, -30.0 if adam else 0.0, -12.0, eps]
   return np.asarray(normalizer + [0.0] * NUM_GAIN_COEFFS, np.float32)
 
 

@@ -16,7 +16,8 @@ Per node (row/column processor, one hop, O(nodes) state):
   r_i' = a3 r_i + b3 mean_j g_ij^2,   c_j' = a3 c_j + b3 mean_i g_ij^2
 
 Normalizer (per tensor, from the tensor net: node exponents w, a bias w_0, edge
-weights alpha, beta >= 0, a sign gain k >= 0 and an epsilon e):
+weights alpha = |w_a| and beta = exp(w_b) (log scale: a raw output near 0 must
+not leak a constant into Adam's normalizer), a sign gain k >= 0, an epsilon e):
   N_ij = exp(w_r log sqrt(r_i) + w_c log sqrt(c_j) + w_m log sqrt(mean r) + w_0)
   d = n / ((alpha v + beta) N_ij + k |n| + e) + omega p,      v = s2'/sqrt(z2')
 Adam is alpha = 1, beta = 0, N = 1, e = eps; Adafactor the factored row/column
@@ -228,7 +229,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   def direction(g, s1_new, s2_new, p, row_scale, col_scale, w):
     """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise."""
     n = _edge_numerator(g, s1_new, linear, hidden_in, coeffs.hidden_out)
-    edge_scale = jnp.abs(w[0]) * (s2_new * inv_sqrt_z2) + jnp.abs(w[5])
+    edge_scale = jnp.abs(w[0]) * (s2_new * inv_sqrt_z2) + _bounded_exp(w[5])
     node_scale = row_scale * col_scale
     d = n / (edge_scale * node_scale + jax.nn.softplus(w[6]) * jnp.abs(n)
              + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)
