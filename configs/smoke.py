@@ -24,6 +24,4 @@ def get_config() -> ml_collections.ConfigDict:
   config.imitation.unroll = 4
   config.log_every = 1
   config.checkpoint_every = 2
-  # Compile time dominates a run this small: skip XLA's LLVM optimizations (~5x faster).
-  config.compiler_options = {"xla_backend_optimization_level": 0}
   return config

@@ -99,7 +99,8 @@ def initial_executor(config: ml_collections.ConfigDict) -> tuple[PyTree, Executo
     algorithm, kwargs = rule_of(config)
     trained = ((algorithm, tuple(sorted(set(kwargs) | {"learning_rate"}))),)
     exec_config = ExecutorConfig(trained_options=trained, **config.executor.to_dict())
-    weights = init_weights(exec_config, jax.random.PRNGKey(config.seed))
+    weights = jax.jit(init_weights, static_argnums=0)(exec_config,
+                                                      jax.random.PRNGKey(config.seed))
     return jax.device_get(weights), exec_config
   if source.startswith("shipped:"):
     resource = importlib.resources.files("learned_opt") / "weights" / source.split(":", 1)[1]
@@ -135,9 +136,17 @@ def structures(config: ml_collections.ConfigDict, family: tasks.TaskFamily) -> l
 
 def imitation_regularizer(problem: unroll.Problem, exec_config: ExecutorConfig,
                           algorithm: str, kwargs: dict[str, Any], num_trajectories: int,
-                          length: int, hint_weight: float) -> Callable:
-  """(weights, key, train) -> mean imitation loss on fresh trajectories of the rule."""
+                          length: int, hint_weight: float, mesh: Mesh) -> Callable:
+  """(weights, key, train) -> (L_imitation, dL/dweights), L averaged over trajectories.
+
+  Each trajectory is the rule trained on a fresh task of the population's
+  structure for `length` steps (`imitation.rule_trajectory`); L is
+  `imitation.trajectory_loss` along it. The trajectories are spread over the
+  mesh's devices (their number is rounded up to a multiple of the device count).
+  """
   static_kwargs, dynamic_kwargs = imitation.split_kwargs(kwargs)
+  devices = mesh.shape[estimators.AXIS]
+  total = -(-num_trajectories // devices) * devices
 
   def one(weights, key, train):
     k_dynamic, k_init, k_data, k_loss = jax.random.split(key, 4)
@@ -148,11 +157,16 @@ def imitation_regularizer(problem: unroll.Problem, exec_config: ExecutorConfig,
     cond = imitation.conditioning_for(exec_config, algorithm, kwargs, params)
     return imitation.trajectory_loss(weights, exec_config, traj, cond, hint_weight)[0]
 
-  def loss(weights, key, train):
-    keys = jax.random.split(key, num_trajectories)
-    return jnp.mean(jax.vmap(one, in_axes=(None, 0, None))(weights, keys, train))
+  def local(weights, keys, train):
+    total_loss = lambda w: jnp.sum(jax.vmap(one, in_axes=(None, 0, None))(w, keys, train))
+    loss, grad = jax.value_and_grad(total_loss)(weights)
+    psum = lambda x: jax.lax.psum(x, estimators.AXIS) / total
+    return psum(loss), jax.tree.map(psum, grad)
 
-  return loss
+  replicated, sharded = PartitionSpec(), PartitionSpec(estimators.AXIS)
+  spread = jax.shard_map(local, mesh=mesh, in_specs=(replicated, sharded, replicated),
+                         out_specs=(replicated, replicated), check_vma=False)
+  return lambda weights, key, train: spread(weights, jax.random.split(key, total), train)
 
 
 def meta_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -173,12 +187,16 @@ def apply_meta_update(meta_opt: optax.GradientTransformation, weights: PyTree,
 def make_train_step(estimator: estimators.Estimator, meta_opt: optax.GradientTransformation,
                     regularizer: Callable | None, weight: float,
                     compiler_options: dict[str, Any] | None = None) -> Callable:
-  """Jitted (weights, opt_state, population, skipped, key, train, valid) -> same + metrics."""
+  """Jitted (weights, opt_state, population, skipped, key, train, valid) -> same + metrics.
+
+  `regularizer(weights, key, train) -> (loss, grad)` (see `imitation_regularizer`)
+  adds `weight * grad` to the estimator's meta-gradient.
+  """
 
   def step(weights, opt_state, population, skipped, key, train, valid):
     grad, population, metrics = estimator.estimate(weights, population, train, valid)
     if regularizer is not None and weight > 0:
-      reg, reg_grad = jax.value_and_grad(regularizer)(weights, key, train)
+      reg, reg_grad = regularizer(weights, key, train)
       grad = jax.tree.map(lambda g, r: g + weight * r, grad, reg_grad)
       metrics["imitation_loss"] = reg
     metrics["grad_norm"] = optax.global_norm(grad)
@@ -227,7 +245,7 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
     if config.imitation_weight > 0:
       regularizer = imitation_regularizer(
           problem, exec_config, algorithm, kwargs, config.imitation.num_trajectories,
-          config.imitation.unroll, config.imitation.hint_weight)
+          config.imitation.unroll, config.imitation.hint_weight, mesh)
     data = family.datasets(static)
     ests.append(est)
     splits.append((replicate(data.train, mesh), replicate(data.valid, mesh)))

@@ -248,8 +248,11 @@ def run_segment(problem: Problem, theta: PyTree, particle: Particle, task: Task,
     params = jax.tree.map(lambda x, u: x + u.astype(x.dtype), p.params, updates)
     return Particle(params, opt_state), (loss, normalize(loss, init_loss, clip))
 
+  # Rematerialized: backprop (TBPTT) keeps only the carry per step, not every
+  # intermediate of the executor (memory, and a much smaller compiled program).
   particle, (losses, normalized) = jax.lax.scan(
-      body, particle, (plan.batches, plan.loss_keys, fresh, first))
+      jax.checkpoint(body, prevent_cse=False), particle,
+      (plan.batches, plan.loss_keys, fresh, first))
   after = plan.next_task
   valid_loss = problem.task(after.dynamic).loss(particle.params, plan.valid_key,
                                                       plan.valid_batch)
