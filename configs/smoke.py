@@ -24,4 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.imitation.unroll = 4
   config.log_every = 1
   config.checkpoint_every = 2
+  # Compile time dominates a run this small: without LLVM's optimizations it compiles in
+  # about half the time (21 s instead of 37 s for the whole run on a loaded 2-core CPU).
+  config.compiler_options = {"xla_backend_optimization_level": 0}
   return config

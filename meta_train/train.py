@@ -371,6 +371,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       _truncate_metrics(metrics_path, start)
       print(f"Resumed from step {start} in {workdir}", flush=True)
   inner_steps = [est.inner_steps for est in setup.estimators]
+  warmup = len(inner_steps)   # each structure's first step compiles: timed from their end
   last: dict[str, Any] = {}
   window: list[dict] = []
   t0, counted, done = time.time(), 0, 0
@@ -378,16 +379,16 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     state, metrics = train_step(setup, state, step)
     window.append(metrics)
     done += 1
-    if done == 1:  # the first step compiles: time from its end on
+    if done == warmup:
       jax.block_until_ready(state.weights)
-      t0, counted = time.time(), 0
-    else:
+      t0 = time.time()
+    elif done > warmup:
       counted += inner_steps[step % len(inner_steps)]
     if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
       jax.block_until_ready(state.weights)
       elapsed = max(time.time() - t0, 1e-9)
       rate = counted / elapsed if counted else None
-      outer_rate = (done - 1) / elapsed if done > 1 else None
+      outer_rate = (done - warmup) / elapsed if done > warmup else None
       last = _summary(window, step + 1, config.num_steps, rate, outer_rate,
                       int(to_host(state.skipped)), step % len(inner_steps))
       window = []

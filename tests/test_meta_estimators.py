@@ -11,6 +11,7 @@ from jax.sharding import Mesh
 from meta_train import estimators, unroll
 from tests.test_meta_unroll import THETA, quadratic_problem
 
+FAST_COMPILE = {"xla_backend_optimization_level": 0}   # these programs are compile-bound
 POPULATION = 256
 PROBLEM = quadratic_problem(truncation_length=3, num_truncations=3)   # H = 9
 DATA = PROBLEM.family.datasets(PROBLEM.static)
@@ -28,8 +29,9 @@ def _cosine(a, b) -> float:
 @functools.lru_cache(maxsize=None)
 def _estimator(kind: str, devices: int = 4, objective: str = "train"):
   mesh = Mesh(np.asarray(jax.devices()[:devices]), (estimators.AXIS,))
-  est = estimators.make(kind, PROBLEM, POPULATION, objective, sigma=0.01, mesh=mesh)
-  return est, jax.jit(est.estimate)
+  est = estimators.make(kind, PROBLEM, POPULATION, objective, sigma=0.01, mesh=mesh,
+                        compiler_options=FAST_COMPILE)
+  return est, jax.jit(est.estimate, compiler_options=FAST_COMPILE)
 
 
 @functools.lru_cache(maxsize=None)
@@ -48,7 +50,7 @@ def _exact(length: int, segments: int):
     first = jax.tree.map(lambda x: x[:, 0], state.particles)
     return jnp.mean(jax.vmap(per_task)(state.tasks, first))
 
-  return jax.jit(jax.grad(total))
+  return jax.jit(jax.grad(total), compiler_options=FAST_COMPILE)
 
 
 def _run(kind: str, segments: int, key=0):

@@ -1,5 +1,7 @@
 """Truncated unrolls: clocks, resets, normalization, and the executor as trained."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,6 +65,7 @@ def momentum_optimizer() -> unroll.LearnedOptimizer:
 
 
 THETA = {"log_lr": jnp.log(0.3), "logit_beta": jnp.asarray(0.5)}
+FAST_COMPILE = {"xla_backend_optimization_level": 0}   # these programs are compile-bound
 
 
 def quadratic_problem(truncation_length=3, num_truncations=2, dim=4) -> unroll.Problem:
@@ -74,11 +77,13 @@ def quadratic_problem(truncation_length=3, num_truncations=2, dim=4) -> unroll.P
 def test_clocks_resets_and_fresh_starts():
   problem = quadratic_problem(truncation_length=3, num_truncations=2)   # H = 6
   data = problem.family.datasets(problem.static)
-  tasks_, particles = unroll.init_population(problem, jax.random.PRNGKey(0), 16, data.train)
+  tasks_, particles = jax.jit(
+      lambda k: unroll.init_population(problem, k, 16, data.train),
+      compiler_options=FAST_COMPILE)(jax.random.PRNGKey(0))
   offsets = np.asarray(tasks_.step)
   assert offsets.min() >= 0 and offsets.max() < 6 and len(set(offsets.tolist())) > 2
 
-  @jax.jit
+  @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
   def segment(tasks_, particles):
     def one(task, particle):
       plan = unroll.plan_segment(problem, task, data.train, data.valid, 3)
@@ -108,10 +113,15 @@ def test_clocks_resets_and_fresh_starts():
 def test_reset_restarts_optimizer_state():
   problem = quadratic_problem(truncation_length=3, num_truncations=1)   # H = 3
   data = problem.family.datasets(problem.static)
-  task, particle = unroll.init_task(problem, jax.random.PRNGKey(1), 2, data.train)
-  plan = unroll.plan_segment(problem, task, data.train, data.valid, 3)
+
+  @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
+  def run(key):
+    task, particle = unroll.init_task(problem, key, 2, data.train)
+    plan = unroll.plan_segment(problem, task, data.train, data.valid, 3)
+    return plan, *unroll.run_segment(problem, THETA, particle, task, plan)
+
+  plan, particle, seg = run(jax.random.PRNGKey(1))
   assert int(plan.reset_at) == 1
-  particle, seg = unroll.run_segment(problem, THETA, particle, task, plan)
   # Steps 1 and 2 run the new episode from zero momentum: x2 = x0 (1 - lr c)(1 - lr c (1 + b)) ...
   x0, c = plan.episode.params["x"], plan.episode.dynamic["curvature"]
   lr, beta = 0.3, float(jax.nn.sigmoid(0.5))
@@ -130,7 +140,8 @@ def test_normalize_clips_and_handles_nonfinite():
 def test_end_episode_sets_clock_to_horizon():
   problem = quadratic_problem(truncation_length=3, num_truncations=2)
   data = problem.family.datasets(problem.static)
-  tasks_, _ = unroll.init_population(problem, jax.random.PRNGKey(0), 4, data.train)
+  tasks_ = unroll.Task(jnp.asarray([0, 3, 5, 6], jnp.int32), jnp.zeros((4, 2), jnp.uint32),
+                       {"curvature": jnp.ones((4, 4))}, jnp.ones(4))
   ended = unroll.end_episode(problem, tasks_, jnp.asarray([True, False, True, False]))
   np.testing.assert_array_equal(ended.step, np.where([1, 0, 1, 0], 6, tasks_.step))
 
@@ -147,16 +158,21 @@ def test_executor_trains_as_deployed():
   optimizer = unroll.executor_optimizer(config, "adam", {"learning_rate": 1e-2})
   problem = unroll.Problem(family, static, optimizer, 4, 2)
   data = family.datasets(static)
-  task, particle = unroll.init_task(problem, jax.random.PRNGKey(2), 0, data.train)
-  plan = unroll.plan_segment(problem, task, data.train, data.valid, 4)
-  after, seg = jax.jit(lambda w, p: unroll.run_segment(problem, w, p, task, plan))(
-      weights, particle)
+
+  @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
+  def run(weights, key, train, valid):
+    task, particle = unroll.init_task(problem, key, 0, train)
+    plan = unroll.plan_segment(problem, task, train, valid, 4)
+    return task, particle, plan, *unroll.run_segment(problem, weights, particle, task, plan)
+
+  task, particle, plan, after, seg = run(weights, jax.random.PRNGKey(2), data.train,
+                                         data.valid)
   assert np.all(np.isfinite(seg.loss)) and bool(seg.finite)
 
   deployed = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2}).as_optax()
   t = problem.task(task.dynamic)
 
-  @jax.jit
+  @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
   def deployed_step(params, state, batch, key):
     updates, state = deployed.update(jax.grad(t.loss)(params, key, batch), state, params)
     return jax.tree.map(jnp.add, params, updates), state
