@@ -1,16 +1,23 @@
-r"""`make demo`: the rules as graph programs and the executor imitating them, offline.
+r"""`make demo`: the whole job end to end, offline, in a few minutes on 2 CPU cores.
 
-  python -m meta_train.demo [--steps=300] [--task=digits_mlp]
+  python -m meta_train.demo [--steps=300] [--task=digits_mlp] [--workdir=runs/demo]
 
 1. Reads the parameter graph of a real network (an MLP on scikit-learn digits).
 2. Runs classic rules on it as graph programs and shows the hints each emits
    (name, graph location, shape) beside the loss they reach.
 3. Trains the same network with the shipped neural executor imitating Adam,
    SGD with momentum and Adafactor, next to the rules themselves.
+4. A short imitation (the NAR phase) from scratch, then a short meta-training
+   (PES) starting from it: the same binaries as the real runs, tiny configs.
+5. Evaluates the shipped learned optimizer (`learned_opt.pretrained()`, no
+   tuning) against learning-rate-tuned Adam on a few tasks it never saw, and
+   prints where the table and the plots are.
 """
 
 from __future__ import annotations
 
+import pathlib
+import shutil
 import time
 
 import jax
@@ -23,6 +30,7 @@ import tasks
 
 _STEPS = flags.DEFINE_integer("steps", 300, "Inner training steps per optimizer.")
 _TASK = flags.DEFINE_string("task", "digits_mlp", "Named task (tasks.names()).")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where the demo's runs are written.")
 
 RULES = [("sgd", dict(learning_rate=0.1, momentum=0.9)),
          ("adam", dict(learning_rate=3e-3)),
@@ -96,6 +104,44 @@ def main(argv):
     gap = 100 * (final - finals[name]) / finals[name]
     print(f"  executor~{name:10s} loss -> {final:.4f}  (rule {finals[name]:.4f}, "
           f"gap {gap:+.1f}%)")
+  _pipeline(_WORKDIR.value)
+
+
+def _pipeline(workdir: str) -> None:
+  """Short imitation -> short meta-training -> evaluation of the shipped optimizer."""
+  # Imported here: these pull in the binaries' configs (flags are defined under __main__).
+  from configs import evaluate_quick, imitate as imitate_config, smoke
+  from meta_train import evaluate, imitate, train
+
+  root = pathlib.Path(workdir).absolute()
+  for sub in ("imitate", "meta_train", "evaluate"):  # a fresh run each time, not a resume
+    shutil.rmtree(root / sub, ignore_errors=True)
+  print(f"\n== A short imitation of adam and sgd (configs/imitate.py, tiny) -> {root}/imitate")
+  config = imitate_config.get_config()
+  config.rules = {k: config.rules[k] for k in ("adam", "sgd")}
+  config.update(dict(num_steps=60, unroll=20, batch_size=4, num_structures=2, log_every=20,
+                     checkpoint_every=60, warmup_choices=(0,)))
+  config.family.widths, config.family.depths = (16, 32), (1, 1)
+  t0 = time.time()
+  last = imitate.train(config, str(root / "imitate"))
+  print(f"  {time.time() - t0:.0f}s; update cosine " + ", ".join(
+      f"{k} {v:.3f}" for k, v in sorted(last["cosine"].items())))
+
+  print(f"\n== A short meta-training from it (configs/smoke.py, PES) -> {root}/meta_train")
+  config = smoke.get_config()
+  config.init_from = str(root / "imitate" / "checkpoints")
+  t0 = time.time()
+  last = train.train(config, str(root / "meta_train"))
+  print(f"  {time.time() - t0:.0f}s; learned_opt.load('{root}/meta_train/checkpoints') "
+        "is the result")
+
+  print(f"\n== The shipped learned optimizer vs tuned Adam (configs/evaluate_quick.py) -> "
+        f"{root}/evaluate")
+  t0 = time.time()
+  evaluate.evaluate(evaluate_quick.get_config(), str(root / "evaluate"))
+  print(f"  {time.time() - t0:.0f}s")
+  print((root / "evaluate" / "summary.md").read_text())
+  print(f"Table: {root}/evaluate/summary.md   Plots: {root}/evaluate/*.png")
 
 
 if __name__ == "__main__":
