@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sigma = 0.01             # perturbation std (pes, es)
   config.max_normalized_loss = 2.0
   # Meta-optimizer: clipped Adam.
-  config.num_steps = 2000
+  config.num_steps = 10000
   config.learning_rate = 1e-4
   config.clip_norm = 1.0
   # Imitation of `rule` as a regularizer (weight 0 turns it off).

@@ -17,7 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.population = 64
   config.truncation_length = 50
   config.num_truncations = 40      # episodes of 2000 inner steps
-  config.num_steps = 10000
+  config.num_steps = 20000
   config.imitation.num_trajectories = 8
   config.imitation.unroll = 50
   config.log_every = 20

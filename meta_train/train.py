@@ -48,8 +48,8 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from absl import app, flags, logging
-from ml_collections import config_flags
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from ml_collections import config_flags
 
 import tasks
 from learned_opt import checkpoint as lo_checkpoint

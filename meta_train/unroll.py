@@ -172,6 +172,7 @@ def new_episode(problem: Problem, key: jax.Array, train: Any) -> Episode:
 
 
 def start(problem: Problem, episode: Episode) -> Particle:
+  """A particle at an episode's start: its initial parameters, a fresh optimizer state."""
   return Particle(episode.params, problem.optimizer.init(episode.params))
 
 
@@ -255,7 +256,7 @@ def run_segment(problem: Problem, theta: PyTree, particle: Particle, task: Task,
       (plan.batches, plan.loss_keys, fresh, first))
   after = plan.next_task
   valid_loss = problem.task(after.dynamic).loss(particle.params, plan.valid_key,
-                                                      plan.valid_batch)
+                                                plan.valid_batch)
   finite = jnp.isfinite(losses[-1]) & jnp.all(jnp.stack(
       [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(particle.params)]))
   return particle, Segment(losses, normalized, fresh,
