@@ -18,7 +18,7 @@ import sys
 
 from benchmarks import executor_speed
 
-_OTHERS = ("benchmarks.tasks_inner_speed",)
+_OTHERS = ("benchmarks.tasks_inner_speed", "benchmarks.meta_train_speed")
 
 
 def _run_module(name: str) -> None:

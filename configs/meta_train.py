@@ -1,4 +1,4 @@
-"""Meta-training on CPU: the shipped executor, conditioned on Adam(1e-3), on image MLPs.
+"""Meta-training on CPU: the shipped executor, conditioned on Adam(3e-3), on image MLPs.
 
   python -m meta_train.train --config=configs/meta_train.py --workdir=DIR
 
@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.executor = ml_collections.ConfigDict(dict(
       embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True))
   # The conditioning: the rule the executor starts as (and learned_opt.load's default).
-  config.rule = {"algorithm": "adam", "learning_rate": 1e-3}
+  config.rule = {"algorithm": "adam", "learning_rate": 3e-3}
   # Task structures: image MLPs on bundled data (offline); one population each.
   config.family = ml_collections.ConfigDict(dict(
       name="image_mlp", datasets=("digits", "mnist1d"), widths=(16, 64), depths=(1, 2),
@@ -37,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.learning_rate = 1e-4
   config.clip_norm = 1.0
   # Imitation of `rule` as a regularizer (weight 0 turns it off).
-  config.imitation_weight = 0.1
+  config.imitation_weight = 0.3
   config.imitation = ml_collections.ConfigDict(dict(
       num_trajectories=2, unroll=20, hint_weight=0.3))
   config.log_every = 10

@@ -133,7 +133,7 @@ def test_two_processes_on_loopback_write_a_loadable_optimizer(tmp_path):
   assert "step 4/4" in outs[0] and "step 4/4" not in outs[1]   # process 0 reports
   assert _steps(tmp_path / "run") == [2, 4]
   weights, _, meta = learned_opt.checkpoint.restore(tmp_path / "run" / "checkpoints")
-  assert meta["default_rule"] == {"algorithm": "adam", "learning_rate": 1e-3}
+  assert meta["default_rule"] == {"algorithm": "adam", "learning_rate": 3e-3}
   tx = learned_opt.load(tmp_path / "run" / "checkpoints")
   params = {"w": jnp.ones((3, 2)), "b": jnp.zeros((2,))}
   updates, _ = tx.update(params, tx.init(params), params)
@@ -189,7 +189,7 @@ def test_configs_build_and_differ_only_in_numbers():
                       __import__("configs.meta_train_accel", fromlist=["x"]).get_config(),
                       smoke.get_config())
   assert cpu.init_from == "shipped:executor"
-  assert cpu.rule.to_dict() == {"algorithm": "adam", "learning_rate": 1e-3}
+  assert cpu.rule.to_dict() == {"algorithm": "adam", "learning_rate": 3e-3}
 
   def kinds(config):
     flat = json.loads(config.to_json_best_effort())
