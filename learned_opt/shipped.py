@@ -18,8 +18,9 @@ from learned_opt import checkpoint
 # The one registry of shipped names -> weights directory (and what each one is).
 _SHIPPED = {
     "executor": "executor",   # imitation of the classic rules; condition on any of them
+    "meta_executor": "meta_executor",  # the executor meta-trained from it (Adam prior)
 }
-_BEST = "executor"
+_BEST = "meta_executor"       # what pretrained() with no name returns
 
 
 def pretrained_names() -> list[str]:
@@ -28,11 +29,16 @@ def pretrained_names() -> list[str]:
   return sorted(n for n, d in _SHIPPED.items() if (root / d).is_dir())
 
 
-def _load(name: str, algorithm: str | None, hyperparams: dict[str, Any]):
+def shipped_path(name: str) -> Any:
+  """The importlib.resources path of a shipped optimizer's checkpoint directory."""
   if name not in _SHIPPED:
     raise KeyError(f"Unknown pretrained optimizer {name!r}. Shipped: "
                    f"{', '.join(pretrained_names()) or 'none'}.")
-  resource = importlib.resources.files("learned_opt") / "weights" / _SHIPPED[name]
+  return importlib.resources.files("learned_opt") / "weights" / _SHIPPED[name]
+
+
+def _load(name: str, algorithm: str | None, hyperparams: dict[str, Any]):
+  resource = shipped_path(name)
   if not resource.is_dir():
     raise FileNotFoundError(
         f"Pretrained optimizer {name!r} is registered but its weights are missing from this "
@@ -48,17 +54,25 @@ def pretrained(name: str | None = None, algorithm: str | None = None,
   """A shipped learned optimizer as an optax transformation.
 
   Args:
-    name: a name from `pretrained_names()`; None gives the best shipped optimizer.
+    name: a name from `pretrained_names()`; None gives the best shipped optimizer,
+      meta-trained here, which needs no arguments at all (no learning rate).
     algorithm: for the imitation executor, the rule to imitate (optax's name).
     **hyperparams: optax's keyword arguments for that rule (learning_rate, b1, ...).
 
   Example:
+    tx = learned_opt.pretrained()   # the best learned optimizer, no tuning
     tx = learned_opt.pretrained("executor", algorithm="adam", learning_rate=1e-3)
   """
-  return _load(name or _BEST, algorithm, hyperparams).as_optax()
+  return _load(name or _best(), algorithm, hyperparams).as_optax()
 
 
 def pretrained_optimizer(name: str | None = None, algorithm: str | None = None,
                          **hyperparams: Any):
   """Like `pretrained`, returning the `ExecutorOptimizer` (with hint predictions)."""
-  return _load(name or _BEST, algorithm, hyperparams)
+  return _load(name or _best(), algorithm, hyperparams)
+
+
+def _best() -> str:
+  """The best shipped optimizer present in this install."""
+  names = pretrained_names()
+  return _BEST if _BEST in names or not names else names[0]
