@@ -127,3 +127,31 @@ def test_executor_factored_normalizer(params):
       scale = (np.sqrt(r)[..., :, None] * np.sqrt(c)[..., None, :]
                / np.sqrt(np.mean(r, axis=-1))[..., None, None])
       np.testing.assert_allclose(u, -0.1 * g / scale, rtol=2e-4, err_msg=f"step {t}")
+
+
+def test_weight_decay_never_grows_weights(params):
+  """A negative weight-decay output reads as 0: d = n, never n - |omega| p."""
+  config = ExecutorConfig()
+  weights = _hand_weights(config, decays=(0.5, 0.5, 0.5), gains=(1.0, 1.0, 1.0),
+                          linear=(1, 0, 0, 0), exponents=_SGD_NORMALIZER, weight_decay=-0.5)
+  executor = ExecutorOptimizer(weights, config, "sgd", {"learning_rate": 0.1})
+  grads = random_grads(jax.random.PRNGKey(3), params, 0)
+  out = executor.step(grads, executor.init(params), params)
+  for u, g in zip(jax.tree.leaves(out.updates), jax.tree.leaves(grads)):
+    np.testing.assert_allclose(u, -0.1 * g, rtol=1e-6)
+
+
+def test_max_time_holds_the_clock():
+  config = ExecutorConfig(max_time=10)
+  executor = ExecutorOptimizer(init_weights(config, jax.random.PRNGKey(0)), config, "adam",
+                               {"learning_rate": 1e-3})
+  weights = jax.tree.map(lambda w: w + 0.1, executor.weights)  # time features matter now
+  executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-3})
+  params = {"w": jnp.ones((4, 3))}
+  grads = {"w": jnp.arange(12.0).reshape(4, 3) - 5}
+  state = executor.init(params)
+  late = [executor.step(grads, state._replace(count=jnp.asarray(t, jnp.int32)), params).updates
+          for t in (10, 1000)]
+  early = executor.step(grads, state._replace(count=jnp.asarray(3, jnp.int32)), params).updates
+  np.testing.assert_array_equal(late[0]["w"], late[1]["w"])
+  assert not np.allclose(early["w"], late[0]["w"])

@@ -58,6 +58,8 @@ class ExecutorConfig:
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
+    max_time: if > 0, the step count the networks see is capped here (the
+      longest run the weights were trained on); 0 leaves the clock unbounded.
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
                             "lion", "adabelief", "adagrad", "lars")
@@ -68,6 +70,7 @@ class ExecutorConfig:
   layer_readout: bool = True
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
+  max_time: int = 0
 
   @property
   def num_hyper_outputs(self) -> int:

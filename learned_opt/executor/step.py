@@ -211,7 +211,11 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   """Runs the executor once. All arguments but `config`/`graph` may be traced."""
   nets = network.build(config)
   cond_fn, hyper_fn, tensor_fn = nets.apply
-  c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(state.count))
+  # The clock the networks see stops at max_time (the longest run the weights were
+  # trained on), so longer runs hold the learned late-training behavior instead of
+  # extrapolating the time features.
+  clock = jnp.minimum(state.count, config.max_time) if config.max_time else state.count
+  c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(clock))
   coeffs = split_hyper_outputs(hyper_fn(weights, c), config)
   per_tensor = tensor_fn(weights, c, tensor_feats)
   normalizer = per_tensor[:, :network.NUM_NORMALIZER_OUTPUTS]
@@ -220,6 +224,10 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   z = a * state.z + b
   inv_z1, inv_sqrt_z2, inv_z3 = 1.0 / z[0], jax.lax.rsqrt(z[1]), 1.0 / z[2]
   linear, hidden_in = _folded_edge_weights(coeffs, inv_z1)
+  # Decoupled weight decay can only pull weights toward zero: meta-training on short
+  # horizons otherwise learns a negative one (growing weights lowers the loss for a few
+  # hundred steps, then diverges; measured: omega -0.2..-0.38 and NaN after ~2000 steps).
+  weight_decay = jnp.maximum(coeffs.weight_decay, 0.0)
 
   g_leaves = graph.leaves(grads)
   p_leaves = graph.leaves(params) if params is not None else [None] * len(g_leaves)
@@ -233,7 +241,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     node_scale = row_scale * col_scale
     d = n / (edge_scale * node_scale + jax.nn.softplus(w[6]) * jnp.abs(n)
              + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)
-    return d if p is None else d + coeffs.weight_decay * p.astype(jnp.float32)
+    return d if p is None else d + weight_decay * p.astype(jnp.float32)
 
   outs, log_rms_d, log_rms_p = [], [], []
   for idx, info in enumerate(graph.tensors):
