@@ -21,9 +21,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.rule = {"algorithm": "adam", "learning_rate": 3e-3}
   # Task structures: image MLPs on bundled data (offline); one population each.
   config.family = ml_collections.ConfigDict(dict(
-      name="image_mlp", datasets=("digits", "mnist1d"), widths=(16, 64), depths=(1, 2),
+      name="image_mlp", datasets=("digits", "mnist1d"), widths=(16, 128), depths=(1, 3),
       activations=("relu", "tanh", "gelu"), batch_sizes=(64, 128), layer_norm=(False,)))
-  config.num_structures = 4
+  config.num_structures = 6
   config.population = 8           # tasks per structure (a multiple of the device count)
   # Estimator: 'pes' | 'tbptt' | 'es'; objective: 'train' | 'valid'.
   config.estimator = "pes"
@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sigma = 0.01             # perturbation std (pes, es)
   config.max_normalized_loss = 2.0
   # Meta-optimizer: clipped Adam.
-  config.num_steps = 10000
+  config.num_steps = 6000
   config.learning_rate = 1e-4
   config.clip_norm = 1.0
   # Imitation of `rule` as a regularizer (weight 0 turns it off).
