@@ -38,24 +38,12 @@ from jax import lax
 
 import tasks
 from configs import meta_train as meta_train_config
+from benchmarks import tasks_inner_speed
 from meta_train import train
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 FAMILY = dict(datasets=("digits",), widths=(32, 32), depths=(1, 1), activations=("relu",),
               batch_sizes=(128,), layer_norm=(False,))
-
-
-def _best(fns: list, repeats: int) -> list[float]:
-  """Best wall time of each function, interleaved round-robin (same machine load)."""
-  for fn in fns:
-    fn()
-  best = [float("inf")] * len(fns)
-  for _ in range(repeats):
-    for i, fn in enumerate(fns):
-      start = time.perf_counter()
-      fn()
-      best[i] = min(best[i], time.perf_counter() - start)
-  return best
 
 
 def _meta_step(truncation: int, population: int, imitation_weight: float, outer: int):
@@ -109,7 +97,7 @@ def measure(truncation: int, population: int, repeats: int, outer: int) -> dict:
   pes, pes_steps = _meta_step(truncation, population, 0.0, outer)
   reg, reg_steps = _meta_step(truncation, population, 0.1, outer)
   adam, adam_steps = _adam_loop(pes_steps // population // 2)
-  t_pes, t_reg, t_adam = _best([pes, reg, adam], repeats)
+  t_pes, t_reg, t_adam = tasks_inner_speed.interleaved_best([pes, reg, adam], repeats)
   return {"devices": jax.device_count(), "pes": pes_steps / t_pes,
           "pes_regularized": reg_steps / t_reg, "adam": adam_steps / t_adam}
 

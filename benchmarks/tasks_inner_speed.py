@@ -39,7 +39,7 @@ def _adam_step(task, opt):
   return step
 
 
-def _interleaved_best(fns: list, repeats: int) -> list[float]:
+def interleaved_best(fns: list, repeats: int) -> list[float]:
   """Best wall time of each function; runs are interleaved round-robin so
   that every method sees the same machine load."""
   for fn in fns:
@@ -123,7 +123,7 @@ def run(steps: int, repeats: int, population: int) -> list[tuple[str, float]]:
   vmapped = jax.jit(jax.vmap(unroll, in_axes=(0, 0, 0, None)))
   rows.append((f"lax.scan + vmap over {population} tasks (total)", population * steps,
                lambda: jax.block_until_ready(vmapped(pop_params, pop_state, keys, split))))
-  times = _interleaved_best([fn for _, _, fn in rows], repeats)
+  times = interleaved_best([fn for _, _, fn in rows], repeats)
   return [(name, count / t) for (name, count, _), t in zip(rows, times)]
 
 

@@ -39,8 +39,8 @@ NUM_NORMALIZER_OUTPUTS = 8
 NUM_GAIN_COEFFS = 2 * 4 + 1
 NUM_TENSOR_OUTPUTS = NUM_NORMALIZER_OUTPUTS + NUM_GAIN_COEFFS
 NUM_TENSOR_FEATURES = 8
-_LOG_ZERO = -25.0
-_MAX_LOG_EPS = 60.0   # log-RMS at or below this counts as an all-zero tensor
+_LOG_ZERO = -25.0     # log-RMS at or below this counts as an all-zero tensor
+_MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in step.py (none)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,8 @@ Per parameter entry (edge), in gradient units, with graph-level coefficients
   f   = [g, s1, s1', s1'/z1']
   n   = sum_i l_i f_i + sum_h w2_h relu(sum_i W1_ih f_i)      (bias-free, degree 1)
 
-Every f_i is linear in (g, s1), so the hypernet's weights are folded onto that
-basis once per step and the per-edge program reads only g and s1.
+Every f_i is linear in (g, s1'), so the hypernet's weights are folded onto that
+basis once per step and the per-edge program reads only g and s1'.
 
 Per node (row/column processor, one hop, O(nodes) state):
   r_i' = a3 r_i + b3 mean_j g_ij^2,   c_j' = a3 c_j + b3 mean_i g_ij^2
@@ -271,7 +271,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_rms_d.append(0.5 * jnp.log(jnp.mean(jnp.square(direction(*sample, w))) + _TINY))
       log_rms_p.append(jnp.zeros(()) if p is None else
                        0.5 * jnp.log(jnp.mean(jnp.square(p.astype(jnp.float32))) + _TINY))
-    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2, p))
+    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2))
 
   if config.layer_readout:
     log_rms_d, log_rms_p = jnp.stack(log_rms_d), jnp.stack(log_rms_p)
@@ -282,7 +282,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   gains = -lr * jnp.exp(jnp.clip(log_gain, -30.0, 30.0))
 
   updates, s1s, s2s, rows_out, cols_out, ms, vs = [], [], [], [], [], [], []
-  for idx, (d, s1_new, s2_new, rows, cols, m, v, _) in enumerate(outs):
+  for idx, (d, s1_new, s2_new, rows, cols, m, v) in enumerate(outs):
     dtype = g_leaves[idx].dtype
     updates.append((gains[idx] * d).astype(dtype))
     s1s.append(s1_new.astype(s1_leaves[idx].dtype))

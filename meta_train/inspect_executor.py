@@ -1,0 +1,97 @@
+r"""Looks inside a saved executor: its graph-level coefficients and how it tracks a rule.
+
+  python -m meta_train.inspect_executor --checkpoint=DIR [--algorithm=adam] \
+      [--learning_rate=3e-3] [--task=digits_mlp] [--steps=300] [--fresh]
+
+1. The hypernet's graph-level outputs at a few clock values: the decays and gains
+   of the running averages and the decoupled weight-decay gain (as emitted, before
+   the executor clamps it at >= 0).
+2. Along the rule's own run on `task` (teacher-forced inputs, the executor's own
+   state fed back), the update cosine and norm ratio (executor / rule) per step.
+
+`--fresh` replaces the checkpoint's weights by fresh ones of its architecture (the
+prior the executor starts from).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+import tasks
+from learned_opt import checkpoint
+from learned_opt.executor import conditioning, network, step as step_lib
+from learned_opt.executor.optimizer import conditioning_kwargs, graph_of
+from meta_train import imitation
+
+_REPORT_STEPS = (0, 1, 5, 10, 20, 40, 80, 120, 200, 299, 499)
+
+
+def coefficients(weights, config, rule_id, hyper_features, clock: int
+                 ) -> step_lib.Coefficients:
+  """The hypernet's graph-level coefficients at step `clock`."""
+  cond_fn, hyper_fn, _ = network.build(config).apply
+  c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(jnp.asarray(clock)))
+  return step_lib.split_hyper_outputs(hyper_fn(weights, c), config)
+
+
+def agreement(weights, config, algorithm: str, kwargs: dict, task: tasks.Task, steps: int,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Per-step (cosine, norm ratio) of the executor's updates against the rule's."""
+  key = jax.random.PRNGKey(seed)
+  params = task.init(key)
+  static, dynamic = imitation.split_kwargs(kwargs)
+  traj = imitation.rule_trajectory(algorithm, static, dynamic, task.loss, params,
+                                   task.datasets.train.stacked(key, steps), key)
+  cond = imitation.conditioning_for(config, algorithm, kwargs, params)
+  graph = graph_of(params)
+
+  def norm(tree):
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+  def body(state, inputs):
+    p, g, target = inputs
+    out = step_lib.executor_step(weights, config, graph, cond.rule_id, cond.hyper_features,
+                                 cond.learning_rate, cond.tensor_features, g, state, p)
+    dot = sum(jnp.sum(a * b) for a, b in zip(jax.tree.leaves(out.updates),
+                                             jax.tree.leaves(target)))
+    return out.state, (dot / (norm(out.updates) * norm(target) + 1e-30),
+                       norm(out.updates) / (norm(target) + 1e-30))
+
+  _, (cos, ratio) = jax.jit(lambda t: jax.lax.scan(
+      body, step_lib.init_state(params), (t.params, t.grads, t.updates)))(traj)
+  return np.asarray(cos), np.asarray(ratio)
+
+
+def main(argv):
+  del argv
+  weights, config, _ = checkpoint.restore(flags.FLAGS.checkpoint)
+  if flags.FLAGS.fresh:
+    weights = network.init_weights(config, jax.random.PRNGKey(0))
+  algorithm = flags.FLAGS.algorithm
+  kwargs = {"learning_rate": flags.FLAGS.learning_rate}
+  rule_id = jnp.asarray(config.rules.index(algorithm), jnp.int32)
+  hyper = conditioning.hyperparameter_features(conditioning_kwargs(config, algorithm, kwargs))
+  steps = flags.FLAGS.steps
+  print(f"== graph-level coefficients ({algorithm}, {kwargs})")
+  for t in [s for s in _REPORT_STEPS if s < steps]:
+    co = coefficients(weights, config, rule_id, hyper, t)
+    print(f"  step {t:4d}: weight decay {float(co.weight_decay):+.4f}  decays "
+          f"{np.round(np.asarray(co.decays), 5)}  gains {np.asarray(co.gains)}")
+  cos, ratio = agreement(weights, config, algorithm, kwargs, tasks.get(flags.FLAGS.task), steps)
+  print(f"== against {algorithm} along its own run on {flags.FLAGS.task}")
+  for t in [s for s in _REPORT_STEPS if s < steps]:
+    print(f"  step {t:4d}: cosine {cos[t]:.4f}  norm ratio {ratio[t]:.3f}")
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("checkpoint", None, "Executor checkpoint directory.")
+  flags.DEFINE_string("algorithm", "adam", "Rule to condition on and compare with.")
+  flags.DEFINE_float("learning_rate", 3e-3, "The rule's learning rate.")
+  flags.DEFINE_string("task", "digits_mlp", "Named task (tasks.names()).")
+  flags.DEFINE_integer("steps", 300, "Steps of the rule's run.")
+  flags.DEFINE_bool("fresh", False, "Use fresh weights of the checkpoint's architecture.")
+  flags.mark_flags_as_required(["checkpoint"])
+  app.run(main)
