@@ -46,9 +46,11 @@ FAMILY = dict(datasets=("digits",), widths=(32, 32), depths=(1, 1), activations=
               batch_sizes=(128,), layer_norm=(False,))
 
 
-def _meta_step(truncation: int, population: int, imitation_weight: float, outer: int):
+def _meta_step(truncation: int, population: int, imitation_weight: float, outer: int,
+               form: str = "fused"):
   """A function running `outer` meta-training steps; and its inner-step count."""
   config = meta_train_config.get_config()
+  config.executor_form = form
   config.init_from = ""   # the shipped architecture, fresh weights: same cost
   config.family = dict(name="image_mlp", **FAMILY)
   config.num_structures = 1
@@ -93,13 +95,17 @@ def _adam_loop(steps: int):
 
 
 def measure(truncation: int, population: int, repeats: int, outer: int) -> dict:
-  """Inner steps/s of PES meta-training (without and with the regularizer) and Adam."""
+  """Inner steps/s of PES meta-training (fused: without and with the regularizer;
+  plain: without) and of Adam."""
   pes, pes_steps = _meta_step(truncation, population, 0.0, outer)
   reg, reg_steps = _meta_step(truncation, population, 0.1, outer)
+  plain, plain_steps = _meta_step(truncation, population, 0.0, outer, form="plain")
   adam, adam_steps = _adam_loop(pes_steps // population // 2)
-  t_pes, t_reg, t_adam = tasks_inner_speed.interleaved_best([pes, reg, adam], repeats)
+  t_pes, t_reg, t_plain, t_adam = tasks_inner_speed.interleaved_best(
+      [pes, reg, plain, adam], repeats)
   return {"devices": jax.device_count(), "pes": pes_steps / t_pes,
-          "pes_regularized": reg_steps / t_reg, "adam": adam_steps / t_adam}
+          "pes_regularized": reg_steps / t_reg, "pes_plain": plain_steps / t_plain,
+          "adam": adam_steps / t_adam}
 
 
 def _two_devices(args) -> dict:
@@ -128,13 +134,18 @@ def report(rows: list[dict], args, load_before, load_after) -> str:
       "`meta_train.train` (unroll, estimate, clipped-Adam meta-update); an inner step is "
       "one task taking one optimizer step, antithetic pairs count 2. *+ regularizer*: "
       "with the imitation regularizer of configs/meta_train.py (2 Adam trajectories of 20 "
-      "steps per outer step; its steps are not counted). Adam: plain `optax.adam` on the "
+      "steps per outer step; its steps are not counted). *plain form*: the same PES run "
+      "with `config.executor_form='plain'`, the unfused reference executor (stacked "
+      "[..., F] features, a [F, H] matmul into a [..., H] hidden array, full readouts; "
+      "`learned_opt/executor/step.py`). Adam: plain `optax.adam` on the "
       "same MLP in `lax.scan` (one task), measured in the same process. Best of "
       f"{args.repeats}, interleaved, compilation excluded.", "",
-      "| devices | PES inner steps/s | PES + regularizer | optax.adam loop steps/s | "
-      "PES / Adam |", "|---:|---:|---:|---:|---:|"]
+      "| devices | PES inner steps/s (fused) | PES + regularizer | PES, plain form | "
+      "fused / plain | optax.adam loop steps/s | PES / Adam |",
+      "|---:|---:|---:|---:|---:|---:|---:|"]
   for r in rows:
     lines.append(f"| {r['devices']} | {r['pes']:,.0f} | {r['pes_regularized']:,.0f} | "
+                 f"{r['pes_plain']:,.0f} | {r['pes'] / r['pes_plain']:.2f}x | "
                  f"{r['adam']:,.0f} | {r['pes'] / r['adam']:.2f} |")
   return "\n".join(lines) + "\n"
 

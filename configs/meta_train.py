@@ -17,6 +17,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.init_from = "shipped:executor"
   config.executor = ml_collections.ConfigDict(dict(
       embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True))
+  # 'fused' (what learned_opt.load runs) | 'plain' (the unfused reference, slower).
+  config.executor_form = "fused"
   # The conditioning: the rule the executor starts as (and learned_opt.load's default).
   config.rule = {"algorithm": "adam", "learning_rate": 3e-3}
   # Task structures: image MLPs on bundled data (offline); one population each.
@@ -32,6 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_truncations = 25     # episodes of 500 inner steps
   config.sigma = 0.01             # perturbation std (pes, es)
   config.max_normalized_loss = 2.0
+  # 'linear' | 'log': the scale of the normalized loss the objective averages.
+  config.loss_scale = "linear"
   # Meta-optimizer: clipped Adam.
   config.num_steps = 6000
   config.learning_rate = 1e-4

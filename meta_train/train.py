@@ -231,14 +231,16 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
   mesh = mesh or estimators.default_mesh()
   weights, exec_config = initial_executor(config)
   algorithm, kwargs = rule_of(config)
-  optimizer = unroll.executor_optimizer(exec_config, algorithm, kwargs)
+  optimizer = unroll.executor_optimizer(exec_config, algorithm, kwargs,
+                                        config.get("executor_form", "fused"))
   family = build_family(config)
   meta_opt = meta_optimizer(config)
   options = dict(config.get("compiler_options", {})) or None
   ests, splits, steps = [], [], []
   for static in structures(config, family):
     problem = unroll.Problem(family, static, optimizer, config.truncation_length,
-                             config.num_truncations, config.max_normalized_loss)
+                             config.num_truncations, config.max_normalized_loss,
+                             config.get("loss_scale", "linear"))
     est = estimators.make(config.estimator, problem, config.population, config.objective,
                           config.sigma, mesh, options)
     regularizer = None

@@ -23,12 +23,18 @@ tasks in every phase of training.
 Objective. Step i records the training loss l_i of the parameters it
 differentiates (before its update) and the normalized loss
 
-  n_i = min(l_i / l_0, c)      (non-finite l_i reads c),
+  n_i = min(l_i / l_0, c)                       (loss_scale "linear"), or
+  n_i = log max(min(l_i / l_0, c), LOG_FLOOR)    (loss_scale "log"),
 
-with c = `max_normalized_loss` and l_0 the episode's *initial loss*: the loss
-of its initial parameters on a training batch drawn when the episode starts.
-Dividing by l_0 puts tasks of different scales on one footing (an untrained
-classifier reads 1) and the clip bounds what a diverging task contributes.
+non-finite l_i reading as c, with c = `max_normalized_loss` and l_0 the
+episode's *initial loss*: the loss of its initial parameters on a training
+batch drawn when the episode starts. Dividing by l_0 puts tasks of different
+scales on one footing (an untrained classifier reads 1) and the clip bounds
+what a diverging task contributes. On the linear scale, going from 1e-2 to
+1e-5 of the initial loss is worth almost nothing, so an optimizer meta-trained
+on it learns to make fast early progress and stall at a noise floor; the log
+scale weighs every factor of loss reduction alike (the floor keeps a zero loss
+finite).
 At the end of a segment the final parameters are also evaluated on one
 validation batch, normalized the same way.
 
@@ -54,6 +60,8 @@ from learned_opt.executor.optimizer import graph_of
 from meta_train import imitation
 
 PyTree = Any
+LOSS_SCALES = ("linear", "log")
+LOG_FLOOR = 1e-6   # the log-scale objective counts losses below 1e-6 l_0 as 1e-6 l_0
 
 
 class LearnedOptimizer(NamedTuple):
@@ -68,11 +76,13 @@ class LearnedOptimizer(NamedTuple):
 
 
 def executor_optimizer(config: network.ExecutorConfig, algorithm: str,
-                       kwargs: Mapping[str, Any]) -> LearnedOptimizer:
+                       kwargs: Mapping[str, Any], form: str = "fused") -> LearnedOptimizer:
   """The executor conditioned on one rule; theta is its haiku weights.
 
   The conditioning is the one `learned_opt.load` builds for the same rule and
   keywords, so a meta-trained checkpoint deploys exactly as it was trained.
+  `form` is the executor's implementation (`step.FORMS`: the fused program
+  `learned_opt.load` runs, or the plain reference used for speed comparisons).
   """
   kwargs = dict(kwargs)
 
@@ -80,7 +90,7 @@ def executor_optimizer(config: network.ExecutorConfig, algorithm: str,
     cond = imitation.conditioning_for(config, algorithm, kwargs, params)
     out = step_lib.executor_step(weights, config, graph_of(params), cond.rule_id,
                                  cond.hyper_features, cond.learning_rate,
-                                 cond.tensor_features, grads, state, params)
+                                 cond.tensor_features, grads, state, params, form)
     return out.updates, out.state
 
   return LearnedOptimizer(step_lib.init_state, step)
@@ -97,6 +107,7 @@ class Problem:
     truncation_length: T, inner steps per segment (PES/TBPTT truncation).
     num_truncations: episodes last H = T * num_truncations steps.
     max_normalized_loss: c, the clip of the normalized loss.
+    loss_scale: "linear" or "log" (see the module docstring).
   """
   family: tasks.TaskFamily
   static: Hashable
@@ -104,6 +115,11 @@ class Problem:
   truncation_length: int
   num_truncations: int
   max_normalized_loss: float = 2.0
+  loss_scale: str = "linear"
+
+  def __post_init__(self):
+    if self.loss_scale not in LOSS_SCALES:
+      raise ValueError(f"Unknown loss_scale {self.loss_scale!r}; use one of {LOSS_SCALES}.")
 
   @property
   def horizon(self) -> int:
@@ -155,10 +171,12 @@ class Segment(NamedTuple):
   finite: jax.Array      # () bool: final parameters and last loss are finite
 
 
-def normalize(loss: jax.Array, init_loss: jax.Array, clip: float) -> jax.Array:
-  """min(l / l_0, c), with c for non-finite losses."""
+def normalize(loss: jax.Array, init_loss: jax.Array, clip: float,
+              scale: str = "linear") -> jax.Array:
+  """min(l / l_0, c), with c for non-finite losses; its log (floored) on the log scale."""
   ratio = loss / jnp.maximum(init_loss, 1e-8)
-  return jnp.where(jnp.isfinite(ratio), jnp.minimum(ratio, clip), clip)
+  ratio = jnp.where(jnp.isfinite(ratio), jnp.minimum(ratio, clip), clip)
+  return jnp.log(jnp.maximum(ratio, LOG_FLOOR)) if scale == "log" else ratio
 
 
 def new_episode(problem: Problem, key: jax.Array, train: Any) -> Episode:
@@ -247,7 +265,8 @@ def run_segment(problem: Problem, theta: PyTree, particle: Particle, task: Task,
     loss, grads = jax.value_and_grad(problem.task(dynamic).loss)(p.params, loss_key, batch)
     updates, opt_state = problem.optimizer.step(theta, grads, p.opt_state, p.params)
     params = jax.tree.map(lambda x, u: x + u.astype(x.dtype), p.params, updates)
-    return Particle(params, opt_state), (loss, normalize(loss, init_loss, clip))
+    normalized = normalize(loss, init_loss, clip, problem.loss_scale)
+    return Particle(params, opt_state), (loss, normalized)
 
   # Rematerialized: backprop (TBPTT) keeps only the carry per step, not every
   # intermediate of the executor (memory, and a much smaller compiled program).
@@ -260,7 +279,8 @@ def run_segment(problem: Problem, theta: PyTree, particle: Particle, task: Task,
   finite = jnp.isfinite(losses[-1]) & jnp.all(jnp.stack(
       [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(particle.params)]))
   return particle, Segment(losses, normalized, fresh,
-                           normalize(valid_loss, after.init_loss, clip), finite)
+                           normalize(valid_loss, after.init_loss, clip, problem.loss_scale),
+                           finite)
 
 
 def end_episode(problem: Problem, task: Task, ended: jax.Array) -> Task:

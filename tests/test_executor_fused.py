@@ -76,21 +76,75 @@ def _element_counts(hlo: str) -> dict[str, int]:
   return out
 
 
-def test_no_hidden_by_parameter_intermediate(compiled):
-  config, _, hlo = compiled
+def _hidden_by_parameter(hlo: str, config: ExecutorConfig, params) -> dict:
+  """HLO shapes with (parameter size) x (hidden width) elements -> (size, width)."""
   counts = _element_counts(hlo)
   assert counts, "no shapes parsed from the HLO text"
-  sizes = [math.prod(x.shape) for x in jax.tree.leaves(PARAMS) if len(x.shape) >= 2]
+  sizes = [math.prod(x.shape) for x in jax.tree.leaves(params) if len(x.shape) >= 2]
   widths = {h for h in (config.edge_hidden, network.NUM_EDGE_FEATURES,
                         network.NUM_NORMALIZER_OUTPUTS) if h > 1}
   forbidden = {p * h: (p, h) for p in sizes for h in widths}
-  bad = {dims: forbidden[n] for dims, n in counts.items() if n in forbidden}
+  return {dims: forbidden[n] for dims, n in counts.items() if n in forbidden}
+
+
+def test_no_hidden_by_parameter_intermediate(compiled):
+  config, _, hlo = compiled
+  bad = _hidden_by_parameter(hlo, config, PARAMS)
   assert not bad, (f"materialized [num_params, hidden] intermediates {bad} "
                    "(shape -> (parameter size, width)); the per-edge network must stay "
                    "a fused elementwise program")
   largest = max(math.prod(x.shape) for x in jax.tree.leaves(PARAMS))
+  counts = _element_counts(hlo)
   too_big = {dims: n for dims, n in counts.items() if n > largest}
   assert not too_big, f"arrays larger than any parameter tensor in the HLO: {too_big}"
+
+
+def _learned_optimizer(config: ExecutorConfig, form: str):
+  from meta_train import unroll  # pylint: disable=import-outside-toplevel
+  return unroll.executor_optimizer(config, "adam", {"learning_rate": 1e-3}, form)
+
+
+def test_plain_form_materializes_the_hidden_array_the_check_looks_for():
+  """The reference form writes [..., F] and [..., H] arrays: the check above must see them."""
+  config = ExecutorConfig()
+  opt = _learned_optimizer(config, "plain")
+  weights = _random_weights(config)
+  state = jax.eval_shape(opt.init, PARAMS)
+  hlo = jax.jit(opt.step).lower(weights, PARAMS, state, PARAMS).compile().as_text()
+  assert _hidden_by_parameter(hlo, config, PARAMS)
+
+
+def test_plain_and_fused_forms_agree():
+  """Same weights, same gradients, 5 steps: the two forms give the same updates and state.
+
+  The tensors have at most READOUT_ROWS in-neurons, so the fused readout is exact.
+  """
+  config = ExecutorConfig()
+  weights = _random_weights(config)
+  rng = np.random.default_rng(1)
+  params = {"w": jnp.asarray(rng.standard_normal((24, 16)), jnp.float32),
+            "b": jnp.zeros((16,), jnp.float32)}
+  results = {}
+  for form in ("fused", "plain"):
+    opt = _learned_optimizer(config, form)
+    step = jax.jit(opt.step)
+    p, state = params, opt.init(params)
+    grad_rng = np.random.default_rng(2)
+    for _ in range(5):
+      grads = jax.tree.map(
+          lambda x: jnp.asarray(grad_rng.standard_normal(x.shape), jnp.float32), p)
+      updates, state = step(weights, grads, state, p)
+      p = jax.tree.map(jnp.add, p, updates)
+    results[form] = (p, state)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6),
+               results["fused"], results["plain"])
+
+
+def test_unknown_form_is_refused():
+  with pytest.raises(ValueError, match="Unknown executor form 'unfused'"):
+    opt = _learned_optimizer(ExecutorConfig(), "unfused")
+    opt.step(_random_weights(ExecutorConfig()), {"w": jnp.ones((2, 2))},
+             opt.init({"w": jnp.ones((2, 2))}), {"w": jnp.ones((2, 2))})
 
 
 def test_state_is_two_floats_per_parameter_plus_nodes(compiled):

@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import tasks
 from learned_opt.executor import ExecutorConfig, init_weights
@@ -68,10 +69,11 @@ THETA = {"log_lr": jnp.log(0.3), "logit_beta": jnp.asarray(0.5)}
 FAST_COMPILE = {"xla_backend_optimization_level": 0}   # these programs are compile-bound
 
 
-def quadratic_problem(truncation_length=3, num_truncations=2, dim=4) -> unroll.Problem:
+def quadratic_problem(truncation_length=3, num_truncations=2, dim=4,
+                      loss_scale="linear") -> unroll.Problem:
   family = DiagonalQuadraticFamily(dim)
   return unroll.Problem(family, dim, momentum_optimizer(), truncation_length,
-                        num_truncations, max_normalized_loss=10.0)
+                        num_truncations, max_normalized_loss=10.0, loss_scale=loss_scale)
 
 
 def test_clocks_resets_and_fresh_starts():
@@ -135,6 +137,19 @@ def test_reset_restarts_optimizer_state():
 def test_normalize_clips_and_handles_nonfinite():
   got = unroll.normalize(jnp.asarray([1.0, 5.0, jnp.nan, jnp.inf, -1.0]), jnp.asarray(2.0), 2.0)
   np.testing.assert_allclose(got, [0.5, 2.0, 2.0, 2.0, -0.5])
+
+
+def test_normalize_on_the_log_scale_floors_and_clips():
+  losses = jnp.asarray([1.0, 2e-3, 5.0, jnp.nan, 0.0])
+  got = unroll.normalize(losses, jnp.asarray(2.0), 2.0, "log")
+  np.testing.assert_allclose(
+      got, np.log([0.5, 1e-3, 2.0, 2.0, unroll.LOG_FLOOR]), rtol=1e-6)
+  assert np.all(np.isfinite(got))
+
+
+def test_unknown_loss_scale_is_refused():
+  with pytest.raises(ValueError, match="Unknown loss_scale 'exp'"):
+    quadratic_problem(loss_scale="exp")
 
 
 def test_end_episode_sets_clock_to_horizon():
