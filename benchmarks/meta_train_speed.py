@@ -10,6 +10,10 @@ the imitation regularizer off (and, in a second row, on). An inner step is one
 task taking one optimizer step; an antithetic pair counts 2, so one outer step
 is 8 x 2 x truncation inner steps.
 
+The same run with the plain (unfused reference) form of the executor
+(`config.executor_form = "plain"`) is timed beside it: the fused / plain ratio
+is what fusing the per-edge network buys meta-training.
+
 Beside it, in the same process: a plain `optax.adam` loop on the same MLP inside
 `lax.scan` (one task, batches stacked), and the ratio PES / Adam. The 2-device
 numbers come from a subprocess with
