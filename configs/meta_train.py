@@ -34,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_truncations = 25     # episodes of 500 inner steps
   config.sigma = 0.01             # perturbation std (pes, es)
   config.max_normalized_loss = 2.0
-  # 'linear' | 'log': the scale of the normalized loss the objective averages.
+  # 'linear' | 'log' | 'log_mean': the scale of the objective (meta_train.unroll).
   config.loss_scale = "linear"
   # Meta-optimizer: clipped Adam.
   config.num_steps = 6000

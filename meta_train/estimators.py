@@ -17,6 +17,10 @@ parameters (`unroll`: normalized by the episode's initial loss, clipped):
   'train':  J = (1/T) sum_i n_i     mean normalized training loss over the unroll
   'valid':  J = v                   final normalized validation loss
 
+On the "log_mean" loss scale (`unroll.Problem.loss_scale`) each part of the
+segment contributes (k/T) log(mean of its k values of n_i) (and 'valid' log v):
+the log of a smoothed loss, not the mean of logs of minibatch losses.
+
 J is split at the segment's reset (if any) into the part earned by the old
 episode and the part earned by the new one, J = J_old + J_new.
 
@@ -91,17 +95,28 @@ def default_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), (AXIS,))
 
 
-def objective_parts(objective: str, segment: unroll.Segment
+def _log(x: jax.Array) -> jax.Array:
+  return jnp.log(jnp.maximum(x, unroll.LOG_FLOOR))
+
+
+def objective_parts(objective: str, segment: unroll.Segment, scale: str = "linear"
                     ) -> tuple[jax.Array, jax.Array]:
   """(J_old, J_new): the objective earned by the old and by the new episode."""
   if objective == "train":
     total = segment.normalized.shape[-1]
-    old = jnp.sum(jnp.where(segment.fresh, 0.0, segment.normalized), -1) / total
-    new = jnp.sum(jnp.where(segment.fresh, segment.normalized, 0.0), -1) / total
-    return old, new
+
+    def part(mask):
+      earned = jnp.sum(jnp.where(mask, segment.normalized, 0.0), -1)
+      if scale != "log_mean":
+        return earned / total
+      count = jnp.sum(mask, -1)
+      return count / total * _log(earned / jnp.maximum(count, 1))
+
+    return part(~segment.fresh), part(segment.fresh)
   if objective == "valid":
     reset = segment.fresh[..., -1]
-    return jnp.where(reset, 0.0, segment.valid), jnp.where(reset, segment.valid, 0.0)
+    valid = _log(segment.valid) if scale == "log_mean" else segment.valid
+    return jnp.where(reset, 0.0, valid), jnp.where(reset, valid, 0.0)
   raise ValueError(f"Unknown meta-objective {objective!r}; use one of {OBJECTIVES}.")
 
 
@@ -134,7 +149,7 @@ def antithetic_task(problem: unroll.Problem, objective: str, sigma: float, lengt
   thetas = jax.tree.map(lambda t, e: jnp.stack([t + e, t - e]), theta, eps)
   particles, segments = jax.vmap(unroll.run_segment, in_axes=(None, 0, 0, None, None))(
       problem, thetas, particles, task, plan)
-  old, new = objective_parts(objective, segments)
+  old, new = objective_parts(objective, segments, problem.loss_scale)
   d_old, d_new = (old[0] - old[1]) / (2 * sigma**2), (new[0] - new[1]) / (2 * sigma**2)
   has_old = plan.reset_at > 0
   reset = plan.reset_at < length
@@ -156,7 +171,7 @@ def tbptt_task(problem: unroll.Problem, objective: str, length: int, theta: PyTr
   particles = jax.lax.stop_gradient(particles)
   particles, segments = jax.vmap(unroll.run_segment, in_axes=(None, None, 0, None, None))(
       problem, theta, particles, task, plan)
-  old, new = objective_parts(objective, segments)
+  old, new = objective_parts(objective, segments, problem.loss_scale)
   ok = jnp.all(segments.finite)
   j = jnp.mean(old + new)
   return _TaskResult(j, unroll.end_episode(problem, plan.next_task, ~ok), particles, None,

@@ -23,7 +23,7 @@ tasks in every phase of training.
 Objective. Step i records the training loss l_i of the parameters it
 differentiates (before its update) and the normalized loss
 
-  n_i = min(l_i / l_0, c)                       (loss_scale "linear"), or
+  n_i = min(l_i / l_0, c)                       (loss_scale "linear", "log_mean"), or
   n_i = log max(min(l_i / l_0, c), LOG_FLOOR)    (loss_scale "log"),
 
 non-finite l_i reading as c, with c = `max_normalized_loss` and l_0 the
@@ -34,7 +34,11 @@ what a diverging task contributes. On the linear scale, going from 1e-2 to
 1e-5 of the initial loss is worth almost nothing, so an optimizer meta-trained
 on it learns to make fast early progress and stall at a noise floor; the log
 scale weighs every factor of loss reduction alike (the floor keeps a zero loss
-finite).
+finite). "log" averages the logs of single minibatch losses, which rewards noise
+(Jensen: a run whose minibatch losses swing between 1e-6 and 1e-1 scores better
+than a steady one at 1e-3; measured on a digits MLP: -6.5 vs Adam's -5.9 while
+ending 25x higher); "log_mean" takes the log of each segment's mean instead
+(`estimators.objective_parts`).
 At the end of a segment the final parameters are also evaluated on one
 validation batch, normalized the same way.
 
@@ -60,7 +64,7 @@ from learned_opt.executor.optimizer import graph_of
 from meta_train import imitation
 
 PyTree = Any
-LOSS_SCALES = ("linear", "log")
+LOSS_SCALES = ("linear", "log", "log_mean")
 LOG_FLOOR = 1e-6   # the log-scale objective counts losses below 1e-6 l_0 as 1e-6 l_0
 
 
@@ -173,7 +177,7 @@ class Segment(NamedTuple):
 
 def normalize(loss: jax.Array, init_loss: jax.Array, clip: float,
               scale: str = "linear") -> jax.Array:
-  """min(l / l_0, c), with c for non-finite losses; its log (floored) on the log scale."""
+  """min(l / l_0, c), with c for non-finite losses; its log (floored) on the "log" scale."""
   ratio = loss / jnp.maximum(init_loss, 1e-8)
   ratio = jnp.where(jnp.isfinite(ratio), jnp.minimum(ratio, clip), clip)
   return jnp.log(jnp.maximum(ratio, LOG_FLOOR)) if scale == "log" else ratio

@@ -132,6 +132,22 @@ def test_objective_parts_split_at_the_reset():
     estimators.objective_parts("test", seg)
 
 
+def test_log_mean_objective_is_the_log_of_each_parts_mean():
+  seg = unroll.Segment(loss=jnp.zeros(4), normalized=jnp.asarray([1e-6, 1e-1, 3.0, 1.0]),
+                       fresh=jnp.asarray([False, False, True, True]),
+                       valid=jnp.asarray(0.5), finite=jnp.asarray(True))
+  old, new = estimators.objective_parts("train", seg, "log_mean")
+  np.testing.assert_allclose([old, new], [0.5 * np.log(0.0500005), 0.5 * np.log(2.0)],
+                             rtol=1e-6)
+  # Not the mean of the logs, which a swing down to 1e-6 would drag far lower.
+  assert old > 0.5 * np.mean(np.log([1e-6, 1e-1]))
+  whole = seg._replace(fresh=jnp.zeros(4, bool))
+  np.testing.assert_allclose(estimators.objective_parts("train", whole, "log_mean"),
+                             [np.log(np.mean([1e-6, 1e-1, 3.0, 1.0])), 0.0], rtol=1e-5)
+  np.testing.assert_allclose(estimators.objective_parts("valid", whole, "log_mean"),
+                             [np.log(0.5), 0.0], rtol=1e-6)
+
+
 def test_population_must_divide_over_devices():
   mesh = Mesh(np.asarray(jax.devices()[:4]), (estimators.AXIS,))
   with pytest.raises(ValueError, match="multiple of the 4 devices"):
