@@ -1,0 +1,60 @@
+"""A learned optimizer against Adam(3e-3) on deep MNIST-1D MLPs, over 2000 steps.
+
+  python results/meta_train/experiments/compare_mean_log.py CHECKPOINT_DIR
+
+Prints, per task and optimizer, the mean over steps of the log normalized training
+loss, log(clip(loss / first loss, 1e-6, 2)) (the meta-objective's scale), the mean
+normalized loss, the final loss (mean of the last 100 steps) and the loss around step
+500. A directory under learned_opt/weights/executor is conditioned on Adam(3e-3);
+any other checkpoint runs with its own default rule. Seed 0, one run each.
+"""
+
+import sys
+
+import jax
+import numpy as np
+import optax
+
+import learned_opt
+import tasks
+
+TASKS = (
+    dict(hidden=(121,) * 3, activation="relu", batch_size=64),
+    dict(hidden=(130,) * 4, activation="gelu", batch_size=128),
+)
+STEPS = 2000
+
+
+def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:
+  key = jax.random.PRNGKey(0)
+  params = task.init(key)
+
+  @jax.jit
+  def run(params, batches):
+    def body(carry, batch):
+      p, s = carry
+      loss, grads = jax.value_and_grad(task.loss)(p, key, batch)
+      updates, s = tx.update(grads, s, p)
+      return (optax.apply_updates(p, updates), s), loss
+    return jax.lax.scan(body, (params, tx.init(params)), batches)[1]
+
+  return np.asarray(run(params, task.datasets.train.stacked(key, STEPS)))
+
+
+def main(path: str) -> None:
+  if "weights/executor" in path:
+    learned = learned_opt.load(path, algorithm="adam", learning_rate=3e-3)
+  else:
+    learned = learned_opt.load(path)
+  for kwargs in TASKS:
+    task = tasks.get("mnist1d_mlp", **kwargs)
+    for name, tx in (("adam(3e-3)", optax.adam(3e-3)), (path, learned)):
+      loss = losses(task, tx)
+      ratio = np.clip(loss / loss[0], 1e-6, 2.0)
+      print(f"{kwargs} {name}: mean log {np.mean(np.log(ratio)):.3f}  mean "
+            f"{np.mean(ratio):.4f}  final {loss[-100:].mean():.3g}  "
+            f"step 500 {loss[450:550].mean():.3g}")
+
+
+if __name__ == "__main__":
+  main(sys.argv[1])
