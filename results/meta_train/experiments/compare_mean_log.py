@@ -4,9 +4,10 @@
 
 Prints, per task and optimizer, the mean over steps of the log normalized training
 loss, log(clip(loss / first loss, 1e-6, 2)) (the meta-objective's scale), the mean
-normalized loss, the final loss (mean of the last 100 steps) and the loss around step
-500. A directory under learned_opt/weights/executor is conditioned on Adam(3e-3);
-any other checkpoint runs with its own default rule. Seed 0, one run each.
+normalized loss, the final loss (mean of the last 100 steps) and the loss around steps
+500, 1000 and 1500 (means over 100 steps). The checkpoint is conditioned on
+Adam(3e-3) (what the meta-trained ones default to; imitation checkpoints default to
+Adam(1e-3)). Seed 0, one run each.
 """
 
 import sys
@@ -19,6 +20,7 @@ import learned_opt
 import tasks
 
 TASKS = (
+    dict(hidden=(128,) * 3, activation="gelu", batch_size=128),   # the evaluation's MLP
     dict(hidden=(121,) * 3, activation="relu", batch_size=64),
     dict(hidden=(130,) * 4, activation="gelu", batch_size=128),
 )
@@ -42,18 +44,15 @@ def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:
 
 
 def main(path: str) -> None:
-  if "weights/executor" in path:
-    learned = learned_opt.load(path, algorithm="adam", learning_rate=3e-3)
-  else:
-    learned = learned_opt.load(path)
+  learned = learned_opt.load(path, algorithm="adam", learning_rate=3e-3)
   for kwargs in TASKS:
     task = tasks.get("mnist1d_mlp", **kwargs)
     for name, tx in (("adam(3e-3)", optax.adam(3e-3)), (path, learned)):
       loss = losses(task, tx)
       ratio = np.clip(loss / loss[0], 1e-6, 2.0)
       print(f"{kwargs} {name}: mean log {np.mean(np.log(ratio)):.3f}  mean "
-            f"{np.mean(ratio):.4f}  final {loss[-100:].mean():.3g}  "
-            f"step 500 {loss[450:550].mean():.3g}")
+            f"{np.mean(ratio):.4f}  final {loss[-100:].mean():.3g}  " + "  ".join(
+                f"step {t} {loss[t - 50:t + 50].mean():.3g}" for t in (500, 1000, 1500)))
 
 
 if __name__ == "__main__":
