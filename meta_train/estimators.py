@@ -95,10 +95,6 @@ def default_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), (AXIS,))
 
 
-def _log(x: jax.Array) -> jax.Array:
-  return jnp.log(jnp.maximum(x, unroll.LOG_FLOOR))
-
-
 def objective_parts(objective: str, segment: unroll.Segment, scale: str = "linear"
                     ) -> tuple[jax.Array, jax.Array]:
   """(J_old, J_new): the objective earned by the old and by the new episode."""
@@ -110,12 +106,12 @@ def objective_parts(objective: str, segment: unroll.Segment, scale: str = "linea
       if scale != "log_mean":
         return earned / total
       count = jnp.sum(mask, -1)
-      return count / total * _log(earned / jnp.maximum(count, 1))
+      return count / total * unroll.floored_log(earned / jnp.maximum(count, 1))
 
     return part(~segment.fresh), part(segment.fresh)
   if objective == "valid":
     reset = segment.fresh[..., -1]
-    valid = _log(segment.valid) if scale == "log_mean" else segment.valid
+    valid = unroll.floored_log(segment.valid) if scale == "log_mean" else segment.valid
     return jnp.where(reset, 0.0, valid), jnp.where(reset, valid, 0.0)
   raise ValueError(f"Unknown meta-objective {objective!r}; use one of {OBJECTIVES}.")
 

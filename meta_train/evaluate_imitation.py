@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -66,12 +65,7 @@ def final_loss(task: tasks.Task, tx: optax.GradientTransformation, steps: int,
 def teacher_forced(weights, exec_config, task: tasks.Task, name: str, kwargs: dict,
                    steps: int, seed: int) -> dict[str, float]:
   """Median per-step cosine and relative error along the rule's trajectory."""
-  key = jax.random.PRNGKey(seed)
-  params = task.init(key)
-  static, dynamic = imitation.split_kwargs(kwargs)
-  traj = imitation.rule_trajectory(name, static, dynamic, task.loss, params,
-                                   task.datasets.train.stacked(key, steps), key)
-  cond = imitation.conditioning_for(exec_config, name, kwargs, params)
+  traj, cond = imitation.rule_run(exec_config, name, kwargs, task, steps, seed)
   cos, err = imitation.per_step_agreement(weights, exec_config, traj, cond)
   return {"cosine_median": float(np.median(cos)), "rel_err_median": float(np.median(err))}
 

@@ -175,24 +175,46 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
                 "cosine": jnp.mean(cosine)}
 
 
+def rule_run(config: network.ExecutorConfig, name: str, kwargs: Mapping[str, Any],
+             task: Any, steps: int, seed: int = 0) -> tuple[Trajectory, Conditioning]:
+  """The rule's own `steps`-step run on `task` (a tasks.Task) from the seed's
+  initialization, and the executor's conditioning for that rule and task."""
+  key = jax.random.PRNGKey(seed)
+  params = task.init(key)
+  static, dynamic = split_kwargs(kwargs)
+  traj = rule_trajectory(name, static, dynamic, task.loss, params,
+                         task.datasets.train.stacked(key, steps), key)
+  return traj, conditioning_for(config, name, kwargs, params)
+
+
 def per_step_agreement(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
-                       cond: Conditioning) -> tuple[np.ndarray, np.ndarray]:
-  """Per-step update cosine and relative error of the executor along a trajectory."""
+                       cond: Conditioning, norm_ratio: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray]:
+  """Per-step update cosine and relative error (or, with `norm_ratio`, the norm ratio
+  executor / rule) of the executor along a trajectory, its own state fed back."""
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
+  second = _global_norm_ratio if norm_ratio else _global_relative_error
 
   @jax.jit
   def run(weights, traj, cond):
     def body(state, inputs):
       params, grads, target = inputs
       out = _executor_step(weights, config, graph, cond, grads, state, params)
-      return out.state, (_cosine(out.updates, target), _global_relative_error(out.updates,
-                                                                             target))
+      return out.state, (_cosine(out.updates, target), second(out.updates, target))
     return jax.lax.scan(body, step_lib.init_state(first_params),
                         (traj.params, traj.grads, traj.updates))[1]
 
-  cos, err = run(weights, traj, cond)
-  return np.asarray(cos), np.asarray(err)
+  cos, other = run(weights, traj, cond)
+  return np.asarray(cos), np.asarray(other)
+
+
+def _global_norm_ratio(pred: PyTree, target: PyTree) -> jax.Array:
+  """|pred| / |target| over the whole pytree."""
+  def norm(tree):
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32)))
+                        for x in jax.tree.leaves(tree)))
+  return norm(pred) / (norm(target) + 1e-30)
 
 
 def _global_relative_error(pred: PyTree, target: PyTree) -> jax.Array:

@@ -23,7 +23,7 @@ from absl import app, flags
 import tasks
 from learned_opt import checkpoint
 from learned_opt.executor import conditioning, network, step as step_lib
-from learned_opt.executor.optimizer import conditioning_kwargs, graph_of
+from learned_opt.executor.optimizer import conditioning_kwargs
 from meta_train import imitation
 
 _REPORT_STEPS = (0, 1, 5, 10, 20, 40, 80, 120, 200, 299, 499)
@@ -40,29 +40,8 @@ def coefficients(weights, config, rule_id, hyper_features, clock: int
 def agreement(weights, config, algorithm: str, kwargs: dict, task: tasks.Task, steps: int,
               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """Per-step (cosine, norm ratio) of the executor's updates against the rule's."""
-  key = jax.random.PRNGKey(seed)
-  params = task.init(key)
-  static, dynamic = imitation.split_kwargs(kwargs)
-  traj = imitation.rule_trajectory(algorithm, static, dynamic, task.loss, params,
-                                   task.datasets.train.stacked(key, steps), key)
-  cond = imitation.conditioning_for(config, algorithm, kwargs, params)
-  graph = graph_of(params)
-
-  def norm(tree):
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
-
-  def body(state, inputs):
-    p, g, target = inputs
-    out = step_lib.executor_step(weights, config, graph, cond.rule_id, cond.hyper_features,
-                                 cond.learning_rate, cond.tensor_features, g, state, p)
-    dot = sum(jnp.sum(a * b) for a, b in zip(jax.tree.leaves(out.updates),
-                                             jax.tree.leaves(target)))
-    return out.state, (dot / (norm(out.updates) * norm(target) + 1e-30),
-                       norm(out.updates) / (norm(target) + 1e-30))
-
-  _, (cos, ratio) = jax.jit(lambda t: jax.lax.scan(
-      body, step_lib.init_state(params), (t.params, t.grads, t.updates)))(traj)
-  return np.asarray(cos), np.asarray(ratio)
+  traj, cond = imitation.rule_run(config, algorithm, kwargs, task, steps, seed)
+  return imitation.per_step_agreement(weights, config, traj, cond, norm_ratio=True)
 
 
 def main(argv):

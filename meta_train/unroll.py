@@ -180,7 +180,12 @@ def normalize(loss: jax.Array, init_loss: jax.Array, clip: float,
   """min(l / l_0, c), with c for non-finite losses; its log (floored) on the "log" scale."""
   ratio = loss / jnp.maximum(init_loss, 1e-8)
   ratio = jnp.where(jnp.isfinite(ratio), jnp.minimum(ratio, clip), clip)
-  return jnp.log(jnp.maximum(ratio, LOG_FLOOR)) if scale == "log" else ratio
+  return floored_log(ratio) if scale == "log" else ratio
+
+
+def floored_log(x: jax.Array) -> jax.Array:
+  """log max(x, LOG_FLOOR): the log scale's value of a normalized loss."""
+  return jnp.log(jnp.maximum(x, LOG_FLOOR))
 
 
 def new_episode(problem: Problem, key: jax.Array, train: Any) -> Episode:

@@ -292,12 +292,11 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     d = direction(*inputs, w, s1_old=s1)
     if config.layer_readout:
       if form == "plain":
-        readout = d
+        readout, p_read = d, p
       else:
         sample = _row_sample(inputs) if len(info.shape) >= 2 else inputs
-        readout = direction(*sample, w)
+        readout, p_read = direction(*sample, w), sample[3]
       log_rms_d.append(0.5 * jnp.log(jnp.mean(jnp.square(readout)) + _TINY))
-      p_read = p if form == "plain" or len(info.shape) < 2 else sample[3]
       log_rms_p.append(jnp.zeros(()) if p is None else
                        0.5 * jnp.log(jnp.mean(jnp.square(p_read.astype(jnp.float32))) + _TINY))
     outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2))
