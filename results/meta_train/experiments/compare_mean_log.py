@@ -1,6 +1,8 @@
 """A learned optimizer against Adam(3e-3) on deep MNIST-1D MLPs, over 2000 steps.
 
-  python results/meta_train/experiments/compare_mean_log.py CHECKPOINT_DIR
+  python results/meta_train/experiments/compare_mean_log.py CHECKPOINT_DIR [digits]
+
+With `digits`, a digits MLP 64x64 (batch 64) instead of the MNIST-1D MLPs.
 
 Prints, per task and optimizer, the mean over steps of the log normalized training
 loss, log(clip(loss / first loss, 1e-6, 2)) (the meta-objective's scale), the mean
@@ -24,6 +26,7 @@ TASKS = (
     dict(hidden=(121,) * 3, activation="relu", batch_size=64),
     dict(hidden=(130,) * 4, activation="gelu", batch_size=128),
 )
+DIGITS_TASKS = (dict(hidden=(64, 64), batch_size=64),)
 STEPS = 2000
 
 
@@ -43,10 +46,12 @@ def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:
   return np.asarray(run(params, task.datasets.train.stacked(key, STEPS)))
 
 
-def main(path: str) -> None:
+def main(path: str, task_set: str = "mnist1d") -> None:
   learned = learned_opt.load(path, algorithm="adam", learning_rate=3e-3)
-  for kwargs in TASKS:
-    task = tasks.get("mnist1d_mlp", **kwargs)
+  name, task_list = (("digits_mlp", DIGITS_TASKS) if task_set == "digits"
+                     else ("mnist1d_mlp", TASKS))
+  for kwargs in task_list:
+    task = tasks.get(name, **kwargs)
     for name, tx in (("adam(3e-3)", optax.adam(3e-3)), (path, learned)):
       loss = losses(task, tx)
       ratio = np.clip(loss / loss[0], 1e-6, 2.0)
@@ -56,4 +61,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1])
+  main(*sys.argv[1:3])
