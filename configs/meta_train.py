@@ -17,6 +17,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.init_from = "shipped:executor"
   config.executor = ml_collections.ConfigDict(dict(
       embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True))
+  # True | False | None (keep the starting checkpoint's): whether the layer gain reads the
+  # direction's RMS (learned_opt.executor.network.layer_log_gain).
+  config.direction_readout = ml_collections.config_dict.placeholder(bool)
   # 'fused' (what learned_opt.load runs) | 'plain' (the unfused reference, slower).
   config.executor_form = "fused"
   # The conditioning: the rule the executor starts as (and learned_opt.load's default).

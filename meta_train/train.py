@@ -92,8 +92,17 @@ def initial_executor(config: ml_collections.ConfigDict) -> tuple[PyTree, Executo
 
   'shipped:NAME' reads `learned_opt/weights/NAME`, a directory path reads that
   checkpoint, and '' builds fresh weights (`network.init_weights`, seeded) of
-  the architecture in `config.executor`.
+  the architecture in `config.executor`. `config.direction_readout`, when set,
+  replaces the architecture's (the weights do not depend on it).
   """
+  weights, exec_config = _initial_weights(config)
+  if config.get("direction_readout") is not None:
+    exec_config = dataclasses.replace(exec_config,
+                                      direction_readout=bool(config.direction_readout))
+  return weights, exec_config
+
+
+def _initial_weights(config: ml_collections.ConfigDict) -> tuple[PyTree, ExecutorConfig]:
   source = config.init_from
   if not source:
     algorithm, kwargs = rule_of(config)

@@ -172,3 +172,36 @@ def test_state_is_two_floats_per_parameter_plus_nodes(compiled):
       nodes += max(1, math.prod(x.shape))
   other_bytes = sum(x.size * jnp.dtype(x.dtype).itemsize for x in other)
   assert other_bytes <= 16 * nodes + 64 * (len(leaves) + 1), (other_bytes, nodes)
+
+
+def _direction_gain_zeroed(weights):
+  """The weights with the tensor net's outputs for the direction readout's coefficients at 0."""
+  start = network.NUM_NORMALIZER_OUTPUTS + 4
+  cols = slice(start, start + 4)   # linear, hinge, knot and zero flag of log RMS(d)
+  out = dict(weights)
+  for name in ("tensor_net_linear", "tensor_net_out"):
+    out[name] = {k: v.at[..., cols].set(0.0) for k, v in weights[name].items()}
+  return out
+
+
+def test_direction_readout_off_removes_only_the_direction_term():
+  """direction_readout=False equals the full readout with the direction's coefficients at 0."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  full = ExecutorConfig()
+  without = dataclasses.replace(full, direction_readout=False)
+  weights = _random_weights(full)
+  rng = np.random.default_rng(3)
+  params = {"w": jnp.asarray(rng.standard_normal((200, 16)), jnp.float32),
+            "b": jnp.asarray(rng.standard_normal((16,)), jnp.float32)}
+  grads = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), jnp.float32),
+                       params)
+
+  def update(config, w):
+    opt = _learned_optimizer(config, "fused")
+    return jax.jit(opt.step)(w, grads, opt.init(params), params)[0]
+
+  off = update(without, weights)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6),
+               off, update(full, _direction_gain_zeroed(weights)))
+  with_term = update(full, weights)
+  assert not np.allclose(off["w"], with_term["w"], rtol=1e-3)

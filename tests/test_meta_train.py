@@ -207,3 +207,14 @@ def test_train_rejects_unknown_settings(kind):
     estimators.make(kind, problem, 4, objective="loss")
   with pytest.raises(ValueError, match="estimator"):
     estimators.make("reinforce", problem, 4)
+
+
+@pytest.mark.parametrize("setting", [None, False])
+def test_direction_readout_setting_replaces_the_checkpoints(setting):
+  config = meta_train_config.get_config()
+  if setting is not None:
+    config.direction_readout = setting
+  weights, exec_config = train.initial_executor(config)
+  shipped, _ = train._initial_weights(config)   # pylint: disable=protected-access
+  assert exec_config.direction_readout is (True if setting is None else setting)
+  jax.tree.map(np.testing.assert_array_equal, weights, shipped)

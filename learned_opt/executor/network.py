@@ -55,6 +55,11 @@ class ExecutorConfig:
     node_messages: use row/column mean-square aggregations (one-hop processor);
       False gives a purely per-edge (zero-hop) processor.
     layer_readout: use the layer gain from log-RMS readouts (graph pooling per tensor).
+    direction_readout: the layer gain also reads the direction's RMS (trust
+      ratios such as LAMB's need it). False keeps only the parameters' RMS: the
+      gain can then not undo the direction's own shrinking late in training
+      (see `layer_log_gain`); the weights keep their shapes, so an imitation
+      checkpoint meta-trains with either setting.
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -68,6 +73,7 @@ class ExecutorConfig:
   edge_hidden: int = 4
   node_messages: bool = True
   layer_readout: bool = True
+  direction_readout: bool = True
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
   max_time: int = 0
@@ -164,14 +170,24 @@ def prior_tensor(config: ExecutorConfig) -> np.ndarray:
 
 
 def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
-                   log_rms_direction: jax.Array) -> jax.Array:
+                   log_rms_direction: jax.Array | None) -> jax.Array:
   """log mu per tensor from its readouts and its NUM_GAIN_COEFFS coefficients.
 
   For each readout r (an all-zero tensor reads r = 0 with flag z = 1):
     alpha r + beta relu(r - tau) + gamma z,   summed, plus a bias.
+
+  With the direction's readout, alpha < 0 on it makes the update grow as
+  RMS(d)^(1 + alpha) instead of RMS(d): LAMB's trust ratio is alpha = -1. An
+  Adam-conditioned executor imitated on 200-step runs learned alpha ~ -0.3,
+  harmless there, but late in training, where Adam's direction shrinks (its
+  second moment remembers larger gradients), it holds the update up and the
+  run stalls; `log_rms_direction=None` (ExecutorConfig.direction_readout=False)
+  leaves the term out.
   """
   total = coeffs[:, -1]
-  for i, log_rms in enumerate((log_rms_param, log_rms_direction)):
+  readouts = (log_rms_param,) if log_rms_direction is None else (
+      log_rms_param, log_rms_direction)
+  for i, log_rms in enumerate(readouts):
     zero = log_rms <= _LOG_ZERO
     r = jnp.where(zero, 0.0, log_rms)
     alpha, beta, tau, gamma = (coeffs[:, 4 * i + k] for k in range(4))

@@ -27,7 +27,8 @@ normalizer costs a few multiply-adds and one division, like Adam's.
 
 Layer readout (coefficients from the tensor net, see network.layer_log_gain):
   log mu = sum_r alpha r + beta relu(r - tau) + gamma [r is zero] + bias,
-  r in (log rms(p), log rms(d)), and
+  r in (log rms(p), log rms(d)) (log rms(p) only with
+  ExecutorConfig.direction_readout=False), and
   update = -lr mu d.
 Both RMS are read on a row sample of tensors with more than READOUT_ROWS
 in-neurons (`_row_sample`), so neither costs a pass over the tensor.
@@ -295,14 +296,17 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
         readout, p_read = d, p
       else:
         sample = _row_sample(inputs) if len(info.shape) >= 2 else inputs
-        readout, p_read = direction(*sample, w), sample[3]
-      log_rms_d.append(0.5 * jnp.log(jnp.mean(jnp.square(readout)) + _TINY))
+        p_read = sample[3]
+        readout = direction(*sample, w) if config.direction_readout else None
+      if config.direction_readout:
+        log_rms_d.append(0.5 * jnp.log(jnp.mean(jnp.square(readout)) + _TINY))
       log_rms_p.append(jnp.zeros(()) if p is None else
                        0.5 * jnp.log(jnp.mean(jnp.square(p_read.astype(jnp.float32))) + _TINY))
     outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2))
 
   if config.layer_readout:
-    log_rms_d, log_rms_p = jnp.stack(log_rms_d), jnp.stack(log_rms_p)
+    log_rms_d = jnp.stack(log_rms_d) if config.direction_readout else None
+    log_rms_p = jnp.stack(log_rms_p)
     log_gain = network.layer_log_gain(gain_coeffs, log_rms_p, log_rms_d)
   else:
     log_gain = jnp.zeros((len(outs),))

@@ -48,14 +48,14 @@ def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:
 
 def main(path: str, task_set: str = "mnist1d") -> None:
   learned = learned_opt.load(path, algorithm="adam", learning_rate=3e-3)
-  name, task_list = (("digits_mlp", DIGITS_TASKS) if task_set == "digits"
-                     else ("mnist1d_mlp", TASKS))
+  task_name, task_list = (("digits_mlp", DIGITS_TASKS) if task_set == "digits"
+                          else ("mnist1d_mlp", TASKS))
   for kwargs in task_list:
-    task = tasks.get(name, **kwargs)
-    for name, tx in (("adam(3e-3)", optax.adam(3e-3)), (path, learned)):
+    task = tasks.get(task_name, **kwargs)
+    for label, tx in (("adam(3e-3)", optax.adam(3e-3)), (path, learned)):
       loss = losses(task, tx)
       ratio = np.clip(loss / loss[0], 1e-6, 2.0)
-      print(f"{kwargs} {name}: mean log {np.mean(np.log(ratio)):.3f}  mean "
+      print(f"{kwargs} {label}: mean log {np.mean(np.log(ratio)):.3f}  mean "
             f"{np.mean(ratio):.4f}  final {loss[-100:].mean():.3g}  " + "  ".join(
                 f"step {t} {loss[t - 50:t + 50].mean():.3g}" for t in (500, 1000, 1500)))
 
