@@ -99,11 +99,12 @@ def sample_batch(config, exec_config, task_list, step: int):
 
 @functools.lru_cache(maxsize=4)
 def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
-                   hint_weight: float, magnitude_weight: float = 1.0):
+                   hint_weight: float, magnitude_weight: float = 1.0,
+                   readout_penalty: float = 0.0):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight,
-                                             magnitude_weight)
+                                             magnitude_weight, readout_penalty)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -131,7 +132,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   weights = init_weights(exec_config, jax.random.PRNGKey(config.seed))
   meta_opt, train_step = _compiled_step(exec_config, config.learning_rate, config.clip_norm,
                                         config.hint_weight,
-                                        config.get("magnitude_weight", 1.0))
+                                        config.get("magnitude_weight", 1.0),
+                                        config.get("direction_readout_penalty", 0.0))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0
@@ -161,6 +163,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
               "steps_per_s": rate, "eta_s": (config.num_steps - step - 1) / max(rate, 1e-9),
               "cosine": {k: float(np.median([c for c, _ in v[-50:]])) for k, v in window.items()},
               "rel_err": {k: float(np.median([e for _, e in v[-50:]])) for k, v in window.items()}}
+      if "readout_penalty" in m:
+        last["readout_penalty"] = float(np.mean(m["readout_penalty"]))
       with metrics_path.open("a") as f:
         f.write(json.dumps(last) + "\n")
       print(f"step {step + 1}/{config.num_steps} loss {last['loss']:.4f} | {rate:.2f} steps/s,"

@@ -252,18 +252,51 @@ def _cosine(a: PyTree, b: PyTree) -> jax.Array:
   return dot / (na * nb + 1e-30)
 
 
+PENALTY_CLOCKS = (0, 200, 2000)   # step counts at which direction_readout_penalty looks
+
+
+def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
+                              conds: Conditioning) -> jax.Array:
+  """Mean square of the layer gain's linear and hinge coefficients on log RMS(d).
+
+  A prior that the gain reads the direction's RMS only where a rule needs it
+  (LAMB's and LARS's trust ratios): along imitation runs of a few hundred steps
+  Adam's direction keeps about one RMS, so a coefficient on it is nearly free
+  there, but late in training, when that RMS falls, it holds the update up
+  (`network.layer_log_gain`). Averaged over the batch's conditionings (vmapped
+  `Conditioning`), their tensors, and PENALTY_CLOCKS (clocks past the imitated runs).
+  """
+  cond_fn, _, tensor_fn = network.build(config).apply
+  start = network.NUM_NORMALIZER_OUTPUTS + 4   # the direction's (linear, hinge, ...)
+
+  def one(cond, clock):
+    c = cond_fn(weights, cond.rule_id, cond.hyper_features, conditioning.time_features(clock))
+    return jnp.mean(jnp.square(tensor_fn(weights, c, cond.tensor_features)[:, start:start + 2]))
+
+  clocks = jnp.asarray(PENALTY_CLOCKS, jnp.int32)
+  per_clock = jax.vmap(lambda t: jax.vmap(lambda cond: one(cond, t))(conds))(clocks)
+  return jnp.mean(per_clock)
+
+
 def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
-                    hint_weight: float, magnitude_weight: float = 1.0):
+                    hint_weight: float, magnitude_weight: float = 1.0,
+                    readout_penalty: float = 0.0):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
-  trajectory run without loss, see `trajectory_loss`.
+  trajectory run without loss, see `trajectory_loss`. `readout_penalty` weighs
+  `direction_readout_penalty` into the loss (0: off).
   """
 
   def batch_loss(weights, trajs, conds, warmup):
     losses, metrics = jax.vmap(trajectory_loss, in_axes=(None, None, 0, 0, None, None, None))(
         weights, config, trajs, conds, hint_weight, warmup, magnitude_weight)
-    return jnp.mean(losses), metrics
+    loss = jnp.mean(losses)
+    if readout_penalty:
+      penalty = direction_readout_penalty(weights, config, conds)
+      metrics = dict(metrics, readout_penalty=jnp.broadcast_to(penalty, losses.shape))
+      loss = loss + readout_penalty * penalty
+    return loss, metrics
 
   @functools.partial(jax.jit, static_argnames=("warmup",))
   def train_step(weights, opt_state, trajs, conds, warmup: int = 0):

@@ -53,3 +53,31 @@ def test_sampler_and_kwarg_split():
   static, dynamic = imitation.split_kwargs(draws[0])
   assert dict(static) == {"min_dim_size_to_factor": draws[0]["min_dim_size_to_factor"]}
   assert set(dynamic) == {"learning_rate"} and isinstance(dynamic["learning_rate"], jax.Array)
+
+
+def test_direction_readout_penalty_is_zero_at_the_prior_and_pulls_back():
+  from learned_opt.executor import ExecutorConfig, init_weights, network
+  config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1)
+  weights = init_weights(config, jax.random.PRNGKey(0))
+  params = {"w": jnp.ones((6, 4)), "b": jnp.ones((4,))}
+  conds = imitation.stack([imitation.conditioning_for(config, name, kwargs, params)
+                           for name, kwargs in (("adam", {"learning_rate": 1e-3}),
+                                                ("lamb", {"learning_rate": 1e-3}))])
+  assert float(imitation.direction_readout_penalty(weights, config, conds)) == 0.0
+
+  alpha_d = network.NUM_NORMALIZER_OUTPUTS + 4
+  bias = weights["tensor_net_linear"]["b"]
+  moved = dict(weights, tensor_net_linear=dict(weights["tensor_net_linear"],
+                                               b=bias.at[alpha_d].set(-0.3)))
+  penalty, grads = jax.value_and_grad(imitation.direction_readout_penalty)(moved, config, conds)
+  np.testing.assert_allclose(float(penalty), 0.3 ** 2 / 2, rtol=1e-5)   # mean over 2 columns
+  assert float(grads["tensor_net_linear"]["b"][alpha_d]) < 0   # descent raises alpha to 0
+  assert float(grads["tensor_net_linear"]["b"][alpha_d + 2]) == 0   # the knot is free
+
+
+def test_imitation_with_readout_penalty_logs_it(tmp_path):
+  config = _tiny_config()
+  config.num_steps = 1
+  config.direction_readout_penalty = 0.1
+  last = imitate.train(config, str(tmp_path))
+  assert last["readout_penalty"] >= 0.0 and np.isfinite(last["loss"])
