@@ -20,6 +20,9 @@ def get_config() -> ml_collections.ConfigDict:
   # True | False | None (keep the starting checkpoint's): whether the layer gain reads the
   # direction's RMS (learned_opt.executor.network.layer_log_gain).
   config.direction_readout = ml_collections.config_dict.placeholder(bool)
+  # None | a number (0.0: the direction keeps Adam's degree 0 in the gradient), see
+  # learned_opt.executor.network.ExecutorConfig.normalizer_degree.
+  config.normalizer_degree = ml_collections.config_dict.placeholder(float)
   # 'fused' (what learned_opt.load runs) | 'plain' (the unfused reference, slower).
   config.executor_form = "fused"
   # The conditioning: the rule the executor starts as (and learned_opt.load's default).

@@ -87,19 +87,23 @@ def rule_of(config: ml_collections.ConfigDict) -> tuple[str, dict[str, Any]]:
   return rule.pop("algorithm"), rule
 
 
+# Architecture settings the config may change on a restored checkpoint (None keeps
+# the checkpoint's); none of them changes the shapes of the weights.
+ARCHITECTURE_OVERRIDES = ("direction_readout", "normalizer_degree")
+
+
 def initial_executor(config: ml_collections.ConfigDict) -> tuple[PyTree, ExecutorConfig]:
   """Weights and architecture from `config.init_from`.
 
   'shipped:NAME' reads `learned_opt/weights/NAME`, a directory path reads that
   checkpoint, and '' builds fresh weights (`network.init_weights`, seeded) of
-  the architecture in `config.executor`. `config.direction_readout`, when set,
-  replaces the architecture's (the weights do not depend on it).
+  the architecture in `config.executor`. The ARCHITECTURE_OVERRIDES keys of the
+  config, when set, replace the architecture's (the weights do not depend on them).
   """
   weights, exec_config = _initial_weights(config)
-  if config.get("direction_readout") is not None:
-    exec_config = dataclasses.replace(exec_config,
-                                      direction_readout=bool(config.direction_readout))
-  return weights, exec_config
+  overrides = {key: config.get(key) for key in ARCHITECTURE_OVERRIDES
+               if config.get(key) is not None}
+  return weights, dataclasses.replace(exec_config, **overrides)
 
 
 def _initial_weights(config: ml_collections.ConfigDict) -> tuple[PyTree, ExecutorConfig]:

@@ -155,3 +155,30 @@ def test_max_time_holds_the_clock():
   early = executor.step(grads, state._replace(count=jnp.asarray(3, jnp.int32)), params).updates
   np.testing.assert_array_equal(late[0]["w"], late[1]["w"])
   assert not np.allclose(early["w"], late[0]["w"])
+
+
+def test_normalizer_degree_fixes_the_directions_degree_in_the_gradient():
+  """Adam's edge term with node exponents (0.5, 0.3, 0.4): the direction has degree -1.2
+  in the gradient; normalizer_degree=0 makes it scale-free again, like Adam."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  free = ExecutorConfig()
+  normalizer = (1, 0.5, 0.3, 0.4, 0, -60, -30, math.log(1e-30))
+  weights = _hand_weights(free, (0.9, 0.999, 0.999), (0.1, 0.001, 0.001), (0, 0, 0, 1),
+                          normalizer)
+  rng = np.random.default_rng(0)
+  params = {"w": jnp.asarray(rng.standard_normal((12, 8)), jnp.float32)}
+  grads = [{"w": jnp.asarray(rng.standard_normal((12, 8)), jnp.float32)} for _ in range(3)]
+
+  def last_update(config, scale):
+    executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-3})
+    state = executor.init(params)
+    for g in grads:
+      out = executor.step(jax.tree.map(lambda x: scale * x, g), state, params)
+      state = out.state
+    return np.asarray(out.updates["w"])
+
+  ratio = np.linalg.norm(last_update(free, 10.0)) / np.linalg.norm(last_update(free, 1.0))
+  np.testing.assert_allclose(ratio, 10.0 ** -1.2, rtol=1e-3)
+  fixed = dataclasses.replace(free, normalizer_degree=0.0)
+  np.testing.assert_allclose(last_update(fixed, 10.0), last_update(fixed, 1.0), rtol=1e-4)
+  assert not np.allclose(last_update(fixed, 1.0), last_update(free, 1.0), rtol=1e-2)

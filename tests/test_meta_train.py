@@ -209,12 +209,14 @@ def test_train_rejects_unknown_settings(kind):
     estimators.make("reinforce", problem, 4)
 
 
-@pytest.mark.parametrize("setting", [None, False])
-def test_direction_readout_setting_replaces_the_checkpoints(setting):
+@pytest.mark.parametrize("overrides", [{}, {"direction_readout": False},
+                                       {"normalizer_degree": 0.0}])
+def test_architecture_overrides_replace_the_checkpoints(overrides):
   config = meta_train_config.get_config()
-  if setting is not None:
-    config.direction_readout = setting
+  for key, value in overrides.items():
+    setattr(config, key, value)
   weights, exec_config = train.initial_executor(config)
-  shipped, _ = train._initial_weights(config)   # pylint: disable=protected-access
-  assert exec_config.direction_readout is (True if setting is None else setting)
+  shipped, shipped_config = train._initial_weights(config)   # pylint: disable=protected-access
+  for key in train.ARCHITECTURE_OVERRIDES:
+    assert getattr(exec_config, key) == overrides.get(key, getattr(shipped_config, key))
   jax.tree.map(np.testing.assert_array_equal, weights, shipped)

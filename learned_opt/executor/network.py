@@ -60,6 +60,13 @@ class ExecutorConfig:
       gain can then not undo the direction's own shrinking late in training
       (see `layer_log_gain`); the weights keep their shapes, so an imitation
       checkpoint meta-trains with either setting.
+    normalizer_degree: None lets the normalizer's node exponents (row, column,
+      mean row) take any values; a number fixes the mean row's exponent to
+      `normalizer_degree - (row + column)`, so the node factor is homogeneous of
+      that degree in the gradient. 0.0 keeps the direction of an Adam-like
+      executor (edge term on) of degree 0, as Adam's: the node factor is then
+      the relative row and column RMS, and updates cannot grow as gradients
+      shrink (see learned_opt.executor.step). The weights keep their shapes.
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -74,6 +81,7 @@ class ExecutorConfig:
   node_messages: bool = True
   layer_readout: bool = True
   direction_readout: bool = True
+  normalizer_degree: float | None = None
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
   max_time: int = 0

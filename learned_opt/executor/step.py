@@ -23,7 +23,12 @@ not leak a constant into Adam's normalizer), a sign gain k >= 0, an epsilon e):
 Adam is alpha = 1, beta = 0, N = 1, e = eps; Adafactor the factored row/column
 RMS in N; Lion k |n| (a soft sign); SGD beta = 1. omega is a learned weight-decay
 gain. The powers are taken per node (O(nodes) logs and exps); per parameter the
-normalizer costs a few multiply-adds and one division, like Adam's.
+normalizer costs a few multiply-adds and one division, like Adam's. With the
+edge term on, d has degree -(w_r + w_c + w_m) in the gradient: positive
+exponents make updates grow as gradients shrink, and meta-training learns
+them (the late-training stall of the deep MLPs in results/meta_train);
+ExecutorConfig.normalizer_degree fixes w_m = degree - w_r - w_c (the mean row
+RMS is also the mean column RMS, so degree 0 is the relative row and column RMS).
 
 Layer readout (coefficients from the tensor net, see network.layer_log_gain):
   log mu = sum_r alpha r + beta relu(r - tau) + gamma [r is zero] + bias,
@@ -284,7 +289,9 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_r = 0.5 * jnp.log(rows * inv_z3 + _TINY)
       log_c = 0.5 * jnp.log(cols * inv_z3 + _TINY)
       log_mean_r = 0.5 * jnp.log(jnp.mean(rows, axis=-1) * inv_z3 + _TINY)
-      row_scale = _bounded_exp(w[1] * log_r + (w[3] * log_mean_r + w[4])[..., None])[..., None]
+      w_mean = (w[3] if config.normalizer_degree is None
+                else config.normalizer_degree - w[1] - w[2])
+      row_scale = _bounded_exp(w[1] * log_r + (w_mean * log_mean_r + w[4])[..., None])[..., None]
       col_scale = _bounded_exp(w[2] * log_c)[..., None, :]
     else:
       rows, cols = row_leaves[idx], col_leaves[idx]
