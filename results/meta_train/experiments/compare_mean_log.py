@@ -1,8 +1,11 @@
 """A learned optimizer against Adam(3e-3) on deep MNIST-1D MLPs, over 2000 steps.
 
-  python results/meta_train/experiments/compare_mean_log.py CHECKPOINT_DIR [digits]
+  python results/meta_train/experiments/compare_mean_log.py CHECKPOINT_DIR [digits|mnist1d] \
+      [no_direction_readout]
 
-With `digits`, a digits MLP 64x64 (batch 64) instead of the MNIST-1D MLPs.
+With `digits`, a digits MLP 64x64 (batch 64) instead of the MNIST-1D MLPs. With
+`no_direction_readout`, the checkpoint runs with ExecutorConfig.direction_readout=False
+(its layer gain then ignores the direction's RMS).
 
 Prints, per task and optimizer, the mean over steps of the log normalized training
 loss, log(clip(loss / first loss, 1e-6, 2)) (the meta-objective's scale), the mean
@@ -12,6 +15,7 @@ Adam(3e-3) (what the meta-trained ones default to; imitation checkpoints default
 Adam(1e-3)). Seed 0, one run each.
 """
 
+import dataclasses
 import sys
 
 import jax
@@ -46,8 +50,14 @@ def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:
   return np.asarray(run(params, task.datasets.train.stacked(key, STEPS)))
 
 
-def main(path: str, task_set: str = "mnist1d") -> None:
-  learned = learned_opt.load(path, algorithm="adam", learning_rate=3e-3)
+def main(path: str, task_set: str = "mnist1d", variant: str = "") -> None:
+  opt = learned_opt.checkpoint.load_optimizer(path, algorithm="adam", learning_rate=3e-3)
+  if variant == "no_direction_readout":
+    opt = dataclasses.replace(opt, config=dataclasses.replace(opt.config,
+                                                              direction_readout=False))
+  elif variant:
+    raise ValueError(f"Unknown variant {variant!r}; use 'no_direction_readout'.")
+  learned = opt.as_optax()
   task_name, task_list = (("digits_mlp", DIGITS_TASKS) if task_set == "digits"
                           else ("mnist1d_mlp", TASKS))
   for kwargs in task_list:
@@ -61,4 +71,4 @@ def main(path: str, task_set: str = "mnist1d") -> None:
 
 
 if __name__ == "__main__":
-  main(*sys.argv[1:3])
+  main(*sys.argv[1:4])
