@@ -1,7 +1,8 @@
 r"""Looks inside a saved executor: its graph-level coefficients and how it tracks a rule.
 
   python -m meta_train.inspect_executor --checkpoint=DIR [--algorithm=adam] \
-      [--learning_rate=3e-3] [--task=digits_mlp] [--steps=300] [--fresh]
+      [--learning_rate=3e-3] [--task=digits_mlp] [--task_kwargs='{"hidden": [128, 128]}'] \
+      [--steps=300] [--fresh]
 
 1. The hypernet's graph-level outputs at a few clock values: the decays and gains
    of the running averages and the decoupled weight-decay gain (as emitted, before
@@ -15,6 +16,8 @@ prior the executor starts from).
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,7 +29,7 @@ from learned_opt.executor import conditioning, network, step as step_lib
 from learned_opt.executor.optimizer import conditioning_kwargs
 from meta_train import imitation
 
-_REPORT_STEPS = (0, 1, 5, 10, 20, 40, 80, 120, 200, 299, 499)
+_REPORT_STEPS = (0, 1, 5, 10, 20, 40, 80, 120, 200, 299, 499, 1000, 1500, 1999)
 
 
 def coefficients(weights, config, rule_id, hyper_features, clock: int
@@ -59,7 +62,10 @@ def main(argv):
     co = coefficients(weights, config, rule_id, hyper, t)
     print(f"  step {t:4d}: weight decay {float(co.weight_decay):+.4f}  decays "
           f"{np.round(np.asarray(co.decays), 5)}  gains {np.asarray(co.gains)}")
-  cos, ratio = agreement(weights, config, algorithm, kwargs, tasks.get(flags.FLAGS.task), steps)
+  task_kwargs = {k: tuple(v) if isinstance(v, list) else v
+                 for k, v in json.loads(flags.FLAGS.task_kwargs).items()}
+  task = tasks.get(flags.FLAGS.task, **task_kwargs)
+  cos, ratio = agreement(weights, config, algorithm, kwargs, task, steps)
   print(f"== against {algorithm} along its own run on {flags.FLAGS.task}")
   for t in [s for s in _REPORT_STEPS if s < steps]:
     print(f"  step {t:4d}: cosine {cos[t]:.4f}  norm ratio {ratio[t]:.3f}")
@@ -70,6 +76,7 @@ if __name__ == "__main__":
   flags.DEFINE_string("algorithm", "adam", "Rule to condition on and compare with.")
   flags.DEFINE_float("learning_rate", 3e-3, "The rule's learning rate.")
   flags.DEFINE_string("task", "digits_mlp", "Named task (tasks.names()).")
+  flags.DEFINE_string("task_kwargs", "{}", "JSON object of the task's keyword arguments.")
   flags.DEFINE_integer("steps", 300, "Steps of the rule's run.")
   flags.DEFINE_bool("fresh", False, "Use fresh weights of the checkpoint's architecture.")
   flags.mark_flags_as_required(["checkpoint"])

@@ -1,11 +1,12 @@
 """A learned optimizer against Adam(3e-3) on deep MNIST-1D MLPs, over 2000 steps.
 
   python results/meta_train/experiments/compare_mean_log.py CHECKPOINT_DIR [digits|mnist1d] \
-      [no_direction_readout]
+      [FIELD=VALUE ...]
 
-With `digits`, a digits MLP 64x64 (batch 64) instead of the MNIST-1D MLPs. With
-`no_direction_readout`, the checkpoint runs with ExecutorConfig.direction_readout=False
-(its layer gain then ignores the direction's RMS).
+With `digits`, a digits MLP 64x64 (batch 64) instead of the MNIST-1D MLPs.
+FIELD=VALUE runs the checkpoint with that ExecutorConfig field replaced (same
+weights), e.g. `direction_readout=False` (the layer gain ignores the direction's
+RMS) or `max_time=200` (the clock the networks see stops there).
 
 Prints, per task and optimizer, the mean over steps of the log normalized training
 loss, log(clip(loss / first loss, 1e-6, 2)) (the meta-objective's scale), the mean
@@ -15,6 +16,7 @@ Adam(3e-3) (what the meta-trained ones default to; imitation checkpoints default
 Adam(1e-3)). Seed 0, one run each.
 """
 
+import ast
 import dataclasses
 import sys
 
@@ -50,13 +52,13 @@ def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:
   return np.asarray(run(params, task.datasets.train.stacked(key, STEPS)))
 
 
-def main(path: str, task_set: str = "mnist1d", variant: str = "") -> None:
+def main(path: str, task_set: str = "mnist1d", *overrides: str) -> None:
   opt = learned_opt.checkpoint.load_optimizer(path, algorithm="adam", learning_rate=3e-3)
-  if variant == "no_direction_readout":
-    opt = dataclasses.replace(opt, config=dataclasses.replace(opt.config,
-                                                              direction_readout=False))
-  elif variant:
-    raise ValueError(f"Unknown variant {variant!r}; use 'no_direction_readout'.")
+  fields = {}
+  for item in overrides:
+    key, _, value = item.partition("=")
+    fields[key] = ast.literal_eval(value)
+  opt = dataclasses.replace(opt, config=dataclasses.replace(opt.config, **fields))
   learned = opt.as_optax()
   task_name, task_list = (("digits_mlp", DIGITS_TASKS) if task_set == "digits"
                           else ("mnist1d_mlp", TASKS))
@@ -71,4 +73,4 @@ def main(path: str, task_set: str = "mnist1d", variant: str = "") -> None:
 
 
 if __name__ == "__main__":
-  main(*sys.argv[1:4])
+  main(*sys.argv[1:])
