@@ -267,7 +267,7 @@ def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
   `Conditioning`), their tensors, and PENALTY_CLOCKS (clocks past the imitated runs).
   """
   cond_fn, _, tensor_fn = network.build(config).apply
-  start = network.NUM_NORMALIZER_OUTPUTS + 4   # the direction's (linear, hinge, ...)
+  start = network.DIRECTION_GAIN_INDEX   # the direction's linear and hinge coefficients
 
   def one(cond, clock):
     c = cond_fn(weights, cond.rule_id, cond.hyper_features, conditioning.time_features(clock))

@@ -26,7 +26,7 @@ from absl import app, flags
 import tasks
 from learned_opt import checkpoint
 from learned_opt.executor import conditioning, network, step as step_lib
-from learned_opt.executor.optimizer import conditioning_kwargs
+from learned_opt.executor.optimizer import conditioning_kwargs, graph_of
 from meta_train import imitation
 
 _REPORT_STEPS = (0, 1, 5, 10, 20, 40, 80, 120, 200, 299, 499, 1000, 1500, 1999)
@@ -65,6 +65,17 @@ def main(argv):
   task_kwargs = {k: tuple(v) if isinstance(v, list) else v
                  for k, v in json.loads(flags.FLAGS.task_kwargs).items()}
   task = tasks.get(flags.FLAGS.task, **task_kwargs)
+  cond_fn, _, tensor_fn = network.build(config).apply
+  graph = graph_of(task.init(jax.random.PRNGKey(0)))
+  feats = step_lib.tensor_features(graph, None)
+  print("== per tensor (first rank>=2 tensor): node exponents row/col/mean-row (their sum),"
+        " gain coefficient on log RMS(d)")
+  first = next(i for i, t in enumerate(graph.tensors) if len(t.shape) >= 2)
+  for t in [s for s in _REPORT_STEPS if s < steps]:
+    c = cond_fn(weights, rule_id, hyper, conditioning.time_features(jnp.asarray(t)))
+    out = np.asarray(tensor_fn(weights, c, feats))[first]
+    print(f"  step {t:4d}: exponents {np.round(out[1:4], 3)} ({out[1:4].sum():+.3f})  "
+          f"direction gain {out[network.DIRECTION_GAIN_INDEX]:+.3f}")
   cos, ratio = agreement(weights, config, algorithm, kwargs, task, steps)
   print(f"== against {algorithm} along its own run on {flags.FLAGS.task}")
   for t in [s for s in _REPORT_STEPS if s < steps]:

@@ -176,8 +176,7 @@ def test_state_is_two_floats_per_parameter_plus_nodes(compiled):
 
 def _direction_gain_zeroed(weights):
   """The weights with the tensor net's outputs for the direction readout's coefficients at 0."""
-  start = network.NUM_NORMALIZER_OUTPUTS + 4
-  cols = slice(start, start + 4)   # linear, hinge, knot and zero flag of log RMS(d)
+  cols = slice(network.DIRECTION_GAIN_INDEX, network.DIRECTION_GAIN_INDEX + 4)   # linear, hinge, knot and zero flag of log RMS(d)
   out = dict(weights)
   for name in ("tensor_net_linear", "tensor_net_out"):
     out[name] = {k: v.at[..., cols].set(0.0) for k, v in weights[name].items()}

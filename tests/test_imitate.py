@@ -65,7 +65,7 @@ def test_direction_readout_penalty_is_zero_at_the_prior_and_pulls_back():
                                                 ("lamb", {"learning_rate": 1e-3}))])
   assert float(imitation.direction_readout_penalty(weights, config, conds)) == 0.0
 
-  alpha_d = network.NUM_NORMALIZER_OUTPUTS + 4
+  alpha_d = network.DIRECTION_GAIN_INDEX
   bias = weights["tensor_net_linear"]["b"]
   moved = dict(weights, tensor_net_linear=dict(weights["tensor_net_linear"],
                                                b=bias.at[alpha_d].set(-0.3)))

@@ -38,6 +38,9 @@ NUM_NORMALIZER_OUTPUTS = 8
 # Per readout r in (log rms param, log rms direction): linear, hinge, hinge knot, zero flag.
 NUM_GAIN_COEFFS = 2 * 4 + 1
 NUM_TENSOR_OUTPUTS = NUM_NORMALIZER_OUTPUTS + NUM_GAIN_COEFFS
+# Tensor-net output index of the first coefficient (linear, then hinge, knot, zero flag)
+# on log RMS(direction); see layer_log_gain.
+DIRECTION_GAIN_INDEX = NUM_NORMALIZER_OUTPUTS + 4
 NUM_TENSOR_FEATURES = 8
 _LOG_ZERO = -25.0     # log-RMS at or below this counts as an all-zero tensor
 _MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in step.py (none)
@@ -186,7 +189,7 @@ def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
 
   With the direction's readout, alpha < 0 on it makes the update grow as
   RMS(d)^(1 + alpha) instead of RMS(d): LAMB's trust ratio is alpha = -1. An
-  Adam-conditioned executor imitated on 200-step runs learned alpha ~ -0.3,
+  Adam-conditioned executor imitated on 200-step runs learned alpha ~ -0.2,
   harmless there, but late in training, where Adam's direction shrinks (its
   second moment remembers larger gradients), it holds the update up and the
   run stalls; `log_rms_direction=None` (ExecutorConfig.direction_readout=False)
