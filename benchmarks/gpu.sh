@@ -17,3 +17,5 @@ python3 -c "import jax, optax; print(jax.__version__, optax.__version__, jax.dev
   | tee -a "$out/gpu.txt"
 python3 -m benchmarks.executor_speed --sizes=1e7,1e8,5e8 --repeats=21 --warmup=3 \
   --modes=update,step --out="$out/executor_speed_gpu.md" 2>&1 | tee "$out/executor_speed.log"
+python3 -m benchmarks.executor_ablation --size=1e8 --trace \
+  --out="$out/executor_ablation_gpu.md" 2>&1 | tee "$out/executor_ablation.log"
