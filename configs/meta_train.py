@@ -23,6 +23,10 @@ def get_config() -> ml_collections.ConfigDict:
   # None | a number (0.0: the direction keeps Adam's degree 0 in the gradient), see
   # learned_opt.executor.network.ExecutorConfig.normalizer_degree.
   config.normalizer_degree = ml_collections.config_dict.placeholder(float)
+  # None | numbers: the per-tensor step-size integrator's rate and cosine target
+  # (ExecutorConfig.step_size_adaptation / step_size_target; 0.0 rate: off).
+  config.step_size_adaptation = ml_collections.config_dict.placeholder(float)
+  config.step_size_target = ml_collections.config_dict.placeholder(float)
   # 'fused' (what learned_opt.load runs) | 'plain' (the unfused reference, slower).
   config.executor_form = "fused"
   # The conditioning: the rule the executor starts as (and learned_opt.load's default).

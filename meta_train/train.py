@@ -89,7 +89,8 @@ def rule_of(config: ml_collections.ConfigDict) -> tuple[str, dict[str, Any]]:
 
 # Architecture settings the config may change on a restored checkpoint (None keeps
 # the checkpoint's); none of them changes the shapes of the weights.
-ARCHITECTURE_OVERRIDES = ("direction_readout", "normalizer_degree")
+ARCHITECTURE_OVERRIDES = ("direction_readout", "normalizer_degree", "step_size_adaptation",
+                          "step_size_target")
 
 
 def initial_executor(config: ml_collections.ConfigDict) -> tuple[PyTree, ExecutorConfig]:

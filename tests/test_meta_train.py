@@ -210,7 +210,8 @@ def test_train_rejects_unknown_settings(kind):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"direction_readout": False},
-                                       {"normalizer_degree": 0.0}])
+                                       {"normalizer_degree": 0.0},
+                                       {"step_size_adaptation": 0.3, "step_size_target": -0.05}])
 def test_architecture_overrides_replace_the_checkpoints(overrides):
   config = meta_train_config.get_config()
   for key, value in overrides.items():

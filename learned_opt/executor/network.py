@@ -70,6 +70,16 @@ class ExecutorConfig:
       executor (edge term on) of degree 0, as Adam's: the node factor is then
       the relative row and column RMS, and updates cannot grow as gradients
       shrink (see learned_opt.executor.step). The weights keep their shapes.
+    step_size_adaptation: rate beta of a per-tensor step-size integrator
+      (hypergradient style, see learned_opt.executor.step): each step the
+      tensor's log step size moves by beta times (the cosine between the new
+      gradient and the old first moment, read on the readout's row sample,
+      minus step_size_target), within +-log(MAX_STEP_SIZE_FACTOR).
+      Consistently aligned gradients (steps too short) raise it; oscillation
+      (steps too long) lowers it. 0.0 (the default) leaves it at 0, as every
+      imitated rule needs. The weights keep their shapes.
+    step_size_target: the cosine at which the adapted step size holds still
+      (see step_size_adaptation).
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -85,6 +95,8 @@ class ExecutorConfig:
   layer_readout: bool = True
   direction_readout: bool = True
   normalizer_degree: float | None = None
+  step_size_adaptation: float = 0.0
+  step_size_target: float = 0.0
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
   max_time: int = 0

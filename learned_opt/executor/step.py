@@ -39,6 +39,19 @@ Layer readout (coefficients from the tensor net, see network.layer_log_gain):
 Both RMS are read on a row sample of tensors with more than READOUT_ROWS
 in-neurons (`_row_sample`), so neither costs a pass over the tensor.
 
+Step-size adaptation (ExecutorConfig.step_size_adaptation = beta > 0; off for
+imitation): per tensor, a log step size l (O(layers) state) integrates the
+cosine between the new gradient and the old first moment, read on the same row
+sample, and adds to log mu:
+  l' = clip(l + beta (cos(g, s1) - c), +-log MAX_STEP_SIZE_FACTOR),
+c = ExecutorConfig.step_size_target. Gradients that keep agreeing with the
+momentum say the steps are short; gradients that turn against it say they
+overshoot (hypergradient descent on the log step size, with a scale-free
+signal). With c = 0 it settles where the next gradient is orthogonal to the
+momentum, the greedy one-step optimum, whose steps are too short over a long
+run (on a digits ConvNet the log step sizes fell to the -log 30 bound); a
+slightly negative c accepts some overshoot.
+
 Every input of n and of D is positively homogeneous of degree 1 in the gradient,
 so the update is exactly invariant to gradient scale whenever the exponents sum
 to 1, which is what scale-free rules (Adam, RMSProp, Adafactor, Lion...) need;
@@ -69,6 +82,7 @@ PyTree = Any
 _TINY = 1e-30
 A1_FLOOR = 0.05  # see _folded_edge_weights
 READOUT_ROWS = 64  # see _row_sample
+MAX_STEP_SIZE_FACTOR = 30.0  # the adapted step size stays within [1/30, 30] x the learned one
 _MAX_LOG = 60.0  # exp(60) ~ 1e26: finite in float32 whatever the learned exponents
 FORMS = ("fused", "plain")
 
@@ -81,6 +95,7 @@ class ExecutorState(NamedTuple):
   rows: PyTree         # per tensor: (*multiplicity, n_in) float32, or () for rank < 2
   cols: PyTree         # per tensor: (*multiplicity, n_out) float32, or () for rank < 2
   z: jax.Array         # (3,) float32: running averages of 1 (debiasing)
+  log_step: jax.Array  # (num_tensors,) float32: adapted log step sizes (0 unless adapting)
 
 
 class Coefficients(NamedTuple):
@@ -110,7 +125,8 @@ def init_state(params: PyTree) -> ExecutorState:
       s1=jax.tree.map(zeros, params), s2=jax.tree.map(zeros, params),
       rows=jax.tree.map(lambda x: node_zeros(x, -1), params),
       cols=jax.tree.map(lambda x: node_zeros(x, -2), params),
-      z=jnp.zeros((3,), jnp.float32))
+      z=jnp.zeros((3,), jnp.float32),
+      log_step=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32))
 
 
 def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
@@ -224,6 +240,12 @@ def _readout_sample(old: tuple, new: tuple, new_moments: Any) -> tuple:
       default=lambda old, new: _sample_of_new(new))
 
 
+def _cosine(g: jax.Array, s1: jax.Array) -> jax.Array:
+  """cos(g, s1) over all entries, 0 where either is all zero (float32)."""
+  g, s1 = g.astype(jnp.float32), s1.astype(jnp.float32)
+  return jnp.sum(g * s1) / jnp.sqrt(jnp.sum(g * g) * jnp.sum(s1 * s1) + _TINY)
+
+
 def _edge_numerator(g: jax.Array, s1: jax.Array, linear: jax.Array, hidden_in: jax.Array,
                     hidden_out: jax.Array) -> jax.Array:
   """l_g g + l_s s1' + sum_h w2_h relu(W_gh g + W_sh s1'), scalar-weighted array sums."""
@@ -295,7 +317,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     scaled_g = jnp.sqrt(b[1]) * g   # (sqrt(b) g)^2: not CSE'd with the row squares
     return a[0] * s1 + b[0] * g, jnp.sqrt(a[1] * jnp.square(s2) + scaled_g * scaled_g + _TINY)
 
-  outs, log_rms_d, log_rms_p = [], [], []
+  outs, log_rms_d, log_rms_p, alignments = [], [], [], []
   for idx, info in enumerate(graph.tensors):
     g = g_leaves[idx].astype(jnp.float32)
     s1 = s1_leaves[idx].astype(jnp.float32)
@@ -333,6 +355,9 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
         log_rms_d.append(0.5 * jnp.log(jnp.mean(jnp.square(readout)) + _TINY))
       log_rms_p.append(jnp.zeros(()) if p is None else
                        0.5 * jnp.log(jnp.mean(jnp.square(p_read.astype(jnp.float32))) + _TINY))
+    if config.step_size_adaptation:
+      pair = (g, s1) if form == "plain" or len(info.shape) < 2 else _row_sample((g, s1))
+      alignments.append(_cosine(*pair))
     outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2))
 
   if config.layer_readout:
@@ -341,6 +366,13 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     log_gain = network.layer_log_gain(gain_coeffs, log_rms_p, log_rms_d)
   else:
     log_gain = jnp.zeros((len(outs),))
+  log_step = state.log_step
+  if config.step_size_adaptation:
+    bound = math.log(MAX_STEP_SIZE_FACTOR)
+    log_step = jnp.clip(log_step + config.step_size_adaptation
+                        * (jnp.stack(alignments) - config.step_size_target),
+                        -bound, bound)
+    log_gain = log_gain + log_step
   lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
   gains = -lr * jnp.exp(jnp.clip(log_gain, -30.0, 30.0))
 
@@ -358,6 +390,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   unflat = graph.unflatten
   new_state = ExecutorState(
       count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1,
-      s1=unflat(s1s), s2=unflat(s2s), rows=unflat(rows_out), cols=unflat(cols_out), z=z)
+      s1=unflat(s1s), s2=unflat(s2s), rows=unflat(rows_out), cols=unflat(cols_out), z=z,
+      log_step=log_step)
   return StepOutput(unflat(updates), new_state,
                     {"first_moment": unflat(ms), "second_moment_rms": unflat(vs)})

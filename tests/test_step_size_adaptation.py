@@ -1,0 +1,65 @@
+"""The executor's per-tensor step-size integrator (ExecutorConfig.step_size_adaptation)."""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, step
+
+_ADAPTING = ExecutorConfig(step_size_adaptation=0.5, step_size_target=-0.1)
+
+
+def _executor(config):
+  weights = init_weights(ExecutorConfig(), jax.random.PRNGKey(0))
+  return ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
+
+
+def _run(executor, params, gradient_at, steps):
+  state = executor.init(params)
+  run = jax.jit(executor.step)
+  outs = []
+  for t in range(steps):
+    out = run(gradient_at(t), state, params)
+    state = out.state
+    outs.append(out)
+  return outs
+
+
+def test_off_by_default_keeps_the_log_steps_at_zero(params):
+  outs = _run(_executor(ExecutorConfig()), params,
+              lambda t: jax.tree.map(lambda x: (-1.0) ** t * jnp.ones_like(x), params), 5)
+  assert outs[-1].state.log_step.shape == (len(jax.tree.leaves(params)),)
+  np.testing.assert_array_equal(outs[-1].state.log_step, 0.0)
+
+
+def test_log_steps_rise_with_agreeing_and_fall_with_alternating_gradients(params):
+  rng = np.random.default_rng(0)
+  direction = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
+  executor = _executor(_ADAPTING)
+  same = _run(executor, params, lambda t: direction, 6)
+  flip = _run(executor, params, lambda t: jax.tree.map(lambda x: (-1.0) ** t * x, direction), 6)
+  # Step 0 has no first moment yet (cosine 0): the log step moves by -beta * target.
+  np.testing.assert_allclose(same[0].state.log_step, 0.05, rtol=1e-5)
+  # Then the cosine is +1 (same gradient) or -1 (sign flips): +-beta per step, plus the offset.
+  np.testing.assert_allclose(same[-1].state.log_step, 0.05 + 5 * 0.55, rtol=1e-5)
+  np.testing.assert_allclose(flip[-1].state.log_step, 0.05 - 5 * 0.45, rtol=1e-5)
+
+
+def test_the_log_step_scales_the_update_and_is_bounded(params):
+  rng = np.random.default_rng(1)
+  direction = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
+  adapting, fixed = _executor(_ADAPTING), _executor(ExecutorConfig())
+  state = adapting.init(params)
+  state = state._replace(log_step=jnp.full_like(state.log_step, 1.0))
+  got = adapting.step(direction, state, params)
+  want = fixed.step(direction, state, params)
+  # Same state, first step (s1 = 0, cosine 0): log step 1 + 0.05 on every tensor.
+  for a, b in zip(jax.tree.leaves(got.updates), jax.tree.leaves(want.updates)):
+    np.testing.assert_allclose(a, math.exp(1.05) * b, rtol=1e-4, atol=1e-12)
+  fast = dataclasses.replace(_ADAPTING, step_size_adaptation=50.0)
+  outs = _run(_executor(fast), params, lambda t: direction, 3)
+  np.testing.assert_allclose(outs[-1].state.log_step, math.log(step.MAX_STEP_SIZE_FACTOR),
+                             rtol=1e-6)
