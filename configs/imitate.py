@@ -49,6 +49,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Weight of imitation.direction_readout_penalty (the layer gain reads RMS(d) only where
   # a rule needs it); 0 as the shipped executor was trained.
   config.direction_readout_penalty = 0.0
+  # Rules the penalty leaves out: those that read the direction's RMS themselves
+  # (lamb and lars: trust ratio; adafactor: update clipping). () penalizes every rule.
+  config.readout_penalty_exempt = ()
   config.log_every = 25
   config.checkpoint_every = 100
   config.keep_checkpoints = 3

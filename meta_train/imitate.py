@@ -100,11 +100,11 @@ def sample_batch(config, exec_config, task_list, step: int):
 @functools.lru_cache(maxsize=4)
 def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
                    hint_weight: float, magnitude_weight: float = 1.0,
-                   readout_penalty: float = 0.0):
+                   readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = ()):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight,
-                                             magnitude_weight, readout_penalty)
+                                             magnitude_weight, readout_penalty, penalty_exempt)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -133,7 +133,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   meta_opt, train_step = _compiled_step(exec_config, config.learning_rate, config.clip_norm,
                                         config.hint_weight,
                                         config.get("magnitude_weight", 1.0),
-                                        config.get("direction_readout_penalty", 0.0))
+                                        config.get("direction_readout_penalty", 0.0),
+                                        tuple(config.get("readout_penalty_exempt", ())))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0

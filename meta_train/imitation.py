@@ -256,7 +256,7 @@ PENALTY_CLOCKS = (0, 200, 2000)   # step counts at which direction_readout_penal
 
 
 def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
-                              conds: Conditioning) -> jax.Array:
+                              conds: Conditioning, exempt: tuple[str, ...] = ()) -> jax.Array:
   """Mean square of the layer gain's linear and hinge coefficients on log RMS(d).
 
   A prior that the gain reads the direction's RMS only where a rule needs it
@@ -265,6 +265,9 @@ def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
   there, but late in training, when that RMS falls, it holds the update up
   (`network.layer_log_gain`). Averaged over the batch's conditionings (vmapped
   `Conditioning`), their tensors, and PENALTY_CLOCKS (clocks past the imitated runs).
+  Conditionings on a rule named in `exempt` (e.g. the rules that do read the
+  direction's RMS: lamb, lars and adafactor, whose update clipping does) are left
+  out of the mean.
   """
   cond_fn, _, tensor_fn = network.build(config).apply
   start = network.DIRECTION_GAIN_INDEX   # the direction's linear and hinge coefficients
@@ -275,17 +278,22 @@ def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
 
   clocks = jnp.asarray(PENALTY_CLOCKS, jnp.int32)
   per_clock = jax.vmap(lambda t: jax.vmap(lambda cond: one(cond, t))(conds))(clocks)
-  return jnp.mean(per_clock)
+  exempt_ids = jnp.asarray([config.rules.index(r) for r in exempt if r in config.rules]
+                           or [-1], jnp.int32)
+  counted = jnp.all(conds.rule_id[:, None] != exempt_ids[None, :], axis=1).astype(jnp.float32)
+  return jnp.sum(per_clock * counted[None, :]) / jnp.maximum(
+      len(PENALTY_CLOCKS) * jnp.sum(counted), 1.0)
 
 
 def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
                     hint_weight: float, magnitude_weight: float = 1.0,
-                    readout_penalty: float = 0.0):
+                    readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = ()):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
   trajectory run without loss, see `trajectory_loss`. `readout_penalty` weighs
-  `direction_readout_penalty` into the loss (0: off).
+  `direction_readout_penalty` into the loss (0: off), leaving out the rules in
+  `penalty_exempt`.
   """
 
   def batch_loss(weights, trajs, conds, warmup):
@@ -293,7 +301,7 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
         weights, config, trajs, conds, hint_weight, warmup, magnitude_weight)
     loss = jnp.mean(losses)
     if readout_penalty:
-      penalty = direction_readout_penalty(weights, config, conds)
+      penalty = direction_readout_penalty(weights, config, conds, penalty_exempt)
       metrics = dict(metrics, readout_penalty=jnp.broadcast_to(penalty, losses.shape))
       loss = loss + readout_penalty * penalty
     return loss, metrics

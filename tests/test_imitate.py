@@ -73,6 +73,12 @@ def test_direction_readout_penalty_is_zero_at_the_prior_and_pulls_back():
   np.testing.assert_allclose(float(penalty), 0.3 ** 2 / 2, rtol=1e-5)   # mean over 2 columns
   assert float(grads["tensor_net_linear"]["b"][alpha_d]) < 0   # descent raises alpha to 0
   assert float(grads["tensor_net_linear"]["b"][alpha_d + 2]) == 0   # the knot is free
+  # Exempt rules leave the mean: lamb's conditioning alone exempt changes nothing here
+  # (both rows moved alike); with both exempt nothing is counted.
+  np.testing.assert_allclose(
+      float(imitation.direction_readout_penalty(moved, config, conds, ("lamb",))), 0.045,
+      rtol=1e-5)
+  assert float(imitation.direction_readout_penalty(moved, config, conds, ("adam", "lamb"))) == 0
 
 
 def test_imitation_with_readout_penalty_logs_it(tmp_path):
