@@ -27,6 +27,9 @@ def get_config() -> ml_collections.ConfigDict:
   # (ExecutorConfig.step_size_adaptation / step_size_target; 0.0 rate: off).
   config.step_size_adaptation = ml_collections.config_dict.placeholder(float)
   config.step_size_target = ml_collections.config_dict.placeholder(float)
+  # None | True: the tensor net learns per-tensor offsets to that rate and target
+  # (ExecutorConfig.learned_step_size; adds a zero-initialized head).
+  config.learned_step_size = ml_collections.config_dict.placeholder(bool)
   # 'fused' (what learned_opt.load runs) | 'plain' (the unfused reference, slower).
   config.executor_form = "fused"
   # The conditioning: the rule the executor starts as (and learned_opt.load's default).

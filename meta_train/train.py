@@ -53,7 +53,7 @@ from ml_collections import config_flags
 
 import tasks
 from learned_opt import checkpoint as lo_checkpoint
-from learned_opt.executor import ExecutorConfig, init_weights
+from learned_opt.executor import ExecutorConfig, init_weights, network
 from meta_train import estimators, imitation, unroll
 
 PyTree = Any
@@ -90,7 +90,7 @@ def rule_of(config: ml_collections.ConfigDict) -> tuple[str, dict[str, Any]]:
 # Architecture settings the config may change on a restored checkpoint (None keeps
 # the checkpoint's); none of them changes the shapes of the weights.
 ARCHITECTURE_OVERRIDES = ("direction_readout", "normalizer_degree", "step_size_adaptation",
-                          "step_size_target")
+                          "step_size_target", "learned_step_size")
 
 
 def initial_executor(config: ml_collections.ConfigDict) -> tuple[PyTree, ExecutorConfig]:
@@ -99,12 +99,14 @@ def initial_executor(config: ml_collections.ConfigDict) -> tuple[PyTree, Executo
   'shipped:NAME' reads `learned_opt/weights/NAME`, a directory path reads that
   checkpoint, and '' builds fresh weights (`network.init_weights`, seeded) of
   the architecture in `config.executor`. The ARCHITECTURE_OVERRIDES keys of the
-  config, when set, replace the architecture's (the weights do not depend on them).
+  config, when set, replace the architecture's; a module the new architecture
+  adds (`learned_step_size`'s head) starts at its initial, neutral value.
   """
   weights, exec_config = _initial_weights(config)
   overrides = {key: config.get(key) for key in ARCHITECTURE_OVERRIDES
                if config.get(key) is not None}
-  return weights, dataclasses.replace(exec_config, **overrides)
+  exec_config = dataclasses.replace(exec_config, **overrides)
+  return network.complete_weights(weights, exec_config), exec_config
 
 
 def _initial_weights(config: ml_collections.ConfigDict) -> tuple[PyTree, ExecutorConfig]:

@@ -211,7 +211,8 @@ def test_train_rejects_unknown_settings(kind):
 
 @pytest.mark.parametrize("overrides", [{}, {"direction_readout": False},
                                        {"normalizer_degree": 0.0},
-                                       {"step_size_adaptation": 0.3, "step_size_target": -0.05}])
+                                       {"step_size_adaptation": 0.3, "step_size_target": -0.05},
+                                       {"learned_step_size": True}])
 def test_architecture_overrides_replace_the_checkpoints(overrides):
   config = meta_train_config.get_config()
   for key, value in overrides.items():
@@ -220,4 +221,7 @@ def test_architecture_overrides_replace_the_checkpoints(overrides):
   shipped, shipped_config = train._initial_weights(config)   # pylint: disable=protected-access
   for key in train.ARCHITECTURE_OVERRIDES:
     assert getattr(exec_config, key) == overrides.get(key, getattr(shipped_config, key))
+  if overrides.get("learned_step_size"):   # a new, zero head beside the unchanged weights
+    head = weights.pop("step_size_head")
+    assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(head))
   jax.tree.map(np.testing.assert_array_equal, weights, shipped)

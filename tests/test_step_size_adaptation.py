@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, step
+from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, network, step
 
 _ADAPTING = ExecutorConfig(step_size_adaptation=0.5, step_size_target=-0.1)
 
@@ -63,3 +63,26 @@ def test_the_log_step_scales_the_update_and_is_bounded(params):
   outs = _run(_executor(fast), params, lambda t: direction, 3)
   np.testing.assert_allclose(outs[-1].state.log_step, math.log(step.MAX_STEP_SIZE_FACTOR),
                              rtol=1e-6)
+
+
+def test_learned_head_starts_neutral_and_its_outputs_set_rate_and_target(params):
+  base = init_weights(ExecutorConfig(), jax.random.PRNGKey(0))
+  learned = dataclasses.replace(_ADAPTING, learned_step_size=True)
+  weights = network.complete_weights(base, learned)
+  assert set(weights) == set(base) | {"step_size_head"}
+  rng = np.random.default_rng(0)
+  direction = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
+
+  def log_steps(config, weights, steps=4):
+    executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
+    return _run(executor, params, lambda t: direction, steps)[-1].state.log_step
+
+  # A zero head is the fixed integrator.
+  np.testing.assert_allclose(log_steps(learned, weights), log_steps(_ADAPTING, base), rtol=1e-6)
+  # Head biases (rate +0.5, target -0.2): rate 1.0, target -0.3 on every tensor.
+  head = dict(weights["step_size_head"], b=jnp.asarray([0.5, -0.2], jnp.float32))
+  moved = dict(weights, step_size_head=head)
+  np.testing.assert_allclose(log_steps(learned, moved, steps=2), 0.3 + 1.3, rtol=1e-5)
+  # The rate cannot go negative.
+  head = dict(weights["step_size_head"], b=jnp.asarray([-5.0, 0.0], jnp.float32))
+  np.testing.assert_array_equal(log_steps(learned, dict(weights, step_size_head=head)), 0.0)

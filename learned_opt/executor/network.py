@@ -42,6 +42,9 @@ NUM_TENSOR_OUTPUTS = NUM_NORMALIZER_OUTPUTS + NUM_GAIN_COEFFS
 # on log RMS(direction); see layer_log_gain.
 DIRECTION_GAIN_INDEX = NUM_NORMALIZER_OUTPUTS + 4
 NUM_TENSOR_FEATURES = 8
+# With ExecutorConfig.learned_step_size, the tensor net's last columns: offsets to the
+# step-size integrator's rate and target (learned_opt.executor.step).
+NUM_STEP_SIZE_OUTPUTS = 2
 _LOG_ZERO = -25.0     # log-RMS at or below this counts as an all-zero tensor
 _MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in step.py (none)
 
@@ -80,6 +83,12 @@ class ExecutorConfig:
       imitated rule needs. The weights keep their shapes.
     step_size_target: the cosine at which the adapted step size holds still
       (see step_size_adaptation).
+    learned_step_size: the tensor net also emits, per tensor, offsets to the
+      integrator's rate and target (a zero-initialized linear head,
+      `step_size_head`, on the tensor net's input), so meta-training can set
+      them per rule, clock and tensor shape; the integrator then runs even at
+      rate 0. Adds that head's weights (`complete_weights` adds them, at zero,
+      to a checkpoint trained without it).
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -97,6 +106,7 @@ class ExecutorConfig:
   normalizer_degree: float | None = None
   step_size_adaptation: float = 0.0
   step_size_target: float = 0.0
+  learned_step_size: bool = False
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
   max_time: int = 0
@@ -157,8 +167,13 @@ def _networks(config: ExecutorConfig):
   def tensor_net(c, tensor_features):
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
                          tensor_features], axis=-1)
-    return _mlp_with_skip(x, config.hidden, NUM_TENSOR_OUTPUTS, "tensor_net",
-                          prior_tensor(config))
+    out = _mlp_with_skip(x, config.hidden, NUM_TENSOR_OUTPUTS, "tensor_net",
+                         prior_tensor(config))
+    if config.learned_step_size:   # (rate, target) offsets, NUM_STEP_SIZE_OUTPUTS columns
+      head = hk.Linear(NUM_STEP_SIZE_OUTPUTS, w_init=hk.initializers.Constant(0.0),
+                       name="step_size_head")(x)
+      out = jnp.concatenate([out, head], axis=-1)
+    return out
 
   def init_all(rule_id, hyper_features, time_features, tensor_features):
     c = conditioning_vector(rule_id, hyper_features, time_features)
@@ -216,6 +231,25 @@ def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
     alpha, beta, tau, gamma = (coeffs[:, 4 * i + k] for k in range(4))
     total = total + alpha * r + beta * jax.nn.relu(r - tau) + gamma * zero
   return total
+
+
+def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:
+  """`weights` plus, at their initial values, the modules `config` has and they lack.
+
+  For a checkpoint trained without an optional module (`step_size_head`) and run
+  with it: the new module starts where a fresh executor's does (at zero, so the
+  checkpoint's behavior is unchanged). Existing modules must match in shape.
+  """
+  fresh = init_weights(config, jax.random.PRNGKey(0))
+  merged = dict(weights)
+  for name, module in fresh.items():
+    if name not in merged:
+      merged[name] = module
+    elif jax.tree.map(jnp.shape, merged[name]) != jax.tree.map(jnp.shape, module):
+      raise ValueError(f"executor weights for {name!r} have shapes "
+                       f"{jax.tree.map(jnp.shape, merged[name])}, but this architecture "
+                       f"needs {jax.tree.map(jnp.shape, module)}.")
+  return merged
 
 
 def build(config: ExecutorConfig) -> hk.MultiTransformed:

@@ -284,7 +284,13 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   coeffs = split_hyper_outputs(hyper_fn(weights, c), config)
   per_tensor = tensor_fn(weights, c, tensor_feats)
   normalizer = per_tensor[:, :network.NUM_NORMALIZER_OUTPUTS]
-  gain_coeffs = per_tensor[:, network.NUM_NORMALIZER_OUTPUTS:]
+  gain_coeffs = per_tensor[:, network.NUM_NORMALIZER_OUTPUTS:network.NUM_TENSOR_OUTPUTS]
+  adapting = bool(config.step_size_adaptation) or config.learned_step_size
+  step_rate, step_target = config.step_size_adaptation, config.step_size_target
+  if config.learned_step_size:
+    head = per_tensor[:, network.NUM_TENSOR_OUTPUTS:]
+    step_rate = jnp.maximum(step_rate + head[:, 0], 0.0)
+    step_target = step_target + head[:, 1]
   a, b = coeffs.decays, coeffs.gains
   z = a * state.z + b
   inv_z1, inv_sqrt_z2, inv_z3 = 1.0 / z[0], jax.lax.rsqrt(z[1]), 1.0 / z[2]
@@ -355,7 +361,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
         log_rms_d.append(0.5 * jnp.log(jnp.mean(jnp.square(readout)) + _TINY))
       log_rms_p.append(jnp.zeros(()) if p is None else
                        0.5 * jnp.log(jnp.mean(jnp.square(p_read.astype(jnp.float32))) + _TINY))
-    if config.step_size_adaptation:
+    if adapting:
       pair = (g, s1) if form == "plain" or len(info.shape) < 2 else _row_sample((g, s1))
       alignments.append(_cosine(*pair))
     outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2))
@@ -367,10 +373,9 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   else:
     log_gain = jnp.zeros((len(outs),))
   log_step = state.log_step
-  if config.step_size_adaptation:
+  if adapting:
     bound = math.log(MAX_STEP_SIZE_FACTOR)
-    log_step = jnp.clip(log_step + config.step_size_adaptation
-                        * (jnp.stack(alignments) - config.step_size_target),
+    log_step = jnp.clip(log_step + step_rate * (jnp.stack(alignments) - step_target),
                         -bound, bound)
     log_gain = log_gain + log_step
   lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
