@@ -28,7 +28,6 @@ import argparse
 import glob
 import gzip
 import json
-import pathlib
 import sys
 import tempfile
 import time
@@ -145,9 +144,7 @@ def main(argv: list[str] | None = None) -> str:
   backend = jax.default_backend()
   n, results = ablation(args.size, args.repeats, args.warmup, modes)
   kernels = device_kernels(args.size) if args.trace else {}
-  command = "python -m benchmarks.executor_ablation " + " ".join(
-      f"--{k}={v}" if v is not True else f"--{k}" for k, v in vars(args).items()
-      if v not in (None, False))
+  command = executor_speed.command_line("benchmarks.executor_ablation", args)
   text = "\n".join([
       f"# Executor step ablation vs optax.adam ({backend})", "", f"`{command}`", "",
       f"jax {jax.__version__}, optax {optax.__version__}, {jax.devices()[0].device_kind}; "
@@ -155,12 +152,7 @@ def main(argv: list[str] | None = None) -> str:
       "wall time per call over optax.adam's, interleaved (see benchmarks/executor_speed.py).",
       "", markdown(n, results, kernels), ""])
   print(text)
-  if args.out != "-":
-    out = (pathlib.Path(args.out) if args.out else
-           executor_speed.RESULTS / f"executor_ablation_{backend}.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}")
+  executor_speed.write_markdown(text, args.out, f"executor_ablation_{backend}.md")
   return text
 
 

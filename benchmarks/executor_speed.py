@@ -288,6 +288,23 @@ def markdown(rows: list[dict[str, Any]], modes) -> str:
   return "\n".join(lines)
 
 
+def command_line(module: str, args: argparse.Namespace) -> str:
+  """The `python -m` command that reproduces a run with these parsed flags."""
+  return f"python -m {module} " + " ".join(
+      f"--{k}" if v is True else f"--{k}={v}" for k, v in vars(args).items()
+      if v not in (None, False))
+
+
+def write_markdown(text: str, out: str | None, default_name: str) -> None:
+  """Writes a result table to `out` (default RESULTS/default_name); '-' writes nothing."""
+  if out == "-":
+    return
+  path = pathlib.Path(out) if out else RESULTS / default_name
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(text)
+  print(f"\nwrote {path}")
+
+
 def main(argv: list[str] | None = None) -> str:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", default=",".join(f"{s:g}" for s in DEFAULT_SIZES),
@@ -320,8 +337,7 @@ def main(argv: list[str] | None = None) -> str:
   rows = benchmark(sizes, args.repeats, args.warmup, modes)
   load_after = load_average()
   table = markdown(rows, modes)
-  command = "python -m benchmarks.executor_speed " + " ".join(
-      f"--{k}={v}" for k, v in vars(args).items() if v not in (None, False))
+  command = command_line("benchmarks.executor_speed", args)
   header = "\n".join([
       f"# Executor step vs optax.adam ({backend})", "",
       f"`{command}`", "",
@@ -339,11 +355,7 @@ def main(argv: list[str] | None = None) -> str:
   text = header + "\n" + table + "\n"
   print()
   print(table)
-  if args.out != "-":
-    out = pathlib.Path(args.out) if args.out else RESULTS / f"executor_speed_{backend}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"\nwrote {out}")
+  write_markdown(text, args.out, f"executor_speed_{backend}.md")
   return text
 
 

@@ -96,7 +96,7 @@ def test_readout_sample_is_the_same_from_old_or_new_moments():
 
   s1_new, s2_new = new_moments(g, s1, s2)
   from_old = step._sample_of_old((g, s1, s2, p, row_scale, col_scale), new_moments)
-  from_new = step._sample_of_new((g, s1_new, s2_new, p, row_scale, col_scale))
+  from_new = step._row_sample((g, s1_new, s2_new, p, row_scale, col_scale))
   assert from_old[0].shape == (50, 48)     # every 4th of 200 rows (READOUT_ROWS = 64)
   for a, b in zip(from_old, from_new):
     np.testing.assert_allclose(a, b, rtol=1e-6)

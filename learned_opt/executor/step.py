@@ -212,11 +212,6 @@ def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
   return tuple(take(x) for x in arrays)
 
 
-def _sample_of_new(new: tuple) -> tuple:
-  """The readout's row sample sliced from (g, s1', s2', p, row scale, column scale)."""
-  return _row_sample(new)
-
-
 def _sample_of_old(old: tuple, new_moments: Any) -> tuple:
   """The same sample sliced from (g, s1, s2, p, ...), its new moments recomputed on it."""
   g, s1, s2, p, row_scale, col_scale = _row_sample(old)
@@ -237,7 +232,7 @@ def _readout_sample(old: tuple, new: tuple, new_moments: Any) -> tuple:
   """
   return jax.lax.platform_dependent(
       old, new, cuda=lambda old, new: _sample_of_old(old, new_moments),
-      default=lambda old, new: _sample_of_new(new))
+      default=lambda old, new: _row_sample(new))
 
 
 def _cosine(g: jax.Array, s1: jax.Array) -> jax.Array:
