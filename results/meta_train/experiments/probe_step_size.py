@@ -1,0 +1,53 @@
+"""A checkpoint's training curve on one task and its adapted log step sizes at the end.
+
+  python results/meta_train/experiments/probe_step_size.py TASK STEPS CHECKPOINT_DIR ...
+
+Trains the registered TASK (default kwargs, seed 0) for STEPS steps with each
+checkpoint (`learned_opt.load`, its default rule) and prints the mean loss of
+five equal chunks, the mean of the last 50 steps, and the per-tensor log step
+sizes of the step-size integrator (ExecutorConfig.step_size_adaptation; all
+zero when it is off).
+"""
+
+import sys
+
+import jax
+import numpy as np
+import optax
+
+import learned_opt
+import tasks
+from learned_opt.executor import ExecutorState
+
+
+def probe(task: tasks.Task, tx: optax.GradientTransformation, steps: int):
+  key = jax.random.PRNGKey(0)
+  params = task.init(key)
+
+  @jax.jit
+  def run(params, batches):
+    def body(carry, batch):
+      p, s = carry
+      loss, grads = jax.value_and_grad(task.loss)(p, key, batch)
+      updates, s = tx.update(grads, s, p)
+      return (optax.apply_updates(p, updates), s), loss
+    (_, state), losses = jax.lax.scan(body, (params, tx.init(params)), batches)
+    return state, losses
+
+  state, losses = run(params, task.datasets.train.stacked(key, steps))
+  executor_states = [x for x in jax.tree.leaves(
+      state, is_leaf=lambda x: isinstance(x, ExecutorState)) if isinstance(x, ExecutorState)]
+  return np.asarray(losses), np.asarray(executor_states[0].log_step)
+
+
+def main(task_name: str, steps: str, *checkpoints: str) -> None:
+  task, steps = tasks.get(task_name), int(steps)
+  for path in checkpoints:
+    losses, log_step = probe(task, learned_opt.load(path), steps)
+    chunks = " ".join(f"{c.mean():.4f}" for c in np.array_split(losses, 5))
+    print(f"{path}: chunks {chunks} | last 50 {losses[-50:].mean():.5f} | "
+          f"log steps {np.round(log_step, 2)}")
+
+
+if __name__ == "__main__":
+  main(*sys.argv[1:])
