@@ -28,7 +28,7 @@ from ml_collections import config_flags
 
 import tasks
 from learned_opt import checkpoint as lo_checkpoint
-from learned_opt.executor import ExecutorConfig, init_weights
+from learned_opt.executor import ExecutorConfig, init_weights, network
 from meta_train import imitation
 
 
@@ -97,6 +97,28 @@ def sample_batch(config, exec_config, task_list, step: int):
   return imitation.stack(trajs), imitation.stack(conds), names, warmup
 
 
+def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConfig):
+  """Fresh weights, or those of the checkpoint `config.init_from` (a directory).
+
+  A checkpoint's modules must have the shapes `exec_config` gives them; modules
+  it lacks (an architecture option it was trained without, such as
+  `rule_offsets`) start at their neutral initial values. A resumed run ignores
+  `init_from`: its own latest checkpoint wins.
+  """
+  source = config.get("init_from", "")
+  if not source:
+    return init_weights(exec_config, jax.random.PRNGKey(config.seed))
+  weights, source_config, _ = lo_checkpoint.restore(source)
+  if source_config.rules != exec_config.rules:
+    raise ValueError(f"config.init_from={source!r} was trained for rules {source_config.rules}, "
+                     f"but this imitation's executor has {exec_config.rules}; start fresh "
+                     "(init_from='') or keep the rule list.")
+  try:
+    return network.complete_weights(weights, exec_config)
+  except ValueError as e:
+    raise ValueError(f"config.init_from={source!r} does not fit config.executor: {e}") from e
+
+
 @functools.lru_cache(maxsize=4)
 def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
                    hint_weight: float, magnitude_weight: float = 1.0,
@@ -129,7 +151,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) imitation; returns the last metrics."""
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   exec_config = executor_config(config)
-  weights = init_weights(exec_config, jax.random.PRNGKey(config.seed))
+  weights = initial_weights(config, exec_config)
   meta_opt, train_step = _compiled_step(exec_config, config.learning_rate, config.clip_norm,
                                         config.hint_weight,
                                         config.get("magnitude_weight", 1.0),
