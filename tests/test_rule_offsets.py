@@ -47,8 +47,9 @@ def test_an_offset_moves_only_its_own_rule(params):
   moved["tensor_net_rule_offsets"] = {
       "w": weights["tensor_net_rule_offsets"]["w"].at[adam, 0].add(1.0)}
   hyper, tensor = _outputs(moved, _OFFSETS, "adam")
-  np.testing.assert_allclose(hyper, before["adam"][0] + 0.5, rtol=1e-6)
-  np.testing.assert_allclose(tensor[:, 0], before["adam"][1][:, 0] + 1.0, rtol=1e-6)
+  scale = network.RULE_OFFSET_SCALE
+  np.testing.assert_allclose(hyper, before["adam"][0] + 0.5 * scale, rtol=1e-6)
+  np.testing.assert_allclose(tensor[:, 0], before["adam"][1][:, 0] + scale, rtol=1e-6)
   np.testing.assert_allclose(tensor[:, 1:], before["adam"][1][:, 1:], rtol=1e-6)
   for got, want in zip(_outputs(moved, _OFFSETS, "sgd"), before["sgd"]):
     np.testing.assert_array_equal(got, want)

@@ -45,6 +45,12 @@ NUM_TENSOR_FEATURES = 8
 # With ExecutorConfig.learned_step_size, the tensor net's last columns: offsets to the
 # step-size integrator's rate and target (learned_opt.executor.step).
 NUM_STEP_SIZE_OUTPUTS = 2
+# The rule offset tables (ExecutorConfig.rule_offsets) are scaled up so that, under an
+# Adam-like meta-optimizer (steps of about the learning rate per weight), a rule's own
+# offset moves its outputs about as fast as the shared layers do (an output of the
+# shared layers sums ~10 weights that move together); unscaled, the shared layers
+# absorbed every rule's error and the tables stayed near zero (results/imitate/experiments).
+RULE_OFFSET_SCALE = 10.0
 _LOG_ZERO = -25.0     # log-RMS at or below this counts as an all-zero tensor
 _MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in step.py (none)
 
@@ -91,7 +97,8 @@ class ExecutorConfig:
       to a checkpoint trained without it).
     rule_offsets: the graph- and layer-level networks also add a per-rule
       table of output offsets (zero-initialized linear maps of the rule's one-hot
-      vector, `hypernet_rule_offsets` and `tensor_net_rule_offsets`): one
+      vector, `hypernet_rule_offsets` and `tensor_net_rule_offsets`, times
+      RULE_OFFSET_SCALE): one
       rule's constants (decays, exponents, gains) can then move without moving
       every other rule's through the shared layers. Adds those tables' weights
       (`complete_weights` adds them, at zero, to a checkpoint trained without).
@@ -178,8 +185,8 @@ def _networks(config: ExecutorConfig):
     return c[..., :-num_rules], c[..., -num_rules:]
 
   def rule_offsets(one_hot, size, name):
-    return hk.Linear(size, with_bias=False, w_init=hk.initializers.Constant(0.0),
-                     name=name)(one_hot)
+    table = hk.Linear(size, with_bias=False, w_init=hk.initializers.Constant(0.0), name=name)
+    return RULE_OFFSET_SCALE * table(one_hot)
 
   def hypernet(c):
     c, one_hot = split_rule(c)
