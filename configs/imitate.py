@@ -26,10 +26,10 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.executor = ml_collections.ConfigDict(dict(
-      embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True,
-      rule_offsets=False))
-  # A checkpoint directory to start from ('' = fresh weights); options it lacks, such
-  # as executor.rule_offsets, start neutral. Ignored when the workdir has a checkpoint.
+      embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True))
+  # A checkpoint directory to start from ('' = fresh weights; a fresh meta-optimizer
+  # state either way); modules it lacks (executor.learned_step_size's head) start
+  # neutral. Ignored when the workdir has a checkpoint.
   config.init_from = ""
   config.rules = rule_ranges()
   # A curriculum: list of (start_step, rule names); empty = all rules from step 0.

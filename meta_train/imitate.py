@@ -102,7 +102,7 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
 
   A checkpoint's modules must have the shapes `exec_config` gives them; modules
   it lacks (an architecture option it was trained without, such as
-  `rule_offsets`) start at their neutral initial values. A resumed run ignores
+  `learned_step_size`) start at their neutral initial values. A resumed run ignores
   `init_from`: its own latest checkpoint wins.
   """
   source = config.get("init_from", "")

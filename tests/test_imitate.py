@@ -5,9 +5,11 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import learned_opt
 from configs import imitate as imitate_config
+from learned_opt import checkpoint
 from meta_train import imitate, imitation
 
 
@@ -87,3 +89,30 @@ def test_imitation_with_readout_penalty_logs_it(tmp_path):
   config.direction_readout_penalty = 0.1
   last = imitate.train(config, str(tmp_path))
   assert last["readout_penalty"] >= 0.0 and np.isfinite(last["loss"])
+
+
+def test_imitation_starts_from_a_checkpoint_and_adds_missing_modules(tmp_path):
+  config = _tiny_config()
+  imitate.train(config, str(tmp_path / "first"))
+  first, _, _ = checkpoint.restore(tmp_path / "first" / "checkpoints")
+  config.init_from = str(tmp_path / "first" / "checkpoints")
+  config.executor.learned_step_size = True
+  config.num_steps = 1
+  last = imitate.train(config, str(tmp_path / "second"))
+  assert last["step"] == 1 and np.isfinite(last["loss"])
+  weights, exec_config, _ = checkpoint.restore(tmp_path / "second" / "checkpoints")
+  assert exec_config.learned_step_size and "step_size_head" in weights
+  # It started from the first run's weights: one small step away from them, not fresh ones.
+  moved = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+              for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(
+                  {k: v for k, v in weights.items() if k in first})))
+  assert 0.0 < moved < 0.05
+
+
+def test_init_from_with_other_rules_is_refused(tmp_path):
+  config = _tiny_config()
+  imitate.train(config, str(tmp_path / "first"))
+  config.init_from = str(tmp_path / "first" / "checkpoints")
+  config.executor.rules = ("adam", "sgd")
+  with pytest.raises(ValueError, match="trained for rules"):
+    imitate.train(config, str(tmp_path / "second"))

@@ -45,12 +45,6 @@ NUM_TENSOR_FEATURES = 8
 # With ExecutorConfig.learned_step_size, the tensor net's last columns: offsets to the
 # step-size integrator's rate and target (learned_opt.executor.step).
 NUM_STEP_SIZE_OUTPUTS = 2
-# The rule offset tables (ExecutorConfig.rule_offsets) are scaled up so that, under an
-# Adam-like meta-optimizer (steps of about the learning rate per weight), a rule's own
-# offset moves its outputs about as fast as the shared layers do (an output of the
-# shared layers sums ~10 weights that move together); unscaled, the shared layers
-# absorbed every rule's error and the tables stayed near zero (results/imitate/experiments).
-RULE_OFFSET_SCALE = 10.0
 _LOG_ZERO = -25.0     # log-RMS at or below this counts as an all-zero tensor
 _MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in step.py (none)
 
@@ -95,13 +89,6 @@ class ExecutorConfig:
       them per rule, clock and tensor shape; the integrator then runs even at
       rate 0. Adds that head's weights (`complete_weights` adds them, at zero,
       to a checkpoint trained without it).
-    rule_offsets: the graph- and layer-level networks also add a per-rule
-      table of output offsets (zero-initialized linear maps of the rule's one-hot
-      vector, `hypernet_rule_offsets` and `tensor_net_rule_offsets`, times
-      RULE_OFFSET_SCALE): one
-      rule's constants (decays, exponents, gains) can then move without moving
-      every other rule's through the shared layers. Adds those tables' weights
-      (`complete_weights` adds them, at zero, to a checkpoint trained without).
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -120,7 +107,6 @@ class ExecutorConfig:
   step_size_adaptation: float = 0.0
   step_size_target: float = 0.0
   learned_step_size: bool = False
-  rule_offsets: bool = False
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
   max_time: int = 0
@@ -169,41 +155,20 @@ def _mlp_with_skip(x: jax.Array, hidden: int, out: int, name: str,
 
 
 def _networks(config: ExecutorConfig):
-  num_rules = len(config.rules)
 
   def conditioning_vector(rule_id, hyper_features, time_features):
-    embed = hk.Embed(num_rules, config.embed_dim, name="rule_embedding")(rule_id)
-    parts = [embed, hyper_features, time_features]
-    if config.rule_offsets:   # the one-hot rule rides at the end of c (see split_rule)
-      parts.append(jax.nn.one_hot(rule_id, num_rules, dtype=embed.dtype))
-    return jnp.concatenate(parts)
-
-  def split_rule(c):
-    """(c without the one-hot rule, the one-hot rule or None)."""
-    if not config.rule_offsets:
-      return c, None
-    return c[..., :-num_rules], c[..., -num_rules:]
-
-  def rule_offsets(one_hot, size, name):
-    table = hk.Linear(size, with_bias=False, w_init=hk.initializers.Constant(0.0), name=name)
-    return RULE_OFFSET_SCALE * table(one_hot)
+    embed = hk.Embed(len(config.rules), config.embed_dim, name="rule_embedding")(rule_id)
+    return jnp.concatenate([embed, hyper_features, time_features])
 
   def hypernet(c):
-    c, one_hot = split_rule(c)
-    out = _mlp_with_skip(c, config.hidden, config.num_hyper_outputs, "hypernet",
-                         prior_hyper(config))
-    if one_hot is not None:
-      out = out + rule_offsets(one_hot, config.num_hyper_outputs, "hypernet_rule_offsets")
-    return out
+    return _mlp_with_skip(c, config.hidden, config.num_hyper_outputs, "hypernet",
+                          prior_hyper(config))
 
   def tensor_net(c, tensor_features):
-    c, one_hot = split_rule(c)
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
                          tensor_features], axis=-1)
     out = _mlp_with_skip(x, config.hidden, NUM_TENSOR_OUTPUTS, "tensor_net",
                          prior_tensor(config))
-    if one_hot is not None:
-      out = out + rule_offsets(one_hot, NUM_TENSOR_OUTPUTS, "tensor_net_rule_offsets")
     if config.learned_step_size:   # (rate, target) offsets, NUM_STEP_SIZE_OUTPUTS columns
       head = hk.Linear(NUM_STEP_SIZE_OUTPUTS, w_init=hk.initializers.Constant(0.0),
                        name="step_size_head")(x)
@@ -271,8 +236,8 @@ def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
 def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:
   """`weights` plus, at their initial values, the modules `config` has and they lack.
 
-  For a checkpoint trained without an optional module (`step_size_head`, the
-  rule offset tables) and run with it: the new module starts where a fresh executor's does (at zero, so the
+  For a checkpoint trained without an optional module (`step_size_head`) and run
+  with it: the new module starts where a fresh executor's does (at zero, so the
   checkpoint's behavior is unchanged). Existing modules must match in shape.
   """
   fresh = init_weights(config, jax.random.PRNGKey(0))
