@@ -45,9 +45,6 @@ def get_config() -> ml_collections.ConfigDict:
   # (drawn per meta-step): the loss then also covers late clocks and warm state.
   config.warmup_choices = (0, 40, 160)
   config.magnitude_weight = 2.0  # weight of (log-norm ratio)^2 beside (1 - cosine)
-  # Average log(loss) over trajectories instead of the loss (imitation.make_train_step):
-  # rules already imitated well keep their weight in the meta-gradient.
-  config.log_balance = False
   config.batch_size = 8         # trajectories per meta-step (vmapped)
   config.num_steps = 2000
   config.learning_rate = 3e-3

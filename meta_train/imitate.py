@@ -122,13 +122,11 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
 @functools.lru_cache(maxsize=4)
 def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
                    hint_weight: float, magnitude_weight: float = 1.0,
-                   readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
-                   log_balance: bool = False):
+                   readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = ()):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight,
-                                             magnitude_weight, readout_penalty, penalty_exempt,
-                                             log_balance)
+                                             magnitude_weight, readout_penalty, penalty_exempt)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -158,8 +156,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                         config.hint_weight,
                                         config.get("magnitude_weight", 1.0),
                                         config.get("direction_readout_penalty", 0.0),
-                                        tuple(config.get("readout_penalty_exempt", ())),
-                                        bool(config.get("log_balance", False)))
+                                        tuple(config.get("readout_penalty_exempt", ())))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0

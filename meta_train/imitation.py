@@ -285,28 +285,21 @@ def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
       len(PENALTY_CLOCKS) * jnp.sum(counted), 1.0)
 
 
-LOG_LOSS_FLOOR = 1e-4  # see make_train_step's log_balance
-
-
 def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
                     hint_weight: float, magnitude_weight: float = 1.0,
-                    readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
-                    log_balance: bool = False):
+                    readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = ()):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
   trajectory run without loss, see `trajectory_loss`. `readout_penalty` weighs
   `direction_readout_penalty` into the loss (0: off), leaving out the rules in
-  `penalty_exempt`. `log_balance` averages log(loss + LOG_LOSS_FLOOR) over the
-  trajectories instead of the loss: each trajectory's gradient is divided by its
-  own loss, so a rule the executor already imitates well (Adam, at the prior)
-  weighs as much as one it imitates badly, and is not traded away for it.
+  `penalty_exempt`.
   """
 
   def batch_loss(weights, trajs, conds, warmup):
     losses, metrics = jax.vmap(trajectory_loss, in_axes=(None, None, 0, 0, None, None, None))(
         weights, config, trajs, conds, hint_weight, warmup, magnitude_weight)
-    loss = jnp.mean(jnp.log(losses + LOG_LOSS_FLOOR)) if log_balance else jnp.mean(losses)
+    loss = jnp.mean(losses)
     if readout_penalty:
       penalty = direction_readout_penalty(weights, config, conds, penalty_exempt)
       metrics = dict(metrics, readout_penalty=jnp.broadcast_to(penalty, losses.shape))

@@ -5,7 +5,6 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import learned_opt
@@ -117,27 +116,3 @@ def test_init_from_with_other_rules_is_refused(tmp_path):
   config.executor.rules = ("adam", "sgd")
   with pytest.raises(ValueError, match="trained for rules"):
     imitate.train(config, str(tmp_path / "second"))
-
-
-def test_log_balance_divides_each_trajectorys_gradient_by_its_loss():
-  config = _tiny_config()
-  exec_config = imitate.executor_config(config)
-  weights = imitate.initial_weights(config, exec_config)
-  trajs, conds, _, warmup = imitate.sample_batch(config, exec_config,
-                                                 imitate.build_tasks(config), 0)
-  sgd = optax.sgd(1.0)
-  step = imitation.make_train_step(exec_config, sgd, config.hint_weight, log_balance=True)
-  new, _, _ = step(weights, sgd.init(weights), trajs, conds, warmup=warmup)
-
-  def one(w, i):
-    pick = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
-    return imitation.trajectory_loss(w, exec_config, pick(trajs), pick(conds),
-                                     config.hint_weight, warmup)[0]
-  want = jax.tree.map(jnp.zeros_like, weights)
-  for i in range(config.batch_size):
-    loss, grad = jax.value_and_grad(one)(weights, i)
-    scale = 1.0 / (config.batch_size * (loss + imitation.LOG_LOSS_FLOOR))
-    want = jax.tree.map(lambda a, g: a - scale * g, want, grad)
-  got = jax.tree.map(lambda n, w: n - w, new, weights)
-  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-    np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-6)
