@@ -89,6 +89,14 @@ class ExecutorConfig:
       them per rule, clock and tensor shape; the integrator then runs even at
       rate 0. Adds that head's weights (`complete_weights` adds them, at zero,
       to a checkpoint trained without it).
+    sign_gain_sharpness: s in the sign gain k = softplus(s w) / s (w the tensor
+      net's raw output; Lion's soft sign is k |n| in the normalizer). Adam-like
+      rules need k = 0, which softplus reaches only as w -> -inf with a vanishing
+      gradient: with s = 1 an imitation that gave Lion k ~ 1 left Adam at k
+      0.04-0.13 through the shared layers, a 4-9% magnitude deficit that varies
+      with |m|/sqrt(v) (results/imitate/experiments). A larger s brings k to
+      1e-3 within a raw distance of ~7/s. The prior's raw value is -12/s (k
+      ~ 6e-6/s either way). 1.0 is the shipped executors' setting.
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -107,6 +115,7 @@ class ExecutorConfig:
   step_size_adaptation: float = 0.0
   step_size_target: float = 0.0
   learned_step_size: bool = False
+  sign_gain_sharpness: float = 1.0
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
   max_time: int = 0
@@ -201,9 +210,11 @@ def prior_tensor(config: ExecutorConfig) -> np.ndarray:
   """Tensor-net biases: normalize by the RMS state (Adam, eps 1e-8) or not at all (SGD)."""
   adam = config.prior == "adam"
   # Adam: alpha 1, beta 0, epsilon 1e-8; SGD: alpha 0, beta 1, no epsilon. Node exponents
-  # and log-scale bias 0, log beta -30 (Adam) or 0 (SGD), sign gain softplus(-12) ~ 6e-6 (off).
+  # and log-scale bias 0, log beta -30 (Adam) or 0 (SGD), sign gain ~6e-6 (off; see
+  # ExecutorConfig.sign_gain_sharpness).
   eps = math.log(1e-8) if adam else -_MAX_LOG_EPS
-  normalizer = [1.0 if adam else 0.0, 0.0, 0.0, 0.0, 0.0, -30.0 if adam else 0.0, -12.0, eps]
+  normalizer = [1.0 if adam else 0.0, 0.0, 0.0, 0.0, 0.0, -30.0 if adam else 0.0,
+                -12.0 / config.sign_gain_sharpness, eps]
   return np.asarray(normalizer + [0.0] * NUM_GAIN_COEFFS, np.float32)
 
 

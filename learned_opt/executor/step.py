@@ -309,9 +309,13 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       n = _edge_numerator(g, s1_new, linear, hidden_in, coeffs.hidden_out)
     edge_scale = jnp.abs(w[0]) * (s2_new * inv_sqrt_z2) + _bounded_exp(w[5])
     node_scale = row_scale * col_scale
-    d = n / (edge_scale * node_scale + jax.nn.softplus(w[6]) * jnp.abs(n)
+    d = n / (edge_scale * node_scale + sign_gain(w[6]) * jnp.abs(n)
              + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)
     return d if p is None else d + weight_decay * p.astype(jnp.float32)
+
+  def sign_gain(raw):
+    sharpness = config.sign_gain_sharpness
+    return jax.nn.softplus(sharpness * raw) / sharpness
 
   def new_moments(g, s1, s2):
     """(s1', s2') from the gradient and the old moments, elementwise."""
