@@ -1,0 +1,49 @@
+"""Prints an executor's per-tensor normalizer outputs for a few rules and clocks.
+
+  PYTHONPATH=. python results/imitate/experiments/normalizer_outputs.py CHECKPOINT
+
+On digits MLP 64-32-10 (the imitation evaluation's base network), per tensor: alpha
+(weight of the RMS state), beta (constant term), k (sign gain), epsilon, the sum of
+the node exponents and the layer gain's bias. The Adam prior is alpha 1, beta ~0,
+k ~0, epsilon 1e-8, exponents 0, bias 0.
+"""
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import tasks
+from learned_opt import checkpoint
+from learned_opt.executor import conditioning, network, step as step_lib
+from learned_opt.executor.optimizer import conditioning_kwargs, graph_of
+
+RULES = (("adam", {"learning_rate": 1e-3}), ("lion", {"learning_rate": 1e-4}),
+         ("sgd", {"learning_rate": 0.05, "momentum": 0.9}))
+
+
+def main(path: str) -> None:
+  weights, config, _ = checkpoint.restore(path)
+  params = tasks.get("digits_mlp", hidden=(32,)).init(jax.random.PRNGKey(0))
+  graph = graph_of(params)
+  feats = step_lib.tensor_features(graph, None)
+  cond_fn, _, tensor_fn = network.build(config).apply
+  s = config.sign_gain_sharpness
+  print("| rule | clock | tensor | alpha | beta | k | epsilon | exponent sum | gain bias |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for rule, kwargs in RULES:
+    hyper = conditioning.hyperparameter_features(conditioning_kwargs(config, rule, kwargs))
+    for clock in (0, 200):
+      c = cond_fn(weights, jnp.asarray(config.rules.index(rule)), hyper,
+                  conditioning.time_features(jnp.asarray(clock)))
+      out = np.asarray(tensor_fn(weights, c, feats))
+      for info, o in zip(graph.tensors, out):
+        k = np.logaddexp(0.0, s * o[6]) / s
+        print(f"| {rule} | {clock} | {info.shape} | {abs(o[0]):.3f} | "
+              f"{np.exp(np.clip(o[5], -30, 30)):.1e} | {k:.2e} | {np.exp(min(o[7], 0.0)):.1e} | "
+              f"{o[1] + o[2] + o[3]:+.3f} | {o[network.NUM_TENSOR_OUTPUTS - 1]:+.3f} |")
+
+
+if __name__ == "__main__":
+  main(sys.argv[1])
