@@ -45,6 +45,7 @@ NUM_TENSOR_FEATURES = 8
 # With ExecutorConfig.learned_step_size, the tensor net's last columns: offsets to the
 # step-size integrator's rate and target (learned_opt.executor.step).
 NUM_STEP_SIZE_OUTPUTS = 2
+SIGN_GAINS = ("softplus", "abs")
 _LOG_ZERO = -25.0     # log-RMS at or below this counts as an all-zero tensor
 _MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in step.py (none)
 
@@ -89,14 +90,14 @@ class ExecutorConfig:
       them per rule, clock and tensor shape; the integrator then runs even at
       rate 0. Adds that head's weights (`complete_weights` adds them, at zero,
       to a checkpoint trained without it).
-    sign_gain_sharpness: s in the sign gain k = softplus(s w) / s (w the tensor
-      net's raw output; Lion's soft sign is k |n| in the normalizer). Adam-like
-      rules need k = 0, which softplus reaches only as w -> -inf with a vanishing
-      gradient: with s = 1 an imitation that gave Lion k ~ 1 left Adam at k
-      0.04-0.13 through the shared layers, a 4-9% magnitude deficit that varies
-      with |m|/sqrt(v) (results/imitate/experiments). A larger s brings k to
-      1e-3 within a raw distance of ~7/s. The prior's raw value is -12/s (k
-      ~ 6e-6/s either way). 1.0 is the shipped executors' setting.
+    sign_gain: how the tensor net's raw output w gives the sign gain k >= 0 (Lion's
+      soft sign is k |n| in the normalizer). 'softplus' (the shipped executors):
+      k = softplus(w), prior w = -12; Adam-like rules need k = 0, which it reaches
+      only as w -> -inf with a vanishing gradient, so an imitation that gave Lion
+      k ~ 1 left Adam at k 0.04-0.13 through the shared layers (a 4-9% magnitude
+      deficit that varies with |m|/sqrt(v); results/imitate/experiments).
+      'abs': k = |w|, prior w = 0, as alpha: the gradient never vanishes, on
+      either side of k = 0.
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -115,7 +116,7 @@ class ExecutorConfig:
   step_size_adaptation: float = 0.0
   step_size_target: float = 0.0
   learned_step_size: bool = False
-  sign_gain_sharpness: float = 1.0
+  sign_gain: str = "softplus"
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
   max_time: int = 0
@@ -210,11 +211,12 @@ def prior_tensor(config: ExecutorConfig) -> np.ndarray:
   """Tensor-net biases: normalize by the RMS state (Adam, eps 1e-8) or not at all (SGD)."""
   adam = config.prior == "adam"
   # Adam: alpha 1, beta 0, epsilon 1e-8; SGD: alpha 0, beta 1, no epsilon. Node exponents
-  # and log-scale bias 0, log beta -30 (Adam) or 0 (SGD), sign gain ~6e-6 (off; see
-  # ExecutorConfig.sign_gain_sharpness).
+  # and log-scale bias 0, log beta -30 (Adam) or 0 (SGD), sign gain off (softplus(-12)
+  # ~ 6e-6, or |0|; see ExecutorConfig.sign_gain).
   eps = math.log(1e-8) if adam else -_MAX_LOG_EPS
+  sign_gain_raw = -12.0 if config.sign_gain == "softplus" else 0.0
   normalizer = [1.0 if adam else 0.0, 0.0, 0.0, 0.0, 0.0, -30.0 if adam else 0.0,
-                -12.0 / config.sign_gain_sharpness, eps]
+                sign_gain_raw, eps]
   return np.asarray(normalizer + [0.0] * NUM_GAIN_COEFFS, np.float32)
 
 
@@ -270,6 +272,8 @@ def build(config: ExecutorConfig) -> hk.MultiTransformed:
 
 def init_weights(config: ExecutorConfig, key: jax.Array) -> hk.Params:
   """Fresh executor weights."""
+  if config.sign_gain not in SIGN_GAINS:
+    raise ValueError(f"Unknown sign_gain {config.sign_gain!r}; use one of {SIGN_GAINS}.")
   if config.prior not in ("adam", "sgd"):
     raise ValueError(f"Unknown executor prior {config.prior!r}; use 'adam' or 'sgd'.")
   nets = build(config)

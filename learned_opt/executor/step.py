@@ -314,8 +314,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     return d if p is None else d + weight_decay * p.astype(jnp.float32)
 
   def sign_gain(raw):
-    sharpness = config.sign_gain_sharpness
-    return jax.nn.softplus(sharpness * raw) / sharpness
+    return jnp.abs(raw) if config.sign_gain == "abs" else jax.nn.softplus(raw)
 
   def new_moments(g, s1, s2):
     """(s1', s2') from the gradient and the old moments, elementwise."""
