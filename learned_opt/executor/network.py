@@ -94,8 +94,8 @@ class ExecutorConfig:
       soft sign is k |n| in the normalizer). 'softplus' (the shipped executors):
       k = softplus(w), prior w = -12; Adam-like rules need k = 0, which it reaches
       only as w -> -inf with a vanishing gradient, so an imitation that gave Lion
-      k ~ 1 left Adam at k 0.04-0.13 through the shared layers (a 4-9% magnitude
-      deficit that varies with |m|/sqrt(v); results/imitate/experiments).
+      k ~ 1 left Adam at k 0.01-0.08 through the shared layers (up to k/alpha,
+      ~5%, off its update, varying with |m|/sqrt(v); results/imitate/experiments).
       'abs': k = |w|, prior w = 0, as alpha: the gradient never vanishes, on
       either side of k = 0.
     trained_options: per rule, the optax keywords it was imitated with.
