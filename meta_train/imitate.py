@@ -30,6 +30,7 @@ import tasks
 from learned_opt import checkpoint as lo_checkpoint
 from learned_opt.executor import ExecutorConfig, init_weights, network
 from meta_train import imitation
+from meta_train import train as train_lib
 
 
 
@@ -98,7 +99,7 @@ def sample_batch(config, exec_config, task_list, step: int):
 
 
 def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConfig):
-  """Fresh weights, or those of the checkpoint `config.init_from` (a directory).
+  """Fresh weights, or those of `config.init_from` (a directory or 'shipped:NAME').
 
   A checkpoint's modules must have the shapes `exec_config` gives them; modules
   it lacks (an architecture option it was trained without, such as
@@ -108,7 +109,7 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
   source = config.get("init_from", "")
   if not source:
     return init_weights(exec_config, jax.random.PRNGKey(config.seed))
-  weights, source_config, _ = lo_checkpoint.restore(source)
+  weights, source_config = train_lib.restore_source(source)
   if source_config.rules != exec_config.rules:
     raise ValueError(f"config.init_from={source!r} was trained for rules {source_config.rules}, "
                      f"but this imitation's executor has {exec_config.rules}; start fresh "

@@ -118,6 +118,11 @@ def _initial_weights(config: ml_collections.ConfigDict) -> tuple[PyTree, Executo
     weights = jax.jit(init_weights, static_argnums=0)(exec_config,
                                                       jax.random.PRNGKey(config.seed))
     return jax.device_get(weights), exec_config
+  return restore_source(source)
+
+
+def restore_source(source: str) -> tuple[PyTree, ExecutorConfig]:
+  """(weights, architecture) of 'shipped:NAME' (`learned_opt/weights/NAME`) or a directory."""
   if source.startswith("shipped:"):
     resource = importlib.resources.files("learned_opt") / "weights" / source.split(":", 1)[1]
     with importlib.resources.as_file(resource) as path:

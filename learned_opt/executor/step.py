@@ -190,6 +190,11 @@ def _bounded_exp(x: jax.Array) -> jax.Array:
   return jnp.exp(jnp.clip(x, -_MAX_LOG / 2, _MAX_LOG / 2))
 
 
+def _sign_gain(raw: jax.Array, kind: str) -> jax.Array:
+  """The sign gain k >= 0 from its raw output (see network.ExecutorConfig.sign_gain)."""
+  return jnp.abs(raw) if kind == "abs" else jax.nn.softplus(raw)
+
+
 def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
   """Every k-th in-neuron row (axis -2) of each array that has that axis, k = ceil(n / max_rows).
 
@@ -309,12 +314,9 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       n = _edge_numerator(g, s1_new, linear, hidden_in, coeffs.hidden_out)
     edge_scale = jnp.abs(w[0]) * (s2_new * inv_sqrt_z2) + _bounded_exp(w[5])
     node_scale = row_scale * col_scale
-    d = n / (edge_scale * node_scale + sign_gain(w[6]) * jnp.abs(n)
+    d = n / (edge_scale * node_scale + _sign_gain(w[6], config.sign_gain) * jnp.abs(n)
              + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)
     return d if p is None else d + weight_decay * p.astype(jnp.float32)
-
-  def sign_gain(raw):
-    return jnp.abs(raw) if config.sign_gain == "abs" else jax.nn.softplus(raw)
 
   def new_moments(g, s1, s2):
     """(s1', s2') from the gradient and the old moments, elementwise."""

@@ -36,7 +36,8 @@ DIGITS_TASKS = (dict(hidden=(64, 64), batch_size=64),)
 STEPS = 2000
 
 
-def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:
+def train(task: tasks.Task, tx: optax.GradientTransformation, steps: int = STEPS):
+  """(final optimizer state, per-step training losses) of a seed-0 run of `steps` steps."""
   key = jax.random.PRNGKey(0)
   params = task.init(key)
 
@@ -47,9 +48,15 @@ def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:
       loss, grads = jax.value_and_grad(task.loss)(p, key, batch)
       updates, s = tx.update(grads, s, p)
       return (optax.apply_updates(p, updates), s), loss
-    return jax.lax.scan(body, (params, tx.init(params)), batches)[1]
+    (_, state), losses = jax.lax.scan(body, (params, tx.init(params)), batches)
+    return state, losses
 
-  return np.asarray(run(params, task.datasets.train.stacked(key, STEPS)))
+  state, losses = run(params, task.datasets.train.stacked(key, steps))
+  return state, np.asarray(losses)
+
+
+def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:
+  return train(task, tx)[1]
 
 
 def main(path: str, task_set: str = "mnist1d", *overrides: str) -> None:

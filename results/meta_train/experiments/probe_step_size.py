@@ -17,27 +17,15 @@ import optax
 
 import learned_opt
 import tasks
+from compare_mean_log import train
 from learned_opt.executor import ExecutorState
 
 
 def probe(task: tasks.Task, tx: optax.GradientTransformation, steps: int):
-  key = jax.random.PRNGKey(0)
-  params = task.init(key)
-
-  @jax.jit
-  def run(params, batches):
-    def body(carry, batch):
-      p, s = carry
-      loss, grads = jax.value_and_grad(task.loss)(p, key, batch)
-      updates, s = tx.update(grads, s, p)
-      return (optax.apply_updates(p, updates), s), loss
-    (_, state), losses = jax.lax.scan(body, (params, tx.init(params)), batches)
-    return state, losses
-
-  state, losses = run(params, task.datasets.train.stacked(key, steps))
+  state, losses = train(task, tx, steps)
   executor_states = [x for x in jax.tree.leaves(
       state, is_leaf=lambda x: isinstance(x, ExecutorState)) if isinstance(x, ExecutorState)]
-  return np.asarray(losses), np.asarray(executor_states[0].log_step)
+  return losses, np.asarray(executor_states[0].log_step)
 
 
 def main(task_name: str, steps: str, *checkpoints: str) -> None:
