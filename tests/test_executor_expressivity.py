@@ -202,3 +202,38 @@ def test_both_sign_gains_start_as_adam_and_abs_reaches_zero_with_a_live_gradient
   assert float(jax.grad(lambda w: jnp.abs(w))(0.01)) == 1.0
   with pytest.raises(ValueError, match="sign_gain"):
     init_weights(ExecutorConfig(sign_gain="relu"), jax.random.PRNGKey(0))
+
+
+def test_normalizer_constant_forms_start_as_their_prior_and_abs_moves_off_zero(params):
+  """beta = exp(w) or |w|: fresh executors are Adam (or SGD) either way; at the Adam
+  prior, the update's gradient with respect to beta's raw output is exp(-30) ~ 1e-13
+  times smaller with 'exp' (no imitation could move it) and of order one with 'abs'."""
+  grads = jax.tree.map(lambda x: jnp.cos(3.0 * x) + 0.1, params)
+  adam = optax.adam(1e-2, eps=1e-8).update(grads, optax.adam(1e-2).init(params))[0]
+  sgd = optax.sgd(0.1).update(grads, optax.sgd(0.1).init(params))[0]
+  sensitivity = {}
+  for kind in network.NORMALIZER_CONSTANTS:
+    for prior, name, kwargs, want in (("adam", "adam", {"learning_rate": 1e-2}, adam),
+                                      ("sgd", "sgd", {"learning_rate": 0.1}, sgd)):
+      config = ExecutorConfig(normalizer_constant=kind, prior=prior)
+      weights = init_weights(config, jax.random.PRNGKey(0))
+      executor = ExecutorOptimizer(weights, config, name, kwargs)
+      got = executor.step(grads, executor.init(params), params).updates
+      for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7, err_msg=f"{kind} {prior}")
+    config = ExecutorConfig(normalizer_constant=kind)
+    weights = init_weights(config, jax.random.PRNGKey(0))
+
+    def update_norm(raw_beta):
+      w = dict(weights, tensor_net_linear=dict(weights["tensor_net_linear"]))
+      w["tensor_net_linear"]["b"] = w["tensor_net_linear"]["b"].at[5].add(raw_beta)
+      executor = ExecutorOptimizer(w, config, "adam", {"learning_rate": 1e-2})
+      updates = executor.step(grads, executor.init(params), params).updates
+      return sum(jnp.sum(jnp.square(u)) for u in jax.tree.leaves(updates))
+
+    sensitivity[kind] = abs(float(jax.grad(update_norm)(0.0))) / float(update_norm(0.0))
+  assert sensitivity["abs"] > 0.1, sensitivity
+  assert sensitivity["exp"] < 1e-8, sensitivity
+  assert network.prior_tensor(ExecutorConfig(normalizer_constant="abs"))[5] == 0.0
+  with pytest.raises(ValueError, match="normalizer_constant"):
+    init_weights(ExecutorConfig(normalizer_constant="softplus"), jax.random.PRNGKey(0))

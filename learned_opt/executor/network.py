@@ -46,6 +46,7 @@ NUM_TENSOR_FEATURES = 8
 # step-size integrator's rate and target (learned_opt.executor.step).
 NUM_STEP_SIZE_OUTPUTS = 2
 SIGN_GAINS = ("softplus", "abs")
+NORMALIZER_CONSTANTS = ("exp", "abs")
 _LOG_ZERO = -25.0     # log-RMS at or below this counts as an all-zero tensor
 _MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in step.py (none)
 
@@ -98,6 +99,15 @@ class ExecutorConfig:
       ~5%, off its update, varying with |m|/sqrt(v); results/imitate/experiments).
       'abs': k = |w|, prior w = 0, as alpha: the gradient never vanishes, on
       either side of k = 0.
+    normalizer_constant: how the tensor net's raw output w gives the normalizer's
+      constant term beta >= 0 (the denominator is (alpha v + beta) N + ...:
+      SGD is beta = 1, N = 1; Adafactor's factored RMS is beta = 1, alpha = 0).
+      'exp' (the shipped executors): beta = exp(w), prior w = -30, the clip
+      bound; no gradient reaches it there, so no imitated rule ever moved
+      beta off zero: SGD was imitated as n / (alpha v + e) and Adafactor as
+      alpha v N, a per-edge RMS times the factored one (teacher-forced cosine
+      0.95; results/imitate/experiments). 'abs': beta = |w|, prior w = 0 (1
+      for the SGD prior), with a live gradient on either side of zero.
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -117,6 +127,7 @@ class ExecutorConfig:
   step_size_target: float = 0.0
   learned_step_size: bool = False
   sign_gain: str = "softplus"
+  normalizer_constant: str = "exp"
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
   max_time: int = 0
@@ -211,12 +222,16 @@ def prior_tensor(config: ExecutorConfig) -> np.ndarray:
   """Tensor-net biases: normalize by the RMS state (Adam, eps 1e-8) or not at all (SGD)."""
   adam = config.prior == "adam"
   # Adam: alpha 1, beta 0, epsilon 1e-8; SGD: alpha 0, beta 1, no epsilon. Node exponents
-  # and log-scale bias 0, log beta -30 (Adam) or 0 (SGD), sign gain off (softplus(-12)
-  # ~ 6e-6, or |0|; see ExecutorConfig.sign_gain).
+  # and log-scale bias 0, beta's raw output -30 or 0 (exp: Adam, SGD) or 0 or 1 (abs; see
+  # ExecutorConfig.normalizer_constant), sign gain off (softplus(-12) ~ 6e-6, or |0|; see
+  # ExecutorConfig.sign_gain).
   eps = math.log(1e-8) if adam else -_MAX_LOG_EPS
   sign_gain_raw = -12.0 if config.sign_gain == "softplus" else 0.0
-  normalizer = [1.0 if adam else 0.0, 0.0, 0.0, 0.0, 0.0, -30.0 if adam else 0.0,
-                sign_gain_raw, eps]
+  if config.normalizer_constant == "exp":
+    constant_raw = -30.0 if adam else 0.0
+  else:
+    constant_raw = 0.0 if adam else 1.0
+  normalizer = [1.0 if adam else 0.0, 0.0, 0.0, 0.0, 0.0, constant_raw, sign_gain_raw, eps]
   return np.asarray(normalizer + [0.0] * NUM_GAIN_COEFFS, np.float32)
 
 
@@ -274,6 +289,9 @@ def init_weights(config: ExecutorConfig, key: jax.Array) -> hk.Params:
   """Fresh executor weights."""
   if config.sign_gain not in SIGN_GAINS:
     raise ValueError(f"Unknown sign_gain {config.sign_gain!r}; use one of {SIGN_GAINS}.")
+  if config.normalizer_constant not in NORMALIZER_CONSTANTS:
+    raise ValueError(f"Unknown normalizer_constant {config.normalizer_constant!r}; use one "
+                     f"of {NORMALIZER_CONSTANTS}.")
   if config.prior not in ("adam", "sgd"):
     raise ValueError(f"Unknown executor prior {config.prior!r}; use 'adam' or 'sgd'.")
   nets = build(config)

@@ -17,8 +17,8 @@ Per node (row/column processor, one hop, O(nodes) state):
 (both mean squares from one read of g on GPU: learned_opt.executor.reductions)
 
 Normalizer (per tensor, from the tensor net: node exponents w, a bias w_0, edge
-weights alpha = |w_a| and beta = exp(w_b) (log scale: a raw output near 0 must
-not leak a constant into Adam's normalizer), a sign gain k >= 0, an epsilon e):
+weights alpha = |w_a| and beta >= 0 (exp(w_b) or |w_b|, see
+ExecutorConfig.normalizer_constant), a sign gain k >= 0, an epsilon e):
   N_ij = exp(w_r log sqrt(r_i) + w_c log sqrt(c_j) + w_m log sqrt(mean r) + w_0)
   d = n / ((alpha v + beta) N_ij + k |n| + e) + omega p,      v = s2'/sqrt(z2')
 Adam is alpha = 1, beta = 0, N = 1, e = eps; Adafactor the factored row/column
@@ -195,6 +195,11 @@ def _sign_gain(raw: jax.Array, kind: str) -> jax.Array:
   return jnp.abs(raw) if kind == "abs" else jax.nn.softplus(raw)
 
 
+def _normalizer_constant(raw: jax.Array, kind: str) -> jax.Array:
+  """beta >= 0 from its raw output (see network.ExecutorConfig.normalizer_constant)."""
+  return jnp.abs(raw) if kind == "abs" else _bounded_exp(raw)
+
+
 def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
   """Every k-th in-neuron row (axis -2) of each array that has that axis, k = ceil(n / max_rows).
 
@@ -312,7 +317,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
           jnp.stack([g, s1_old, s1_new, s1_new * inv_z1], axis=-1), coeffs)
     else:
       n = _edge_numerator(g, s1_new, linear, hidden_in, coeffs.hidden_out)
-    edge_scale = jnp.abs(w[0]) * (s2_new * inv_sqrt_z2) + _bounded_exp(w[5])
+    edge_scale = (jnp.abs(w[0]) * (s2_new * inv_sqrt_z2)
+                  + _normalizer_constant(w[5], config.normalizer_constant))
     node_scale = row_scale * col_scale
     d = n / (edge_scale * node_scale + _sign_gain(w[6], config.sign_gain) * jnp.abs(n)
              + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)

@@ -20,7 +20,8 @@ from learned_opt.executor import conditioning, network, step as step_lib
 from learned_opt.executor.optimizer import conditioning_kwargs, graph_of
 
 RULES = (("adam", {"learning_rate": 1e-3}), ("lion", {"learning_rate": 1e-4}),
-         ("sgd", {"learning_rate": 0.05, "momentum": 0.9}))
+         ("sgd", {"learning_rate": 0.05, "momentum": 0.9}),
+         ("adafactor", {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}))
 
 
 def main(path: str) -> None:
@@ -29,7 +30,6 @@ def main(path: str) -> None:
   graph = graph_of(params)
   feats = step_lib.tensor_features(graph, None)
   cond_fn, _, tensor_fn = network.build(config).apply
-  s = config.sign_gain_sharpness
   print("| rule | clock | tensor | alpha | beta | k | epsilon | exponent sum | gain bias |")
   print("|---|---|---|---|---|---|---|---|---|")
   for rule, kwargs in RULES:
@@ -39,9 +39,10 @@ def main(path: str) -> None:
                   conditioning.time_features(jnp.asarray(clock)))
       out = np.asarray(tensor_fn(weights, c, feats))
       for info, o in zip(graph.tensors, out):
-        k = np.logaddexp(0.0, s * o[6]) / s
+        k = float(step_lib._sign_gain(o[6], config.sign_gain))
+        beta = float(step_lib._normalizer_constant(o[5], config.normalizer_constant))
         print(f"| {rule} | {clock} | {info.shape} | {abs(o[0]):.3f} | "
-              f"{np.exp(np.clip(o[5], -30, 30)):.1e} | {k:.2e} | {np.exp(min(o[7], 0.0)):.1e} | "
+              f"{beta:.1e} | {k:.2e} | {np.exp(min(o[7], 0.0)):.1e} | "
               f"{o[1] + o[2] + o[3]:+.3f} | {o[network.NUM_TENSOR_OUTPUTS - 1]:+.3f} |")
 
 
