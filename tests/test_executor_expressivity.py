@@ -204,7 +204,7 @@ def test_both_sign_gains_start_as_adam_and_abs_reaches_zero_with_a_live_gradient
     init_weights(ExecutorConfig(sign_gain="relu"), jax.random.PRNGKey(0))
 
 
-def test_normalizer_constant_forms_start_as_their_prior_and_abs_moves_off_zero(params):
+def test_normalizer_constant_forms_start_as_their_prior_and_move_off_zero(params):
   """beta = exp(w) or |w|: fresh executors are Adam (or SGD) either way; at the Adam
   prior, the update's gradient with respect to beta's raw output is exp(-30) ~ 1e-13
   times smaller with 'exp' (no imitation could move it) and of order one with 'abs'."""
@@ -232,8 +232,41 @@ def test_normalizer_constant_forms_start_as_their_prior_and_abs_moves_off_zero(p
       return sum(jnp.sum(jnp.square(u)) for u in jax.tree.leaves(updates))
 
     sensitivity[kind] = abs(float(jax.grad(update_norm)(0.0))) / float(update_norm(0.0))
-  assert sensitivity["abs"] > 0.1, sensitivity
+  assert sensitivity["abs"] > 0.1 and sensitivity["scaled"] > 0.1, sensitivity
   assert sensitivity["exp"] < 1e-8, sensitivity
   assert network.prior_tensor(ExecutorConfig(normalizer_constant="abs"))[5] == 0.0
   with pytest.raises(ValueError, match="normalizer_constant"):
     init_weights(ExecutorConfig(normalizer_constant="softplus"), jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("node_messages", [True, False])
+def test_scaled_normalizer_constant_keeps_adam_scale_free_and_holds_sgd(params, node_messages):
+  """With beta = |w| RMS(g) a nonzero beta leaves an Adam-like update invariant to the
+  gradient's scale (with beta = |w| it does not), and the SGD prior is SGD on every
+  tensor, with or without node messages."""
+  grads = [jax.tree.map(lambda x, t=t: jnp.cos(3.0 * x + t) + 0.1, params) for t in range(3)]
+
+  def last_update(kind, scale, prior="adam", name="adam", kwargs=None):
+    config = ExecutorConfig(normalizer_constant=kind, node_messages=node_messages, prior=prior)
+    weights = init_weights(config, jax.random.PRNGKey(0))
+    if prior == "adam":
+      weights["tensor_net_linear"]["b"] = weights["tensor_net_linear"]["b"].at[5].set(0.3)
+    executor = ExecutorOptimizer(weights, config, name, kwargs or {"learning_rate": 1e-2})
+    state = executor.init(params)
+    for g in grads:
+      out = executor.step(jax.tree.map(lambda x: scale * x, g), state, params)
+      state = out.state
+    return out.updates
+
+  for kind, invariant in (("scaled", True), ("abs", False)):
+    small, large = last_update(kind, 1e-3), last_update(kind, 1.0)
+    close = all(np.allclose(a, b, rtol=1e-4, atol=1e-9)
+                for a, b in zip(jax.tree.leaves(small), jax.tree.leaves(large)))
+    assert close == invariant, kind
+  sgd = optax.sgd(0.1)
+  state = sgd.init(params)
+  for g in grads:
+    want, state = sgd.update(jax.tree.map(lambda x: 1e-3 * x, g), state)
+  got = last_update("scaled", 1e-3, prior="sgd", name="sgd", kwargs={"learning_rate": 0.1})
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-9)

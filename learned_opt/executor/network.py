@@ -46,7 +46,7 @@ NUM_TENSOR_FEATURES = 8
 # step-size integrator's rate and target (learned_opt.executor.step).
 NUM_STEP_SIZE_OUTPUTS = 2
 SIGN_GAINS = ("softplus", "abs")
-NORMALIZER_CONSTANTS = ("exp", "abs")
+NORMALIZER_CONSTANTS = ("exp", "abs", "scaled")
 _LOG_ZERO = -25.0     # log-RMS at or below this counts as an all-zero tensor
 _MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in step.py (none)
 
@@ -107,7 +107,14 @@ class ExecutorConfig:
       beta off zero: SGD was imitated as n / (alpha v + e) and Adafactor as
       alpha v N, a per-edge RMS times the factored one (teacher-forced cosine
       0.95; results/imitate/experiments). 'abs': beta = |w|, prior w = 0 (1
-      for the SGD prior), with a live gradient on either side of zero.
+      for the SGD prior), with a live gradient on either side of zero; but beta is
+      then in gradient units, and what the shared layers leak into Adam's beta
+      (0.05 next to alpha ~20) breaks its scale invariance. 'scaled': beta =
+      |w| times the tensor's running gradient RMS (from the row state; vectors
+      keep one running mean square, and the node factor's mean-row exponent
+      applies to it too), so every term of the denominator has degree 1 in the
+      gradient: SGD is beta = 1 with mean-row exponent -1, a leak into Adam's
+      beta is a scale-free relative change, as epsilon is not.
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -231,7 +238,10 @@ def prior_tensor(config: ExecutorConfig) -> np.ndarray:
     constant_raw = -30.0 if adam else 0.0
   else:
     constant_raw = 0.0 if adam else 1.0
-  normalizer = [1.0 if adam else 0.0, 0.0, 0.0, 0.0, 0.0, constant_raw, sign_gain_raw, eps]
+  # 'scaled': SGD's beta term is the gradient RMS, which the mean row exponent -1 cancels.
+  mean_row_exponent = -1.0 if config.normalizer_constant == "scaled" and not adam else 0.0
+  normalizer = [1.0 if adam else 0.0, 0.0, 0.0, mean_row_exponent, 0.0, constant_raw,
+                sign_gain_raw, eps]
   return np.asarray(normalizer + [0.0] * NUM_GAIN_COEFFS, np.float32)
 
 

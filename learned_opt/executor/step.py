@@ -195,9 +195,16 @@ def _sign_gain(raw: jax.Array, kind: str) -> jax.Array:
   return jnp.abs(raw) if kind == "abs" else jax.nn.softplus(raw)
 
 
-def _normalizer_constant(raw: jax.Array, kind: str) -> jax.Array:
-  """beta >= 0 from its raw output (see network.ExecutorConfig.normalizer_constant)."""
-  return jnp.abs(raw) if kind == "abs" else _bounded_exp(raw)
+def _normalizer_constant(raw: jax.Array, kind: str, log_rms_g: jax.Array | None) -> jax.Array:
+  """beta's term >= 0 from its raw output (see network.ExecutorConfig.normalizer_constant).
+
+  'scaled' multiplies |raw| by the tensor's running gradient RMS (`log_rms_g`, its log).
+  """
+  if kind == "exp":
+    return _bounded_exp(raw)
+  if kind == "abs":
+    return jnp.abs(raw)
+  return jnp.abs(raw) * _bounded_exp(log_rms_g)
 
 
 def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
@@ -224,12 +231,12 @@ def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
 
 def _sample_of_old(old: tuple, new_moments: Any) -> tuple:
   """The same sample sliced from (g, s1, s2, p, ...), its new moments recomputed on it."""
-  g, s1, s2, p, row_scale, col_scale = _row_sample(old)
-  return (g, *new_moments(g, s1, s2), p, row_scale, col_scale)
+  g, s1, s2, p, row_scale, col_scale, constant = _row_sample(old)
+  return (g, *new_moments(g, s1, s2), p, row_scale, col_scale, constant)
 
 
 def _readout_sample(old: tuple, new: tuple, new_moments: Any) -> tuple:
-  """The readout's row sample of (g, s1', s2', p, row scale, column scale).
+  """The readout's row sample of (g, s1', s2', p, row scale, column scale, constant).
 
   `old` holds the old moments in place of the new ones. Both ways give the same
   numbers; they differ in what XLA can fuse. On a GPU the sample is sliced from
@@ -309,16 +316,16 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   p_leaves = graph.leaves(params) if params is not None else [None] * len(g_leaves)
   s1_leaves, s2_leaves = jax.tree.leaves(state.s1), jax.tree.leaves(state.s2)
   row_leaves, col_leaves = jax.tree.leaves(state.rows), jax.tree.leaves(state.cols)
+  scaled_constant = config.normalizer_constant == "scaled"
 
-  def direction(g, s1_new, s2_new, p, row_scale, col_scale, w, s1_old=None):
-    """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise."""
+  def direction(g, s1_new, s2_new, p, row_scale, col_scale, constant, w, s1_old=None):
+    """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise (constant: beta)."""
     if form == "plain":
       n = _plain_edge_numerator(
           jnp.stack([g, s1_old, s1_new, s1_new * inv_z1], axis=-1), coeffs)
     else:
       n = _edge_numerator(g, s1_new, linear, hidden_in, coeffs.hidden_out)
-    edge_scale = (jnp.abs(w[0]) * (s2_new * inv_sqrt_z2)
-                  + _normalizer_constant(w[5], config.normalizer_constant))
+    edge_scale = jnp.abs(w[0]) * (s2_new * inv_sqrt_z2) + constant
     node_scale = row_scale * col_scale
     d = n / (edge_scale * node_scale + _sign_gain(w[6], config.sign_gain) * jnp.abs(n)
              + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)
@@ -348,16 +355,31 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
                 else config.normalizer_degree - w[1] - w[2])
       row_scale = _bounded_exp(w[1] * log_r + (w_mean * log_mean_r + w[4])[..., None])[..., None]
       col_scale = _bounded_exp(w[2] * log_c)[..., None, :]
+      log_mean_r = log_mean_r[..., None, None]
+    elif scaled_constant:
+      # The tensor's running mean square (a scalar state), for the constant's scale and
+      # the node factor's (mean row) exponent; matrices without node messages read it
+      # on their row state.
+      edges = info.role == EDGES
+      squares = jnp.mean(jnp.square(g), axis=-1) if edges else jnp.mean(jnp.square(g))
+      rows, cols = a[2] * row_leaves[idx] + b[2] * squares, col_leaves[idx]
+      mean_r = jnp.mean(rows, axis=-1)[..., None, None] if edges else rows
+      log_mean_r = 0.5 * jnp.log(mean_r * inv_z3 + _TINY)
+      w_mean = w[3] if config.normalizer_degree is None else config.normalizer_degree
+      row_scale, col_scale = _bounded_exp(w_mean * log_mean_r + w[4]), jnp.ones(())
     else:
       rows, cols = row_leaves[idx], col_leaves[idx]
       row_scale, col_scale = _bounded_exp(w[4]), jnp.ones(())
-    inputs = (g, s1_new, s2_new, p, row_scale, col_scale)
+      log_mean_r = None
+    constant = _normalizer_constant(w[5], config.normalizer_constant, log_mean_r)
+    inputs = (g, s1_new, s2_new, p, row_scale, col_scale, constant)
     d = direction(*inputs, w, s1_old=s1)
     if config.layer_readout:
       if form == "plain":
         readout, p_read = d, p
       elif len(info.shape) >= 2:
-        sample = _readout_sample((g, s1, s2, p, row_scale, col_scale), inputs, new_moments)
+        sample = _readout_sample((g, s1, s2, p, row_scale, col_scale, constant), inputs,
+                                 new_moments)
       else:
         sample = inputs
       if form != "plain":
