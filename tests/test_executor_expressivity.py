@@ -96,13 +96,20 @@ def test_executor_can_be_lion(params):
 
 
 
-def test_executor_factored_normalizer(params):
+@pytest.mark.parametrize("constant", ["exp", "scaled"])
+def test_executor_factored_normalizer(params, constant):
   """Node path: d_ij = g_ij sqrt(mean_i r_i) / (sqrt(r_i) sqrt(c_j)), r and c debiased
-  running means of g^2 over columns and rows (Adafactor's factored second moment)."""
-  config = ExecutorConfig()
+  running means of g^2 over columns and rows (Adafactor's factored second moment).
+
+  'exp': beta = exp(0) = 1 times N with exponents (1, 1, -1); 'scaled': beta = |1| times
+  RMS(g) (vectors: their own running RMS, which the mean-row exponent cancels) times
+  N with exponents (1, 1, -2)."""
+  config = ExecutorConfig(normalizer_constant=constant)
   decay = 0.9
+  mean_row, beta = (-1, 0) if constant == "exp" else (-2, 1)
   weights = _hand_weights(config, decays=(0.5, 0.5, decay), gains=(1.0, 1.0, 1 - decay),
-                          linear=(1, 0, 0, 0), exponents=(0, 1, 1, -1, 0, 0, -30, -60))
+                          linear=(1, 0, 0, 0),
+                          exponents=(0, 1, 1, mean_row, 0, beta, -30, -60))
   executor = ExecutorOptimizer(weights, config, "sgd", {"learning_rate": 0.1})
   # Size-1 axes and a large matrix (reductions XLA may split) beside the mixed tree.
   params = dict(params, column=jnp.ones((16, 1)), row=jnp.ones((1, 16)),
@@ -119,8 +126,13 @@ def test_executor_factored_normalizer(params):
     for i, (info, g, u) in enumerate(zip(graph.tensors, graph.leaves(grads),
                                          graph.leaves(out.updates))):
       g = np.asarray(g, np.float64)
+      # Vectors: d = g ('exp'), or g / (RMS RMS^-2) = g RMS ('scaled': the mean-row
+      # exponent acts on their own running RMS).
       if g.ndim < 2:
-        np.testing.assert_allclose(u, -0.1 * g, rtol=1e-5)
+        rows[i] = decay * rows[i] + (1 - decay) * np.mean(g * g)
+        rms = np.sqrt(rows[i] / debias)
+        want = g if constant == "exp" else g * rms
+        np.testing.assert_allclose(u, -0.1 * want, rtol=1e-4)
         continue
       rows[i] = decay * rows[i] + (1 - decay) * np.mean(g * g, axis=-1)
       cols[i] = decay * cols[i] + (1 - decay) * np.mean(g * g, axis=-2)

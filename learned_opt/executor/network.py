@@ -114,7 +114,11 @@ class ExecutorConfig:
       keep one running mean square, and the node factor's mean-row exponent
       applies to it too), so every term of the denominator has degree 1 in the
       gradient: SGD is beta = 1 with mean-row exponent -1, a leak into Adam's
-      beta is a scale-free relative change, as epsilon is not.
+      beta is a scale-free relative change, as epsilon is not. With 'scaled' the
+      node factor N shapes the constant term only: the denominator is
+      alpha v + beta RMS(g) N + k |n| + e, so Adam (beta = 0) does not depend
+      on N, and Adafactor's factored RMS is beta = 1, N = sqrt(r_i c_j) / RMS(g)^2
+      (exponents 1, 1, -2), next to alpha v, not multiplying it.
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).

@@ -21,6 +21,7 @@ weights alpha = |w_a| and beta >= 0 (exp(w_b) or |w_b|, see
 ExecutorConfig.normalizer_constant), a sign gain k >= 0, an epsilon e):
   N_ij = exp(w_r log sqrt(r_i) + w_c log sqrt(c_j) + w_m log sqrt(mean r) + w_0)
   d = n / ((alpha v + beta) N_ij + k |n| + e) + omega p,      v = s2'/sqrt(z2')
+(normalizer_constant='scaled': d = n / (alpha v + beta RMS(g) N_ij + k |n| + e) + omega p.)
 Adam is alpha = 1, beta = 0, N = 1, e = eps; Adafactor the factored row/column
 RMS in N; Lion k |n| (a soft sign); SGD beta = 1. omega is a learned weight-decay
 gain. The powers are taken per node (O(nodes) logs and exps); per parameter the
@@ -319,15 +320,22 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   scaled_constant = config.normalizer_constant == "scaled"
 
   def direction(g, s1_new, s2_new, p, row_scale, col_scale, constant, w, s1_old=None):
-    """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise (constant: beta)."""
+    """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise (constant: beta).
+
+    With normalizer_constant='scaled': d = n / (alpha v + beta N + k |n| + e) + omega p.
+    """
     if form == "plain":
       n = _plain_edge_numerator(
           jnp.stack([g, s1_old, s1_new, s1_new * inv_z1], axis=-1), coeffs)
     else:
       n = _edge_numerator(g, s1_new, linear, hidden_in, coeffs.hidden_out)
-    edge_scale = jnp.abs(w[0]) * (s2_new * inv_sqrt_z2) + constant
     node_scale = row_scale * col_scale
-    d = n / (edge_scale * node_scale + _sign_gain(w[6], config.sign_gain) * jnp.abs(n)
+    v = s2_new * inv_sqrt_z2
+    if scaled_constant:   # the node factor shapes only the constant term
+      scale = jnp.abs(w[0]) * v + constant * node_scale
+    else:
+      scale = (jnp.abs(w[0]) * v + constant) * node_scale
+    d = n / (scale + _sign_gain(w[6], config.sign_gain) * jnp.abs(n)
              + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)
     return d if p is None else d + weight_decay * p.astype(jnp.float32)
 
