@@ -98,6 +98,11 @@ def sample_batch(config, exec_config, task_list, step: int):
   return imitation.stack(trajs), imitation.stack(conds), names, warmup
 
 
+# Architecture fields that change what the tensor net's raw outputs mean (not their
+# shapes): a checkpoint continued under another value would silently be another optimizer.
+REINTERPRETING_FIELDS = ("sign_gain", "normalizer_constant")
+
+
 def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConfig):
   """Fresh weights, or those of `config.init_from` (a directory or 'shipped:NAME').
 
@@ -114,6 +119,14 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
     raise ValueError(f"config.init_from={source!r} was trained for rules {source_config.rules}, "
                      f"but this imitation's executor has {exec_config.rules}; start fresh "
                      "(init_from='') or keep the rule list.")
+  for field in REINTERPRETING_FIELDS:
+    if getattr(source_config, field) != getattr(exec_config, field):
+      raise ValueError(
+          f"config.init_from={source!r} was trained with executor.{field}="
+          f"{getattr(source_config, field)!r}, but config.executor.{field}="
+          f"{getattr(exec_config, field)!r}: the same weights would mean a different "
+          f"optimizer. Set --config.executor.{field}={getattr(source_config, field)} "
+          "or start fresh (init_from='').")
   try:
     return network.complete_weights(weights, exec_config)
   except ValueError as e:

@@ -116,3 +116,16 @@ def test_init_from_with_other_rules_is_refused(tmp_path):
   config.executor.rules = ("adam", "sgd")
   with pytest.raises(ValueError, match="trained for rules"):
     imitate.train(config, str(tmp_path / "second"))
+
+
+def test_init_from_with_another_output_parameterization_is_refused(tmp_path):
+  """The same raw outputs under another sign_gain or normalizer_constant would be
+  another optimizer (softplus(-12) ~ 0 but |-12| = 12): refused, naming the field."""
+  config = _tiny_config()
+  imitate.train(config, str(tmp_path / "first"))
+  config.init_from = str(tmp_path / "first" / "checkpoints")
+  for field, value in (("sign_gain", "abs"), ("normalizer_constant", "scaled")):
+    config.executor[field] = value
+    with pytest.raises(ValueError, match=f"executor.{field}="):
+      imitate.train(config, str(tmp_path / f"second_{field}"))
+    config.executor[field] = "softplus" if field == "sign_gain" else "exp"
