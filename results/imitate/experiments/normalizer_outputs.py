@@ -3,7 +3,8 @@
   PYTHONPATH=. python results/imitate/experiments/normalizer_outputs.py CHECKPOINT
 
 On digits MLP 64-32-10 (the imitation evaluation's base network), per tensor: alpha
-(weight of the RMS state), beta (constant term), k (sign gain), epsilon, the sum of
+(weight of the RMS state), beta (constant term; with normalizer_constant="scaled"
+in units of the tensor's gradient RMS), k (sign gain), epsilon, the sum of
 the node exponents and the layer gain's bias. The Adam prior is alpha 1, beta ~0,
 k ~0, epsilon 1e-8, exponents 0, bias 0.
 """
@@ -40,7 +41,7 @@ def main(path: str) -> None:
       out = np.asarray(tensor_fn(weights, c, feats))
       for info, o in zip(graph.tensors, out):
         k = float(step_lib._sign_gain(o[6], config.sign_gain))
-        beta = float(step_lib._normalizer_constant(o[5], config.normalizer_constant))
+        beta = float(step_lib._normalizer_constant(o[5], config.normalizer_constant, 0.0))
         print(f"| {rule} | {clock} | {info.shape} | {abs(o[0]):.3f} | "
               f"{beta:.1e} | {k:.2e} | {np.exp(min(o[7], 0.0)):.1e} | "
               f"{o[1] + o[2] + o[3]:+.3f} | {o[network.NUM_TENSOR_OUTPUTS - 1]:+.3f} |")

@@ -1,0 +1,69 @@
+r"""Per-tensor cosine and norm ratio of an executor against a rule, along the rule's run.
+
+  PYTHONPATH=. python results/imitate/experiments/per_tensor_agreement.py CHECKPOINT [RULE]
+
+RULE (default adafactor) runs 200 steps on digits MLP 64-32-10 with the kwargs of
+`configs/evaluate_imitation.py`, as `meta_train.evaluate_imitation`'s teacher-forced
+column does; the executor runs along it with its own state fed back. Prints, for a
+few steps and as medians, each tensor's update cosine and norm ratio (executor / rule).
+"""
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import tasks
+from configs import evaluate_imitation
+from learned_opt import checkpoint
+from learned_opt.executor import step as step_lib
+from meta_train import imitation
+
+STEPS = 200
+SHOWN = (0, 1, 2, 5, 10, 20, 50, 100, 150, 199)
+
+
+def per_tensor(path: str, rule: str) -> tuple[list, np.ndarray, np.ndarray]:
+  """(tensor shapes, cosines [step, tensor], norm ratios [step, tensor])."""
+  weights, config, _ = checkpoint.restore(path)
+  eval_config = evaluate_imitation.get_config()
+  task = tasks.get(eval_config.base_task.name, **eval_config.base_task.kwargs)
+  traj, cond = imitation.rule_run(config, rule, dict(eval_config.rules[rule]), task, STEPS,
+                                  eval_config.seed)
+  first = jax.tree.map(lambda x: x[0], traj.params)
+  graph = imitation.graph_of(first)
+
+  @jax.jit
+  def run(weights, traj, cond):
+    def body(state, inputs):
+      params, grads, target = inputs
+      out = imitation._executor_step(weights, config, graph, cond, grads, state, params)
+      pairs = list(zip(graph.leaves(out.updates), graph.leaves(target)))
+      cos = jnp.stack([jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b) + 1e-30)
+                       for a, b in pairs])
+      ratio = jnp.stack([jnp.linalg.norm(a) / (jnp.linalg.norm(b) + 1e-30) for a, b in pairs])
+      return out.state, (cos, ratio)
+    return jax.lax.scan(body, step_lib.init_state(first),
+                        (traj.params, traj.grads, traj.updates))[1]
+
+  cos, ratio = run(weights, traj, cond)
+  return [info.shape for info in graph.tensors], np.asarray(cos), np.asarray(ratio)
+
+
+def _fmt(values: np.ndarray, digits: int) -> str:
+  return ", ".join(f"{v:.{digits}f}" for v in values)
+
+
+def main(path: str, rule: str = "adafactor") -> None:
+  shapes, cos, ratio = per_tensor(path, rule)
+  print(f"{rule}; tensors {shapes}")
+  print("| step | cosine per tensor | norm ratio per tensor |")
+  print("|---|---|---|")
+  for s in SHOWN:
+    print(f"| {s} | {_fmt(cos[s], 4)} | {_fmt(ratio[s], 3)} |")
+  print(f"| median | {_fmt(np.median(cos, 0), 4)} | {_fmt(np.median(ratio, 0), 3)} |")
+
+
+if __name__ == "__main__":
+  main(*sys.argv[1:])
