@@ -104,13 +104,15 @@ def test_executor_factored_normalizer(params, constant):
   'exp': beta = exp(0) = 1 times N with exponents (1, 1, -1); 'scaled': beta = |1| times
   RMS(g) (vectors: their own running RMS, which the mean-row exponent cancels) times
   N with exponents (1, 1, -2)."""
-  config = ExecutorConfig(normalizer_constant=constant)
+  config = ExecutorConfig(normalizer_constant=constant, rule_node_degree=constant == "scaled")
   decay = 0.9
   mean_row, beta = (-1, 0) if constant == "exp" else (-2, 1)
   weights = _hand_weights(config, decays=(0.5, 0.5, decay), gains=(1.0, 1.0, 1 - decay),
                           linear=(1, 0, 0, 0),
                           exponents=(0, 1, 1, mean_row, 0, beta, -30, -60))
-  executor = ExecutorOptimizer(weights, config, "sgd", {"learning_rate": 0.1})
+  # 'scaled' fixes the node factor's degree per rule: 0 (scale-free) for adafactor.
+  rule = "sgd" if constant == "exp" else "adafactor"
+  executor = ExecutorOptimizer(weights, config, rule, {"learning_rate": 0.1})
   # Size-1 axes and a large matrix (reductions XLA may split) beside the mixed tree.
   params = dict(params, column=jnp.ones((16, 1)), row=jnp.ones((1, 16)),
                 large=jnp.ones((300, 700)))
@@ -126,12 +128,12 @@ def test_executor_factored_normalizer(params, constant):
     for i, (info, g, u) in enumerate(zip(graph.tensors, graph.leaves(grads),
                                          graph.leaves(out.updates))):
       g = np.asarray(g, np.float64)
-      # Vectors: d = g ('exp'), or g / (RMS RMS^-2) = g RMS ('scaled': the mean-row
-      # exponent acts on their own running RMS).
+      # Vectors: d = g ('exp'), or g / RMS ('scaled': their node factor, of degree 0,
+      # is 1; the constant term is their own running RMS).
       if g.ndim < 2:
         rows[i] = decay * rows[i] + (1 - decay) * np.mean(g * g)
         rms = np.sqrt(rows[i] / debias)
-        want = g if constant == "exp" else g * rms
+        want = g if constant == "exp" else g / rms
         np.testing.assert_allclose(u, -0.1 * want, rtol=1e-4)
         continue
       rows[i] = decay * rows[i] + (1 - decay) * np.mean(g * g, axis=-1)
@@ -249,20 +251,25 @@ def test_normalizer_constant_forms_start_as_their_prior_and_move_off_zero(params
   assert network.prior_tensor(ExecutorConfig(normalizer_constant="abs"))[5] == 0.0
   with pytest.raises(ValueError, match="normalizer_constant"):
     init_weights(ExecutorConfig(normalizer_constant="softplus"), jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match="rule_node_degree"):
+    init_weights(ExecutorConfig(rule_node_degree=True), jax.random.PRNGKey(0))
 
 
 @pytest.mark.parametrize("node_messages", [True, False])
 def test_scaled_normalizer_constant_keeps_adam_scale_free_and_holds_sgd(params, node_messages):
-  """With beta = |w| RMS(g) a nonzero beta leaves an Adam-like update invariant to the
-  gradient's scale (with beta = |w| it does not), and the SGD prior is SGD on every
-  tensor, with or without node messages."""
+  """With beta = |w| RMS(g) and the node factor's degree fixed at 0, a nonzero beta
+  and any node exponents leave an Adam-like update invariant to the gradient's scale
+  (with beta = |w| they do not), and the SGD prior is SGD on every tensor, with or
+  without node messages."""
   grads = [jax.tree.map(lambda x, t=t: jnp.cos(3.0 * x + t) + 0.1, params) for t in range(3)]
 
   def last_update(kind, scale, prior="adam", name="adam", kwargs=None):
-    config = ExecutorConfig(normalizer_constant=kind, node_messages=node_messages, prior=prior)
+    config = ExecutorConfig(normalizer_constant=kind, node_messages=node_messages, prior=prior,
+                            rule_node_degree=kind == "scaled")
     weights = init_weights(config, jax.random.PRNGKey(0))
-    if prior == "adam":
-      weights["tensor_net_linear"]["b"] = weights["tensor_net_linear"]["b"].at[5].set(0.3)
+    if prior == "adam":   # a nonzero beta, and node exponents whose sum 'scaled' overrides
+      bias = weights["tensor_net_linear"]["b"]
+      weights["tensor_net_linear"]["b"] = bias.at[5].set(0.3).at[1].set(0.7).at[3].set(2.0)
     executor = ExecutorOptimizer(weights, config, name, kwargs or {"learning_rate": 1e-2})
     state = executor.init(params)
     for g in grads:

@@ -47,6 +47,9 @@ NUM_TENSOR_FEATURES = 8
 NUM_STEP_SIZE_OUTPUTS = 2
 SIGN_GAINS = ("softplus", "abs")
 NORMALIZER_CONSTANTS = ("exp", "abs", "scaled")
+# Rules whose update is not invariant to the gradient's scale before their layer gain:
+# with normalizer_constant='scaled' their node factor has degree -1, the others' 0.
+SGD_LIKE_RULES = ("sgd", "lars")
 _LOG_ZERO = -25.0     # log-RMS at or below this counts as an all-zero tensor
 _MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in step.py (none)
 
@@ -119,6 +122,12 @@ class ExecutorConfig:
       alpha v + beta RMS(g) N + k |n| + e, so Adam (beta = 0) does not depend
       on N, and Adafactor's factored RMS is beta = 1, N = sqrt(r_i c_j) / RMS(g)^2
       (exponents 1, 1, -2), next to alpha v, not multiplying it.
+    rule_node_degree: with normalizer_constant='scaled' and normalizer_degree
+      None: fix the node factor's degree per rule (the mean-row exponent follows
+      from the row and column ones): 0, or -1 for SGD_LIKE_RULES, so beta's term
+      is as scale-free as the rule. Free exponents let imitation leave Adam a
+      beta of 0.5 on a node factor of degree 2.5 (imitate_scaled2,
+      results/imitate/experiments).
     trained_options: per rule, the optax keywords it was imitated with.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
@@ -139,6 +148,7 @@ class ExecutorConfig:
   learned_step_size: bool = False
   sign_gain: str = "softplus"
   normalizer_constant: str = "exp"
+  rule_node_degree: bool = False
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   prior: str = "adam"
   max_time: int = 0
@@ -306,6 +316,9 @@ def init_weights(config: ExecutorConfig, key: jax.Array) -> hk.Params:
   if config.normalizer_constant not in NORMALIZER_CONSTANTS:
     raise ValueError(f"Unknown normalizer_constant {config.normalizer_constant!r}; use one "
                      f"of {NORMALIZER_CONSTANTS}.")
+  if config.rule_node_degree and config.normalizer_constant != "scaled":
+    raise ValueError("rule_node_degree=True needs normalizer_constant='scaled' (the degree "
+                     "-1 of SGD-like rules assumes beta's term carries RMS(g)).")
   if config.prior not in ("adam", "sgd"):
     raise ValueError(f"Unknown executor prior {config.prior!r}; use 'adam' or 'sgd'.")
   nets = build(config)

@@ -208,6 +208,23 @@ def _normalizer_constant(raw: jax.Array, kind: str, log_rms_g: jax.Array | None)
   return jnp.abs(raw) * _bounded_exp(log_rms_g)
 
 
+def _node_degree(config: network.ExecutorConfig, rule_id: jax.Array) -> Any:
+  """The node factor's fixed degree in the gradient, or None (free exponents).
+
+  ExecutorConfig.normalizer_degree when set; else, with ExecutorConfig.rule_node_degree,
+  per rule: -1 for SGD-like rules (network.SGD_LIKE_RULES: beta RMS(g) N is then the
+  constant 1 the update divides by) and 0 for the others, so that what a scale-free
+  rule's beta term holds is scale-free too.
+  """
+  if config.normalizer_degree is not None:
+    return config.normalizer_degree
+  if not config.rule_node_degree:
+    return None
+  table = jnp.asarray([-1.0 if rule in network.SGD_LIKE_RULES else 0.0
+                       for rule in config.rules], jnp.float32)
+  return table[rule_id]
+
+
 def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
   """Every k-th in-neuron row (axis -2) of each array that has that axis, k = ceil(n / max_rows).
 
@@ -318,6 +335,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   s1_leaves, s2_leaves = jax.tree.leaves(state.s1), jax.tree.leaves(state.s2)
   row_leaves, col_leaves = jax.tree.leaves(state.rows), jax.tree.leaves(state.cols)
   scaled_constant = config.normalizer_constant == "scaled"
+  degree = _node_degree(config, rule_id)
 
   def direction(g, s1_new, s2_new, p, row_scale, col_scale, constant, w, s1_old=None):
     """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise (constant: beta).
@@ -359,8 +377,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_r = 0.5 * jnp.log(rows * inv_z3 + _TINY)
       log_c = 0.5 * jnp.log(cols * inv_z3 + _TINY)
       log_mean_r = 0.5 * jnp.log(jnp.mean(rows, axis=-1) * inv_z3 + _TINY)
-      w_mean = (w[3] if config.normalizer_degree is None
-                else config.normalizer_degree - w[1] - w[2])
+      w_mean = w[3] if degree is None else degree - w[1] - w[2]
       row_scale = _bounded_exp(w[1] * log_r + (w_mean * log_mean_r + w[4])[..., None])[..., None]
       col_scale = _bounded_exp(w[2] * log_c)[..., None, :]
       log_mean_r = log_mean_r[..., None, None]
@@ -373,7 +390,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       rows, cols = a[2] * row_leaves[idx] + b[2] * squares, col_leaves[idx]
       mean_r = jnp.mean(rows, axis=-1)[..., None, None] if edges else rows
       log_mean_r = 0.5 * jnp.log(mean_r * inv_z3 + _TINY)
-      w_mean = w[3] if config.normalizer_degree is None else config.normalizer_degree
+      w_mean = w[3] if degree is None else degree
       row_scale, col_scale = _bounded_exp(w_mean * log_mean_r + w[4]), jnp.ones(())
     else:
       rows, cols = row_leaves[idx], col_leaves[idx]
