@@ -43,12 +43,11 @@ def test_refusals():
     learned_opt.pretrained("velo")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known miss of issue #4: the shipped imitation steps ~12% short of Adam over the first "
-    "80 steps at batch 128 (outside its imitation family), ending 100 steps at loss 0.53 "
-    "vs Adam's 0.45 (16% > 15%); fails loudly once the imitation is faithful again"))
 def test_shipped_executor_follows_adam_closed_loop():
-  """100 steps on digits: the imitation tracks Adam's loss (a sanity check, not the eval)."""
+  """100 steps on digits at batch 128 (outside the imitation family): the imitation
+  tracks Adam's loss (a sanity check, not the eval). The shipped executor ends 2.5%
+  above Adam (0.466 vs 0.455); the one before it (5000 steps, 'exp' normalizer
+  constant) stepped ~12% short and ended 16% above."""
   task = tasks.get("digits_mlp")
   key = jax.random.PRNGKey(0)
   batches = task.datasets.train.stacked(key, 100)
@@ -66,7 +65,7 @@ def test_shipped_executor_follows_adam_closed_loop():
   rule = final_loss(optax.adam(3e-3))
   executor = final_loss(learned_opt.pretrained("executor", algorithm="adam", learning_rate=3e-3))
   assert np.isfinite(executor)
-  assert abs(executor - rule) / rule < 0.15, (executor, rule)
+  assert abs(executor - rule) / rule < 0.05, (executor, rule)
 
 
 def test_default_is_the_meta_trained_optimizer_and_needs_no_arguments():

@@ -2,8 +2,10 @@
 
   PYTHONPATH=. python results/imitate/experiments/compare_logs.py LO-HI[,LO-HI...] LOG ...
 
-Each LOG is a run's metrics.jsonl (`logs/` holds this folder's runs'); the shipped run's
-own log (`results/imitate/metrics.jsonl`) is printed first for the same logged steps.
+Each LOG is a run's metrics.jsonl (`logs/` holds this folder's runs'); the log of
+`imitate_v3`, the executor shipped until `imitate_scaled2` replaced it
+(`logs/imitate_v3.jsonl`; "shipped" in this folder's tables), is printed first for the
+same logged steps.
 A window LO-HI averages the entries with LO < step <= HI.
 """
 
@@ -13,7 +15,7 @@ import sys
 
 import numpy as np
 
-SHIPPED = pathlib.Path("results/imitate/metrics.jsonl")
+SHIPPED = pathlib.Path("results/imitate/experiments/logs/imitate_v3.jsonl")
 
 
 def read(path) -> dict[int, dict]:
