@@ -90,13 +90,15 @@ def test_readout_sample_is_the_same_from_old_or_new_moments():
   g, s1, s2, p = (jax.random.normal(k, (200, 48)) for k in keys)
   s2 = jnp.abs(s2)
   row_scale, col_scale = jnp.ones((200, 1)), 2.0 * jnp.ones((1, 48))
+  constant = 0.5 * jnp.ones((1, 1))   # beta's term (normalizer_constant='scaled': per tensor)
 
   def new_moments(g, s1, s2):
     return 0.9 * s1 + 0.1 * g, jnp.sqrt(0.999 * s2 * s2 + 0.001 * g * g)
 
   s1_new, s2_new = new_moments(g, s1, s2)
-  from_old = step._sample_of_old((g, s1, s2, p, row_scale, col_scale), new_moments)
-  from_new = step._row_sample((g, s1_new, s2_new, p, row_scale, col_scale))
+  from_old = step._sample_of_old((g, s1, s2, p, row_scale, col_scale, constant), new_moments)
+  from_new = step._row_sample((g, s1_new, s2_new, p, row_scale, col_scale, constant))
   assert from_old[0].shape == (50, 48)     # every 4th of 200 rows (READOUT_ROWS = 64)
+  assert len(from_old) == len(from_new) == 7
   for a, b in zip(from_old, from_new):
     np.testing.assert_allclose(a, b, rtol=1e-6)
