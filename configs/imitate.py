@@ -3,7 +3,8 @@
   python -m meta_train.imitate --config=configs/imitate.py --workdir=DIR
 
 The shipped `executor` weights were made with this config plus the output forms
-`--config.executor.sign_gain=abs --config.executor.normalizer_constant=scaled` and four
+`--config.executor.sign_gain=abs --config.executor.normalizer_constant=scaled
+--config.executor.rule_node_degree=True` and four
 legs of learning rates and batch sizes: results/imitate/README.md. The defaults keep
 the forms of the executors before it, so the experiments' commands
 (results/imitate/experiments) rerun as written.
