@@ -43,6 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import learned_opt
+from learned_opt import checkpoint
 from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
@@ -86,6 +88,13 @@ def state_bytes(state: Any, params: Any) -> tuple[float, int]:
   per_param = sum(nbytes(p) for p in parts if like_params(p)) / n
   other = sum(nbytes(p) for p in parts if not like_params(p))
   return per_param, other
+
+
+def architecture_of(source: str) -> ExecutorConfig:
+  """The ExecutorConfig of a checkpoint directory or of 'shipped:NAME'."""
+  if source.startswith("shipped:"):
+    source = str(learned_opt.shipped.shipped_path(source.split(":", 1)[1]))
+  return ExecutorConfig.from_json(checkpoint.read_config(source)[1]["executor"])
 
 
 def executor_tx(config: ExecutorConfig | None = None) -> optax.GradientTransformation:
@@ -230,8 +239,9 @@ def load_average() -> str:
 
 
 def benchmark(sizes, repeats: int, warmup: int, modes=("update", "step"),
-              log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-  tx_exec = executor_tx()
+              log: Callable[[str], None] = print,
+              config: ExecutorConfig | None = None) -> list[dict[str, Any]]:
+  tx_exec = executor_tx(config)
   tx_adam = optax.adam(1e-3)
   rows = []
   for size in sizes:
@@ -316,14 +326,18 @@ def main(argv: list[str] | None = None) -> str:
   parser.add_argument("--out", default=None,
                       help="Markdown file (default benchmarks/results/executor_speed_<backend>.md); "
                            "'-' for none")
+  parser.add_argument("--architecture_of", default=None,
+                      help="time the architecture of this checkpoint directory (or "
+                           "'shipped:NAME'), random-init; default: ExecutorConfig()")
   parser.add_argument("--hlo", action="store_true",
                       help="only print, per size and mode, the compiled programs' passes over "
                            "parameter-sized arrays (no timing)")
   args = parser.parse_args(sys.argv[1:] if argv is None else argv)
   sizes = [float(s) for s in args.sizes.split(",") if s]
   modes = tuple(m for m in args.modes.split(",") if m)
+  config = architecture_of(args.architecture_of) if args.architecture_of else None
   if args.hlo:
-    txs = {"adam": optax.adam(1e-3), "executor": executor_tx()}
+    txs = {"adam": optax.adam(1e-3), "executor": executor_tx(config)}
     for size in sizes:
       params = mlp_params(size)
       grads = random_like(params, seed=1)
@@ -334,7 +348,7 @@ def main(argv: list[str] | None = None) -> str:
   backend = jax.default_backend()
   load_before = load_average()
   print(f"executor vs optax.adam on {backend} ({os.cpu_count()} CPUs), load {load_before}")
-  rows = benchmark(sizes, args.repeats, args.warmup, modes)
+  rows = benchmark(sizes, args.repeats, args.warmup, modes, config=config)
   load_after = load_average()
   table = markdown(rows, modes)
   command = command_line("benchmarks.executor_speed", args)
