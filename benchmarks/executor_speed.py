@@ -43,8 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import learned_opt
-from learned_opt import checkpoint
+from learned_opt import checkpoint, shipped
 from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
@@ -92,9 +91,8 @@ def state_bytes(state: Any, params: Any) -> tuple[float, int]:
 
 def architecture_of(source: str) -> ExecutorConfig:
   """The ExecutorConfig of a checkpoint directory or of 'shipped:NAME'."""
-  if source.startswith("shipped:"):
-    source = str(learned_opt.shipped.shipped_path(source.split(":", 1)[1]))
-  return ExecutorConfig.from_json(checkpoint.read_config(source)[1]["executor"])
+  with shipped.source_path(source) as path:
+    return ExecutorConfig.from_json(checkpoint.read_config(path)[1]["executor"])
 
 
 def executor_tx(config: ExecutorConfig | None = None) -> optax.GradientTransformation:

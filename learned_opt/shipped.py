@@ -37,6 +37,16 @@ def shipped_path(name: str) -> Any:
   return importlib.resources.files("learned_opt") / "weights" / _SHIPPED[name]
 
 
+@contextlib.contextmanager
+def source_path(source: str):
+  """A filesystem path for a checkpoint source: 'shipped:NAME' or a directory path."""
+  if not source.startswith("shipped:"):
+    yield source
+    return
+  with importlib.resources.as_file(shipped_path(source.split(":", 1)[1])) as path:
+    yield path
+
+
 def _load(name: str, algorithm: str | None, hyperparams: dict[str, Any]):
   resource = shipped_path(name)
   if not resource.is_dir():

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -188,25 +188,31 @@ def rule_run(config: network.ExecutorConfig, name: str, kwargs: Mapping[str, Any
 
 
 def per_step_agreement(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
-                       cond: Conditioning, norm_ratio: bool = False
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       cond: Conditioning, norm_ratio: bool = False,
+                       metrics: Callable[[PyTree, PyTree], tuple] | None = None
+                       ) -> tuple[np.ndarray, ...]:
   """Per-step update cosine and relative error (or, with `norm_ratio`, the norm ratio
-  executor / rule) of the executor along a trajectory, its own state fed back."""
+  executor / rule) of the executor along a trajectory, its own state fed back.
+
+  `metrics(executor updates, rule updates)`, when given, replaces that pair: any
+  tuple of arrays, stacked over steps.
+  """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
-  second = _global_norm_ratio if norm_ratio else _global_relative_error
+  if metrics is None:
+    second = _global_norm_ratio if norm_ratio else _global_relative_error
+    metrics = lambda pred, target: (_cosine(pred, target), second(pred, target))  # noqa: E731
 
   @jax.jit
   def run(weights, traj, cond):
     def body(state, inputs):
       params, grads, target = inputs
       out = _executor_step(weights, config, graph, cond, grads, state, params)
-      return out.state, (_cosine(out.updates, target), second(out.updates, target))
+      return out.state, metrics(out.updates, target)
     return jax.lax.scan(body, step_lib.init_state(first_params),
                         (traj.params, traj.grads, traj.updates))[1]
 
-  cos, other = run(weights, traj, cond)
-  return np.asarray(cos), np.asarray(other)
+  return tuple(np.asarray(x) for x in run(weights, traj, cond))
 
 
 def _global_norm_ratio(pred: PyTree, target: PyTree) -> jax.Array:

@@ -34,7 +34,6 @@ run ends bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import json
 import os
 import pathlib
@@ -53,6 +52,7 @@ from ml_collections import config_flags
 
 import tasks
 from learned_opt import checkpoint as lo_checkpoint
+from learned_opt import shipped
 from learned_opt.executor import ExecutorConfig, init_weights, network
 from meta_train import estimators, imitation, unroll
 
@@ -123,12 +123,8 @@ def _initial_weights(config: ml_collections.ConfigDict) -> tuple[PyTree, Executo
 
 def restore_source(source: str) -> tuple[PyTree, ExecutorConfig]:
   """(weights, architecture) of 'shipped:NAME' (`learned_opt/weights/NAME`) or a directory."""
-  if source.startswith("shipped:"):
-    resource = importlib.resources.files("learned_opt") / "weights" / source.split(":", 1)[1]
-    with importlib.resources.as_file(resource) as path:
-      weights, exec_config, _ = lo_checkpoint.restore(path)
-  else:
-    weights, exec_config, _ = lo_checkpoint.restore(source)
+  with shipped.source_path(source) as path:
+    weights, exec_config, _ = lo_checkpoint.restore(path)
   return jax.device_get(weights), exec_config
 
 

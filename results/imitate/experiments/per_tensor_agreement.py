@@ -17,7 +17,6 @@ import numpy as np
 import tasks
 from configs import evaluate_imitation
 from learned_opt import checkpoint
-from learned_opt.executor import step as step_lib
 from meta_train import imitation
 
 STEPS = 200
@@ -31,24 +30,17 @@ def per_tensor(path: str, rule: str) -> tuple[list, np.ndarray, np.ndarray]:
   task = tasks.get(eval_config.base_task.name, **eval_config.base_task.kwargs)
   traj, cond = imitation.rule_run(config, rule, dict(eval_config.rules[rule]), task, STEPS,
                                   eval_config.seed)
-  first = jax.tree.map(lambda x: x[0], traj.params)
-  graph = imitation.graph_of(first)
+  graph = imitation.graph_of(jax.tree.map(lambda x: x[0], traj.params))
 
-  @jax.jit
-  def run(weights, traj, cond):
-    def body(state, inputs):
-      params, grads, target = inputs
-      out = imitation._executor_step(weights, config, graph, cond, grads, state, params)
-      pairs = list(zip(graph.leaves(out.updates), graph.leaves(target)))
-      cos = jnp.stack([jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b) + 1e-30)
-                       for a, b in pairs])
-      ratio = jnp.stack([jnp.linalg.norm(a) / (jnp.linalg.norm(b) + 1e-30) for a, b in pairs])
-      return out.state, (cos, ratio)
-    return jax.lax.scan(body, step_lib.init_state(first),
-                        (traj.params, traj.grads, traj.updates))[1]
+  def metrics(pred, target):
+    pairs = list(zip(graph.leaves(pred), graph.leaves(target)))
+    cos = jnp.stack([jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b) + 1e-30)
+                     for a, b in pairs])
+    ratio = jnp.stack([jnp.linalg.norm(a) / (jnp.linalg.norm(b) + 1e-30) for a, b in pairs])
+    return cos, ratio
 
-  cos, ratio = run(weights, traj, cond)
-  return [info.shape for info in graph.tensors], np.asarray(cos), np.asarray(ratio)
+  cos, ratio = imitation.per_step_agreement(weights, config, traj, cond, metrics=metrics)
+  return [info.shape for info in graph.tensors], cos, ratio
 
 
 def _fmt(values: np.ndarray, digits: int) -> str:
