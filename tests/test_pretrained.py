@@ -45,9 +45,8 @@ def test_refusals():
 
 def test_shipped_executor_follows_adam_closed_loop():
   """100 steps on digits at batch 128 (outside the imitation family): the imitation
-  tracks Adam's loss (a sanity check, not the eval). The shipped executor ends 3.9%
-  above Adam (0.472 vs 0.455); imitate_v3 (5000 steps, 'exp' normalizer constant)
-  stepped ~12% short and ended 16% above."""
+  tracks Adam's loss within 5% (a sanity check, not the eval). imitate_v3 (5000
+  steps, 'exp' normalizer constant) stepped ~12% short and ended 16% above."""
   task = tasks.get("digits_mlp")
   key = jax.random.PRNGKey(0)
   batches = task.datasets.train.stacked(key, 100)
