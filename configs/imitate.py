@@ -64,6 +64,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Rules the penalty leaves out: those that read the direction's RMS themselves
   # (lamb and lars: trust ratio; adafactor: update clipping). () penalizes every rule.
   config.readout_penalty_exempt = ()
+  # Weight of imitation.normalizer_mixture_penalty (each rule's normalizer divides by one of
+  # its three terms, not a blend); 0 as the shipped executor was trained.
+  config.normalizer_mixture_penalty = 0.0
   config.log_every = 25
   config.checkpoint_every = 100
   config.keep_checkpoints = 3

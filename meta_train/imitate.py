@@ -136,11 +136,13 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
 @functools.lru_cache(maxsize=4)
 def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
                    hint_weight: float, magnitude_weight: float = 1.0,
-                   readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = ()):
+                   readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
+                   mixture_penalty: float = 0.0):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight,
-                                             magnitude_weight, readout_penalty, penalty_exempt)
+                                             magnitude_weight, readout_penalty, penalty_exempt,
+                                             mixture_penalty)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -170,7 +172,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                         config.hint_weight,
                                         config.get("magnitude_weight", 1.0),
                                         config.get("direction_readout_penalty", 0.0),
-                                        tuple(config.get("readout_penalty_exempt", ())))
+                                        tuple(config.get("readout_penalty_exempt", ())),
+                                        config.get("normalizer_mixture_penalty", 0.0))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0
@@ -200,8 +203,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
               "steps_per_s": rate, "eta_s": (config.num_steps - step - 1) / max(rate, 1e-9),
               "cosine": {k: float(np.median([c for c, _ in v[-50:]])) for k, v in window.items()},
               "rel_err": {k: float(np.median([e for _, e in v[-50:]])) for k, v in window.items()}}
-      if "readout_penalty" in m:
-        last["readout_penalty"] = float(np.mean(m["readout_penalty"]))
+      for penalty in ("readout_penalty", "mixture_penalty"):
+        if penalty in m:
+          last[penalty] = float(np.mean(m[penalty]))
       with metrics_path.open("a") as f:
         f.write(json.dumps(last) + "\n")
       print(f"step {step + 1}/{config.num_steps} loss {last['loss']:.4f} | {rate:.2f} steps/s,"

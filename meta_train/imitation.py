@@ -258,7 +258,28 @@ def _cosine(a: PyTree, b: PyTree) -> jax.Array:
   return dot / (na * nb + 1e-30)
 
 
-PENALTY_CLOCKS = (0, 200, 2000)   # step counts at which direction_readout_penalty looks
+PENALTY_CLOCKS = (0, 200, 2000)   # step counts at which the weight penalties look
+
+
+def _mean_over_clocks(weights: Any, config: network.ExecutorConfig, conds: Conditioning,
+                      per_tensor_fn: Callable[[jax.Array], jax.Array],
+                      exempt: tuple[str, ...] = ()) -> jax.Array:
+  """Mean of `per_tensor_fn(tensor-net outputs)` (a scalar) over the batch's
+  conditionings (vmapped `Conditioning`) and PENALTY_CLOCKS, leaving out the
+  conditionings on a rule named in `exempt`."""
+  cond_fn, _, tensor_fn = network.build(config).apply
+
+  def one(cond, clock):
+    c = cond_fn(weights, cond.rule_id, cond.hyper_features, conditioning.time_features(clock))
+    return per_tensor_fn(tensor_fn(weights, c, cond.tensor_features))
+
+  clocks = jnp.asarray(PENALTY_CLOCKS, jnp.int32)
+  per_clock = jax.vmap(lambda t: jax.vmap(lambda cond: one(cond, t))(conds))(clocks)
+  exempt_ids = jnp.asarray([config.rules.index(r) for r in exempt if r in config.rules]
+                           or [-1], jnp.int32)
+  counted = jnp.all(conds.rule_id[:, None] != exempt_ids[None, :], axis=1).astype(jnp.float32)
+  return jnp.sum(per_clock * counted[None, :]) / jnp.maximum(
+      len(PENALTY_CLOCKS) * jnp.sum(counted), 1.0)
 
 
 def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
@@ -275,31 +296,52 @@ def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
   direction's RMS: lamb, lars and adafactor, whose update clipping does) are left
   out of the mean.
   """
-  cond_fn, _, tensor_fn = network.build(config).apply
   start = network.DIRECTION_GAIN_INDEX   # the direction's linear and hinge coefficients
+  return _mean_over_clocks(
+      weights, config, conds,
+      lambda out: jnp.mean(jnp.square(out[:, start:start + 2])), exempt)
 
-  def one(cond, clock):
-    c = cond_fn(weights, cond.rule_id, cond.hyper_features, conditioning.time_features(clock))
-    return jnp.mean(jnp.square(tensor_fn(weights, c, cond.tensor_features)[:, start:start + 2]))
 
-  clocks = jnp.asarray(PENALTY_CLOCKS, jnp.int32)
-  per_clock = jax.vmap(lambda t: jax.vmap(lambda cond: one(cond, t))(conds))(clocks)
-  exempt_ids = jnp.asarray([config.rules.index(r) for r in exempt if r in config.rules]
-                           or [-1], jnp.int32)
-  counted = jnp.all(conds.rule_id[:, None] != exempt_ids[None, :], axis=1).astype(jnp.float32)
-  return jnp.sum(per_clock * counted[None, :]) / jnp.maximum(
-      len(PENALTY_CLOCKS) * jnp.sum(counted), 1.0)
+def normalizer_mixture(outputs: jax.Array, config: network.ExecutorConfig) -> jax.Array:
+  """Per tensor, how evenly the normalizer mixes its three denominator terms.
+
+  The terms' weights t = (alpha, beta, k) (the RMS state's, the constant's, the
+  sign gain's; learned_opt.executor.step) as fractions q = t / sum(t); returns
+  the Gini impurity 1 - sum q^2: 0 when one term carries the denominator, 2/3
+  when all three weigh the same. Every imitated rule divides by one of them per
+  tensor (Adam and RMSProp: alpha; SGD and Adafactor's factored moment: beta;
+  Lion: k), but along short imitation runs a mixture fits almost as well and
+  generalizes worse: the shipped executor's Adam keeps beta ~0.2 alpha (its
+  updates shrink against Adam's late in long runs).
+  """
+  alpha = jnp.abs(outputs[:, 0])
+  beta = (step_lib.bounded_exp(outputs[:, 5]) if config.normalizer_constant == "exp"
+          else jnp.abs(outputs[:, 5]))
+  k = step_lib.sign_gain(outputs[:, 6], config.sign_gain)
+  terms = jnp.stack([alpha, beta, k], axis=-1)
+  fractions = terms / (jnp.sum(terms, axis=-1, keepdims=True) + 1e-12)
+  return 1.0 - jnp.sum(jnp.square(fractions), axis=-1)
+
+
+def normalizer_mixture_penalty(weights: Any, config: network.ExecutorConfig,
+                               conds: Conditioning) -> jax.Array:
+  """`normalizer_mixture` averaged over tensors, the batch's conditionings and
+  PENALTY_CLOCKS: a prior that each rule divides by one primitive (no rule is
+  named; imitation decides which)."""
+  return _mean_over_clocks(weights, config, conds,
+                           lambda out: jnp.mean(normalizer_mixture(out, config)))
 
 
 def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
                     hint_weight: float, magnitude_weight: float = 1.0,
-                    readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = ()):
+                    readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
+                    mixture_penalty: float = 0.0):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
   trajectory run without loss, see `trajectory_loss`. `readout_penalty` weighs
   `direction_readout_penalty` into the loss (0: off), leaving out the rules in
-  `penalty_exempt`.
+  `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off).
   """
 
   def batch_loss(weights, trajs, conds, warmup):
@@ -310,6 +352,10 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
       penalty = direction_readout_penalty(weights, config, conds, penalty_exempt)
       metrics = dict(metrics, readout_penalty=jnp.broadcast_to(penalty, losses.shape))
       loss = loss + readout_penalty * penalty
+    if mixture_penalty:
+      mixture = normalizer_mixture_penalty(weights, config, conds)
+      metrics = dict(metrics, mixture_penalty=jnp.broadcast_to(mixture, losses.shape))
+      loss = loss + mixture_penalty * mixture
     return loss, metrics
 
   @functools.partial(jax.jit, static_argnames=("warmup",))

@@ -83,12 +83,36 @@ def test_direction_readout_penalty_is_zero_at_the_prior_and_pulls_back():
   assert float(imitation.direction_readout_penalty(moved, config, conds, ("adam", "lamb"))) == 0
 
 
-def test_imitation_with_readout_penalty_logs_it(tmp_path):
+def test_normalizer_mixture_is_zero_for_one_term_and_pulls_toward_one():
+  from learned_opt.executor import ExecutorConfig
+  config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1, sign_gain="abs",
+                          normalizer_constant="scaled")
+  outputs = np.zeros((4, 8), np.float32)
+  outputs[0, 0] = 2.0            # alpha only (Adam-like)
+  outputs[1, 5] = -0.5           # beta only (SGD-like; |w| in the 'scaled' form)
+  outputs[2, 6] = 1.0            # sign gain only (Lion-like)
+  outputs[3, [0, 5, 6]] = 1.0    # an even blend
+  mixture = np.asarray(imitation.normalizer_mixture(jnp.asarray(outputs), config))
+  np.testing.assert_allclose(mixture, [0.0, 0.0, 0.0, 2.0 / 3.0], atol=1e-6)
+
+  leak = jnp.asarray([[2.0, 0, 0, 0, 0, 0.4, 0.05, 0]], jnp.float32)   # Adam with a beta leak
+  grad = jax.grad(lambda o: jnp.sum(imitation.normalizer_mixture(o, config)))(leak)[0]
+  assert float(grad[5]) > 0 and float(grad[6]) > 0 and float(grad[0]) < 0   # descent: alpha
+
+  softplus = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1)   # 'exp' beta, softplus k
+  prior = np.zeros((1, 8), np.float32)
+  prior[0, 0], prior[0, 5], prior[0, 6] = 1.0, -30.0, -12.0   # the Adam prior of those forms
+  assert float(imitation.normalizer_mixture(jnp.asarray(prior), softplus)[0]) < 1e-4
+
+
+def test_imitation_with_penalties_logs_them(tmp_path):
   config = _tiny_config()
   config.num_steps = 1
   config.direction_readout_penalty = 0.1
+  config.normalizer_mixture_penalty = 0.1
   last = imitate.train(config, str(tmp_path))
   assert last["readout_penalty"] >= 0.0 and np.isfinite(last["loss"])
+  assert 0.0 <= last["mixture_penalty"] <= 2.0 / 3.0
 
 
 def test_imitation_starts_from_a_checkpoint_and_adds_missing_modules(tmp_path):

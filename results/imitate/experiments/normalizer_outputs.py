@@ -40,7 +40,7 @@ def main(path: str) -> None:
                   conditioning.time_features(jnp.asarray(clock)))
       out = np.asarray(tensor_fn(weights, c, feats))
       for info, o in zip(graph.tensors, out):
-        k = float(step_lib._sign_gain(o[6], config.sign_gain))
+        k = float(step_lib.sign_gain(o[6], config.sign_gain))
         beta = float(step_lib._normalizer_constant(o[5], config.normalizer_constant, 0.0))
         print(f"| {rule} | {clock} | {info.shape} | {abs(o[0]):.3f} | "
               f"{beta:.1e} | {k:.2e} | {np.exp(min(o[7], 0.0)):.1e} | "

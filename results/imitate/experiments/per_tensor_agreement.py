@@ -1,10 +1,10 @@
 r"""Per-tensor cosine and norm ratio of an executor against a rule, along the rule's run.
 
-  PYTHONPATH=. python results/imitate/experiments/per_tensor_agreement.py CHECKPOINT [RULE]
+  PYTHONPATH=. python results/imitate/experiments/per_tensor_agreement.py CHECKPOINT [RULE [NETWORK]]
 
-RULE (default adafactor) runs 200 steps on digits MLP 64-32-10 with the kwargs of
-`configs/evaluate_imitation.py`, as `meta_train.evaluate_imitation`'s teacher-forced
-column does; the executor runs along it with its own state fed back. Prints, for a
+RULE (default adafactor) runs 200 steps on digits MLP 64-32-10 (or NETWORK, a key of
+`configs/evaluate_imitation.py`'s networks, e.g. "4x wider (256)") with the kwargs of
+that config, as `meta_train.evaluate_imitation`'s teacher-forced column does; the executor runs along it with its own state fed back. Prints, for a
 few steps and as medians, each tensor's update cosine and norm ratio (executor / rule).
 """
 
@@ -23,11 +23,13 @@ STEPS = 200
 SHOWN = (0, 1, 2, 5, 10, 20, 50, 100, 150, 199)
 
 
-def per_tensor(path: str, rule: str) -> tuple[list, np.ndarray, np.ndarray]:
+def per_tensor(path: str, rule: str, network: str | None = None
+               ) -> tuple[list, np.ndarray, np.ndarray]:
   """(tensor shapes, cosines [step, tensor], norm ratios [step, tensor])."""
   weights, config, _ = checkpoint.restore(path)
   eval_config = evaluate_imitation.get_config()
-  task = tasks.get(eval_config.base_task.name, **eval_config.base_task.kwargs)
+  spec = eval_config.networks[network] if network else eval_config.base_task
+  task = tasks.get(spec.name, **spec.kwargs)
   traj, cond = imitation.rule_run(config, rule, dict(eval_config.rules[rule]), task, STEPS,
                                   eval_config.seed)
   graph = imitation.graph_of(jax.tree.map(lambda x: x[0], traj.params))
@@ -47,9 +49,9 @@ def _fmt(values: np.ndarray, digits: int) -> str:
   return ", ".join(f"{v:.{digits}f}" for v in values)
 
 
-def main(path: str, rule: str = "adafactor") -> None:
-  shapes, cos, ratio = per_tensor(path, rule)
-  print(f"{rule}; tensors {shapes}")
+def main(path: str, rule: str = "adafactor", network: str | None = None) -> None:
+  shapes, cos, ratio = per_tensor(path, rule, network)
+  print(f"{rule} on {network or 'the base task'}; tensors {shapes}")
   print("| step | cosine per tensor | norm ratio per tensor |")
   print("|---|---|---|")
   for s in SHOWN:
