@@ -52,6 +52,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Leading steps the executor runs along the trajectory without loss or gradient
   # (drawn per meta-step): the loss then also covers late clocks and warm state.
   config.warmup_choices = (0, 40, 160)
+  # Backpropagate through the warm-up's state (imitation.trajectory_loss): supervises what
+  # the state remembers over long runs (a second moment's decay); False as the shipped
+  # executor was trained.
+  config.warmup_gradient = False
   config.magnitude_weight = 2.0  # weight of (log-norm ratio)^2 beside (1 - cosine)
   config.batch_size = 8         # trajectories per meta-step (vmapped)
   config.num_steps = 2000

@@ -137,12 +137,12 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
 def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
                    hint_weight: float, magnitude_weight: float = 1.0,
                    readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
-                   mixture_penalty: float = 0.0):
+                   mixture_penalty: float = 0.0, warmup_gradient: bool = False):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight,
                                              magnitude_weight, readout_penalty, penalty_exempt,
-                                             mixture_penalty)
+                                             mixture_penalty, warmup_gradient)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -173,7 +173,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                         config.get("magnitude_weight", 1.0),
                                         config.get("direction_readout_penalty", 0.0),
                                         tuple(config.get("readout_penalty_exempt", ())),
-                                        config.get("normalizer_mixture_penalty", 0.0))
+                                        config.get("normalizer_mixture_penalty", 0.0),
+                                        bool(config.get("warmup_gradient", False)))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0

@@ -126,25 +126,37 @@ def _executor_step(weights, config, graph, cond: Conditioning, grads, state, par
 
 def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
                     cond: Conditioning, hint_weight: float, warmup: int = 0,
-                    magnitude_weight: float = 1.0) -> tuple[jax.Array, dict]:
+                    magnitude_weight: float = 1.0, warmup_gradient: bool = False
+                    ) -> tuple[jax.Array, dict]:
   """Free-running imitation loss of the executor along one trajectory.
 
   The first `warmup` steps run the executor (its own state fed back, as at
-  deployment) without loss or gradient, so the loss also covers late steps of a
-  run (later clocks, warmed-up state) without backpropagating through them.
+  deployment) without loss, so the loss also covers late steps of a run (later
+  clocks, warmed-up state). By default no gradient flows through them either.
+  With `warmup_gradient` the loss backpropagates through the warmed-up state
+  into the warm-up's steps (rematerialized per step, so memory holds one state
+  per step): what the state remembers over a long run, a second moment's decay
+  above all, is then supervised. Without it a decay's effect on the warm state
+  is invisible to the loss, and a gain that compensates for a wrong decay over
+  the loss window fits as well: the executor imitated every Adam b2 in
+  0.99-0.9995 with a second-moment decay of 0.99991-0.99996 (time constants of
+  11000-27000 steps), and its updates fell behind Adam's in long runs.
   """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
   state = step_lib.init_state(first_params)
   if warmup:
-    frozen = jax.lax.stop_gradient(weights)
+    warm_weights = weights if warmup_gradient else jax.lax.stop_gradient(weights)
 
     def warm_body(state, inputs):
       params, grads = inputs
-      return _executor_step(frozen, config, graph, cond, grads, state, params).state, None
+      return _executor_step(warm_weights, config, graph, cond, grads, state, params).state, None
 
     head = jax.tree.map(lambda x: x[:warmup], (traj.params, traj.grads))
-    state = jax.lax.stop_gradient(jax.lax.scan(warm_body, state, head)[0])
+    if warmup_gradient:
+      state = jax.lax.scan(jax.checkpoint(warm_body), state, head)[0]
+    else:
+      state = jax.lax.stop_gradient(jax.lax.scan(warm_body, state, head)[0])
     traj = traj._replace(**{f: jax.tree.map(lambda x: x[warmup:], getattr(traj, f))
                             for f in ("params", "grads", "updates", "first_moment",
                                       "second_moment_rms", "loss")})
@@ -335,18 +347,20 @@ def normalizer_mixture_penalty(weights: Any, config: network.ExecutorConfig,
 def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
                     hint_weight: float, magnitude_weight: float = 1.0,
                     readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
-                    mixture_penalty: float = 0.0):
+                    mixture_penalty: float = 0.0, warmup_gradient: bool = False):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
   trajectory run without loss, see `trajectory_loss`. `readout_penalty` weighs
   `direction_readout_penalty` into the loss (0: off), leaving out the rules in
   `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off).
+  `warmup_gradient`: see `trajectory_loss`.
   """
 
   def batch_loss(weights, trajs, conds, warmup):
-    losses, metrics = jax.vmap(trajectory_loss, in_axes=(None, None, 0, 0, None, None, None))(
-        weights, config, trajs, conds, hint_weight, warmup, magnitude_weight)
+    losses, metrics = jax.vmap(trajectory_loss,
+                               in_axes=(None, None, 0, 0, None, None, None, None))(
+        weights, config, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient)
     loss = jnp.mean(losses)
     if readout_penalty:
       penalty = direction_readout_penalty(weights, config, conds, penalty_exempt)

@@ -153,3 +153,33 @@ def test_init_from_with_another_output_parameterization_is_refused(tmp_path):
     with pytest.raises(ValueError, match=f"executor.{field}="):
       imitate.train(config, str(tmp_path / f"second_{field}"))
     config.executor[field] = "softplus" if field == "sign_gain" else "exp"
+
+
+def _regression_loss(params, key, batch):
+  del key
+  x, y = batch
+  return jnp.mean(jnp.square(x @ params["w"] + params["b"] - y))
+
+
+def test_warmup_gradient_flows_through_the_warm_state_only_when_asked():
+  from learned_opt.executor import ExecutorConfig, init_weights
+  config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1)
+  weights = init_weights(config, jax.random.PRNGKey(0))
+  key = jax.random.PRNGKey(1)
+  params = {"w": 0.3 * jax.random.normal(key, (4, 3)), "b": jnp.zeros((3,))}
+  x = jax.random.normal(jax.random.PRNGKey(2), (12, 8, 4))
+  y = jnp.sin(x[..., :3])
+  traj = imitation.rule_trajectory("adam", (), {"learning_rate": jnp.asarray(1e-2)},
+                                   _regression_loss, params, (x, y), key)
+  cond = imitation.conditioning_for(config, "adam", {"learning_rate": 1e-2}, params)
+
+  def loss_and_grad(warmup_gradient):
+    return jax.value_and_grad(lambda w: imitation.trajectory_loss(
+        w, config, traj, cond, 0.3, warmup=8, warmup_gradient=warmup_gradient)[0])(weights)
+
+  (loss_off, grad_off), (loss_on, grad_on) = loss_and_grad(False), loss_and_grad(True)
+  np.testing.assert_allclose(float(loss_on), float(loss_off), rtol=1e-6)   # same forward
+  off, on = jax.tree.leaves(grad_off), jax.tree.leaves(grad_on)
+  assert all(np.all(np.isfinite(np.asarray(g))) for g in on)
+  # The hypernet (decays and gains of the state) gets more signal through the warm state.
+  assert max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(on, off)) > 1e-6

@@ -1,0 +1,43 @@
+"""Prints an executor's learned running-average decays against the rule's own decay.
+
+  PYTHONPATH=. python results/imitate/experiments/decay_outputs.py CHECKPOINT
+
+For Adam at several b2 and clocks: the executor's first- and second-moment decays
+(a1, a2 of learned_opt.executor.step) as time constants 1 / (1 - a), next to
+Adam's 1 / (1 - b1) and 1 / (1 - b2). Debiasing hides a wrong decay for as long as
+a run is shorter than both time constants (the debiased average is then the
+plain mean either way); past that the second moment forgets at the wrong rate.
+"""
+
+import sys
+
+import jax.numpy as jnp
+
+from learned_opt import checkpoint
+from learned_opt.executor import conditioning, network, step as step_lib
+from learned_opt.executor.optimizer import conditioning_kwargs
+
+CLOCKS = (0, 1000, 5000)
+B2S = (0.99, 0.995, 0.999, 0.9995)
+
+
+def main(path: str) -> None:
+  weights, config, _ = checkpoint.restore(path)
+  cond_fn, hyper_fn, _ = network.build(config).apply
+  print("| rule | b1 | b2 | Adam's time constants (m, v) | executor's (m, v) at clocks "
+        + "/".join(str(c) for c in CLOCKS) + " |")
+  print("|---|---|---|---|---|")
+  for b2 in B2S:
+    kwargs = {"learning_rate": 1e-3, "b1": 0.9, "b2": b2}
+    hyper = conditioning.hyperparameter_features(conditioning_kwargs(config, "adam", kwargs))
+    cells = []
+    for clock in CLOCKS:
+      c = cond_fn(weights, jnp.asarray(config.rules.index("adam")), hyper,
+                  conditioning.time_features(jnp.asarray(clock)))
+      decays = step_lib.split_hyper_outputs(hyper_fn(weights, c), config).decays
+      cells.append(f"{1 / (1 - float(decays[0])):.0f}, {1 / (1 - float(decays[1])):.0f}")
+    print(f"| adam | 0.9 | {b2} | 10, {1 / (1 - b2):.0f} | " + " / ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+  main(sys.argv[1])
