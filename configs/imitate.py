@@ -53,8 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
   # (drawn per meta-step): the loss then also covers late clocks and warm state.
   config.warmup_choices = (0, 40, 160)
   # Backpropagate through the warm-up's state (imitation.trajectory_loss): supervises what
-  # the state remembers over long runs (a second moment's decay); False as the shipped
-  # executor was trained.
+  # the state remembers over long runs (a second moment's decay, Adafactor's factored
+  # moments); False as the shipped executor was trained (results/imitate/experiments:
+  # imitate_wg3_anneal, trained with True, is not shipped).
   config.warmup_gradient = False
   config.magnitude_weight = 2.0  # weight of (log-norm ratio)^2 beside (1 - cosine)
   config.batch_size = 8         # trajectories per meta-step (vmapped)
