@@ -139,8 +139,8 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   above all, is then supervised. Without it a decay's effect on the warm state
   is invisible to the loss, and a gain that compensates for a wrong decay over
   the loss window fits as well: the executor imitated every Adam b2 in
-  0.99-0.9995 with a second-moment decay of 0.99991-0.99996 (time constants of
-  11000-27000 steps), and its updates fell behind Adam's in long runs.
+  0.99-0.9995 with a second-moment decay of 0.9999-0.99996 (time constants of
+  10000-27000 steps), and its updates fell behind Adam's in long runs.
   """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
