@@ -72,6 +72,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Weight of imitation.normalizer_mixture_penalty (each rule's normalizer divides by one of
   # its three terms, not a blend); 0 as the shipped executor was trained.
   config.normalizer_mixture_penalty = 0.0
+  # Rules the mixture penalty leaves out (e.g. ("adafactor",): its vectors and factored
+  # matrices divide by different terms). () penalizes every rule.
+  config.mixture_penalty_exempt = ()
   config.log_every = 25
   config.checkpoint_every = 100
   config.keep_checkpoints = 3

@@ -137,12 +137,13 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
 def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
                    hint_weight: float, magnitude_weight: float = 1.0,
                    readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
-                   mixture_penalty: float = 0.0, warmup_gradient: bool = False):
+                   mixture_penalty: float = 0.0, warmup_gradient: bool = False,
+                   mixture_exempt: tuple[str, ...] = ()):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight,
                                              magnitude_weight, readout_penalty, penalty_exempt,
-                                             mixture_penalty, warmup_gradient)
+                                             mixture_penalty, warmup_gradient, mixture_exempt)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -174,7 +175,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                         config.get("direction_readout_penalty", 0.0),
                                         tuple(config.get("readout_penalty_exempt", ())),
                                         config.get("normalizer_mixture_penalty", 0.0),
-                                        bool(config.get("warmup_gradient", False)))
+                                        bool(config.get("warmup_gradient", False)),
+                                        tuple(config.get("mixture_penalty_exempt", ())))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0

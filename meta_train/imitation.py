@@ -336,24 +336,29 @@ def normalizer_mixture(outputs: jax.Array, config: network.ExecutorConfig) -> ja
 
 
 def normalizer_mixture_penalty(weights: Any, config: network.ExecutorConfig,
-                               conds: Conditioning) -> jax.Array:
+                               conds: Conditioning, exempt: tuple[str, ...] = ()
+                               ) -> jax.Array:
   """`normalizer_mixture` averaged over tensors, the batch's conditionings and
-  PENALTY_CLOCKS: a prior that each rule divides by one primitive (no rule is
-  named; imitation decides which)."""
+  PENALTY_CLOCKS: a prior that each rule divides by one primitive (imitation
+  decides which). Conditionings on a rule named in `exempt` are left out (e.g.
+  adafactor, whose vectors divide by alpha's term and matrices by beta's: the
+  tensor net's outputs for both come from one rule conditioning)."""
   return _mean_over_clocks(weights, config, conds,
-                           lambda out: jnp.mean(normalizer_mixture(out, config)))
+                           lambda out: jnp.mean(normalizer_mixture(out, config)), exempt)
 
 
 def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
                     hint_weight: float, magnitude_weight: float = 1.0,
                     readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
-                    mixture_penalty: float = 0.0, warmup_gradient: bool = False):
+                    mixture_penalty: float = 0.0, warmup_gradient: bool = False,
+                    mixture_exempt: tuple[str, ...] = ()):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
   trajectory run without loss, see `trajectory_loss`. `readout_penalty` weighs
   `direction_readout_penalty` into the loss (0: off), leaving out the rules in
-  `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off).
+  `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off),
+  leaving out the rules in `mixture_exempt`.
   `warmup_gradient`: see `trajectory_loss`.
   """
 
@@ -367,7 +372,7 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
       metrics = dict(metrics, readout_penalty=jnp.broadcast_to(penalty, losses.shape))
       loss = loss + readout_penalty * penalty
     if mixture_penalty:
-      mixture = normalizer_mixture_penalty(weights, config, conds)
+      mixture = normalizer_mixture_penalty(weights, config, conds, mixture_exempt)
       metrics = dict(metrics, mixture_penalty=jnp.broadcast_to(mixture, losses.shape))
       loss = loss + mixture_penalty * mixture
     return loss, metrics

@@ -84,7 +84,7 @@ def test_direction_readout_penalty_is_zero_at_the_prior_and_pulls_back():
 
 
 def test_normalizer_mixture_is_zero_for_one_term_and_pulls_toward_one():
-  from learned_opt.executor import ExecutorConfig
+  from learned_opt.executor import ExecutorConfig, init_weights
   config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1, sign_gain="abs",
                           normalizer_constant="scaled")
   outputs = np.zeros((4, 8), np.float32)
@@ -99,6 +99,15 @@ def test_normalizer_mixture_is_zero_for_one_term_and_pulls_toward_one():
   grad = jax.grad(lambda o: jnp.sum(imitation.normalizer_mixture(o, config)))(leak)[0]
   assert float(grad[5]) > 0 and float(grad[6]) > 0 and float(grad[0]) < 0   # descent: alpha
 
+  # Exempt rules leave the mean: a fresh executor's Adam prior mixes nothing.
+  weights = init_weights(config, jax.random.PRNGKey(0))
+  params = {"w": jnp.ones((6, 4)), "b": jnp.ones((4,))}
+  conds = imitation.stack([imitation.conditioning_for(config, name, {"learning_rate": 1e-3},
+                                                      params) for name in ("adam", "lamb")])
+  assert float(imitation.normalizer_mixture_penalty(weights, config, conds)) < 1e-6
+  assert float(imitation.normalizer_mixture_penalty(weights, config, conds,
+                                                    ("adam", "lamb"))) == 0.0
+
   softplus = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1)   # 'exp' beta, softplus k
   prior = np.zeros((1, 8), np.float32)
   prior[0, 0], prior[0, 5], prior[0, 6] = 1.0, -30.0, -12.0   # the Adam prior of those forms
@@ -110,6 +119,7 @@ def test_imitation_with_penalties_logs_them(tmp_path):
   config.num_steps = 1
   config.direction_readout_penalty = 0.1
   config.normalizer_mixture_penalty = 0.1
+  config.mixture_penalty_exempt = ("sgd",)
   last = imitate.train(config, str(tmp_path))
   assert last["readout_penalty"] >= 0.0 and np.isfinite(last["loss"])
   assert 0.0 <= last["mixture_penalty"] <= 2.0 / 3.0
