@@ -141,9 +141,11 @@ def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm:
                    mixture_exempt: tuple[str, ...] = ()):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
-  return meta_opt, imitation.make_train_step(exec_config, meta_opt, hint_weight,
-                                             magnitude_weight, readout_penalty, penalty_exempt,
-                                             mixture_penalty, warmup_gradient, mixture_exempt)
+  return meta_opt, imitation.make_train_step(
+      exec_config, meta_opt, hint_weight, magnitude_weight=magnitude_weight,
+      readout_penalty=readout_penalty, penalty_exempt=penalty_exempt,
+      mixture_penalty=mixture_penalty, warmup_gradient=warmup_gradient,
+      mixture_exempt=mixture_exempt)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -169,14 +171,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   exec_config = executor_config(config)
   weights = initial_weights(config, exec_config)
-  meta_opt, train_step = _compiled_step(exec_config, config.learning_rate, config.clip_norm,
-                                        config.hint_weight,
-                                        config.get("magnitude_weight", 1.0),
-                                        config.get("direction_readout_penalty", 0.0),
-                                        tuple(config.get("readout_penalty_exempt", ())),
-                                        config.get("normalizer_mixture_penalty", 0.0),
-                                        bool(config.get("warmup_gradient", False)),
-                                        tuple(config.get("mixture_penalty_exempt", ())))
+  meta_opt, train_step = _compiled_step(
+      exec_config, config.learning_rate, config.clip_norm, config.hint_weight,
+      magnitude_weight=config.get("magnitude_weight", 1.0),
+      readout_penalty=config.get("direction_readout_penalty", 0.0),
+      penalty_exempt=tuple(config.get("readout_penalty_exempt", ())),
+      mixture_penalty=config.get("normalizer_mixture_penalty", 0.0),
+      warmup_gradient=bool(config.get("warmup_gradient", False)),
+      mixture_exempt=tuple(config.get("mixture_penalty_exempt", ())))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0

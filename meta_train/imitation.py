@@ -327,8 +327,7 @@ def normalizer_mixture(outputs: jax.Array, config: network.ExecutorConfig) -> ja
   updates shrink against Adam's late in long runs).
   """
   alpha = jnp.abs(outputs[:, 0])
-  beta = (step_lib.bounded_exp(outputs[:, 5]) if config.normalizer_constant == "exp"
-          else jnp.abs(outputs[:, 5]))
+  beta = step_lib.normalizer_constant(outputs[:, 5], config.normalizer_constant, 0.0)
   k = step_lib.sign_gain(outputs[:, 6], config.sign_gain)
   terms = jnp.stack([alpha, beta, k], axis=-1)
   fractions = terms / (jnp.sum(terms, axis=-1, keepdims=True) + 1e-12)

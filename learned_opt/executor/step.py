@@ -186,7 +186,7 @@ def _folded_edge_weights(coeffs: Coefficients, inv_z1: jax.Array
   return coeffs.linear @ basis, basis.T @ coeffs.hidden_in
 
 
-def bounded_exp(x: jax.Array) -> jax.Array:
+def _bounded_exp(x: jax.Array) -> jax.Array:
   """exp(x) with x clipped to +-_MAX_LOG / 2, so products of two stay finite in float32."""
   return jnp.exp(jnp.clip(x, -_MAX_LOG / 2, _MAX_LOG / 2))
 
@@ -196,16 +196,17 @@ def sign_gain(raw: jax.Array, kind: str) -> jax.Array:
   return jnp.abs(raw) if kind == "abs" else jax.nn.softplus(raw)
 
 
-def _normalizer_constant(raw: jax.Array, kind: str, log_rms_g: jax.Array | None) -> jax.Array:
+def normalizer_constant(raw: jax.Array, kind: str, log_rms_g: jax.Array | None) -> jax.Array:
   """beta's term >= 0 from its raw output (see network.ExecutorConfig.normalizer_constant).
 
-  'scaled' multiplies |raw| by the tensor's running gradient RMS (`log_rms_g`, its log).
+  'scaled' multiplies |raw| by the tensor's running gradient RMS (`log_rms_g`, its log;
+  0.0 gives beta's coefficient alone).
   """
   if kind == "exp":
-    return bounded_exp(raw)
+    return _bounded_exp(raw)
   if kind == "abs":
     return jnp.abs(raw)
-  return jnp.abs(raw) * bounded_exp(log_rms_g)
+  return jnp.abs(raw) * _bounded_exp(log_rms_g)
 
 
 def _node_degree(config: network.ExecutorConfig, rule_id: jax.Array) -> Any:
@@ -378,8 +379,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_c = 0.5 * jnp.log(cols * inv_z3 + _TINY)
       log_mean_r = 0.5 * jnp.log(jnp.mean(rows, axis=-1) * inv_z3 + _TINY)
       w_mean = w[3] if degree is None else degree - w[1] - w[2]
-      row_scale = bounded_exp(w[1] * log_r + (w_mean * log_mean_r + w[4])[..., None])[..., None]
-      col_scale = bounded_exp(w[2] * log_c)[..., None, :]
+      row_scale = _bounded_exp(w[1] * log_r + (w_mean * log_mean_r + w[4])[..., None])[..., None]
+      col_scale = _bounded_exp(w[2] * log_c)[..., None, :]
       log_mean_r = log_mean_r[..., None, None]
     elif scaled_constant:
       # The tensor's running mean square (a scalar state), for the constant's scale and
@@ -391,12 +392,12 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       mean_r = jnp.mean(rows, axis=-1)[..., None, None] if edges else rows
       log_mean_r = 0.5 * jnp.log(mean_r * inv_z3 + _TINY)
       w_mean = w[3] if degree is None else degree
-      row_scale, col_scale = bounded_exp(w_mean * log_mean_r + w[4]), jnp.ones(())
+      row_scale, col_scale = _bounded_exp(w_mean * log_mean_r + w[4]), jnp.ones(())
     else:
       rows, cols = row_leaves[idx], col_leaves[idx]
-      row_scale, col_scale = bounded_exp(w[4]), jnp.ones(())
+      row_scale, col_scale = _bounded_exp(w[4]), jnp.ones(())
       log_mean_r = None
-    constant = _normalizer_constant(w[5], config.normalizer_constant, log_mean_r)
+    constant = normalizer_constant(w[5], config.normalizer_constant, log_mean_r)
     inputs = (g, s1_new, s2_new, p, row_scale, col_scale, constant)
     d = direction(*inputs, w, s1_old=s1)
     if config.layer_readout:

@@ -41,7 +41,7 @@ def main(path: str) -> None:
       out = np.asarray(tensor_fn(weights, c, feats))
       for info, o in zip(graph.tensors, out):
         k = float(step_lib.sign_gain(o[6], config.sign_gain))
-        beta = float(step_lib._normalizer_constant(o[5], config.normalizer_constant, 0.0))
+        beta = float(step_lib.normalizer_constant(o[5], config.normalizer_constant, 0.0))
         print(f"| {rule} | {clock} | {info.shape} | {abs(o[0]):.3f} | "
               f"{beta:.1e} | {k:.2e} | {np.exp(min(o[7], 0.0)):.1e} | "
               f"{o[1] + o[2] + o[3]:+.3f} | {o[network.NUM_TENSOR_OUTPUTS - 1]:+.3f} |")
