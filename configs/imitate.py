@@ -14,7 +14,8 @@ import ml_collections
 
 
 def rule_ranges() -> dict:
-  """optax keyword arguments sampled per rule: ('log'|'uniform', lo, hi) or ('choice', seq)."""
+  """optax keyword arguments sampled per rule, as (kind, lo, hi) or ('choice', seq)
+  (kinds: 'log', 'uniform', 'log1m'; imitation.RuleSampler says what each draws)."""
   return {
       "sgd": {"learning_rate": ("log", 1e-2, 3e-1), "momentum": ("uniform", 0.0, 0.95)},
       "rmsprop": {"learning_rate": ("log", 1e-4, 1e-2), "decay": ("uniform", 0.85, 0.995)},
@@ -57,6 +58,9 @@ def get_config() -> ml_collections.ConfigDict:
   # moments); False as the shipped executor was trained (results/imitate/experiments:
   # imitate_wg3_anneal, trained with True, is not shipped).
   config.warmup_gradient = False
+  # Standardize each rule's decay features over its sampling range above
+  # (network.ExecutorConfig.decay_feature_stats): False as the shipped executor was trained.
+  config.standardize_decay_features = False
   config.magnitude_weight = 2.0  # weight of (log-norm ratio)^2 beside (1 - cosine)
   config.batch_size = 8         # trajectories per meta-step (vmapped)
   config.num_steps = 2000

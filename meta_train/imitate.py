@@ -28,16 +28,25 @@ from ml_collections import config_flags
 
 import tasks
 from learned_opt import checkpoint as lo_checkpoint
-from learned_opt.executor import ExecutorConfig, init_weights, network
+from learned_opt.executor import ExecutorConfig, conditioning, init_weights, network
 from meta_train import imitation
 from meta_train import train as train_lib
 
 
 
 def executor_config(config: ml_collections.ConfigDict) -> ExecutorConfig:
+  """The executor's config: `config.executor` plus what the rule ranges imply (the
+  keywords each rule is trained with and, with `config.standardize_decay_features`,
+  the center and scale of each decay keyword's log(1 - beta))."""
   trained = tuple((name, tuple(sorted(set(ranges.keys()) | {"learning_rate"})))
                   for name, ranges in sorted(config.rules.items()))
-  return ExecutorConfig(trained_options=trained, **config.executor.to_dict())
+  stats = ()
+  if config.get("standardize_decay_features", False):
+    stats = tuple((name, key, *conditioning.log_decay_stats(tuple(spec)))
+                  for name, ranges in sorted(config.rules.items())
+                  for key, spec in sorted(ranges.items()) if key in conditioning.DECAY_KEYS)
+  return ExecutorConfig(trained_options=trained, decay_feature_stats=stats,
+                        **config.executor.to_dict())
 
 
 def build_tasks(config: ml_collections.ConfigDict) -> list[tasks.Task]:
@@ -127,6 +136,14 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
           f"{getattr(exec_config, field)!r}: the same weights would mean a different "
           f"optimizer. Set --config.executor.{field}={getattr(source_config, field)} "
           "or start fresh (init_from='').")
+  if source_config.decay_feature_stats != exec_config.decay_feature_stats:
+    raise ValueError(
+        f"config.init_from={source!r} reads decay features standardized as "
+        f"{source_config.decay_feature_stats or 'unstandardized'}, but this config gives "
+        f"{exec_config.decay_feature_stats or 'unstandardized'} (from "
+        "config.standardize_decay_features and the decay keywords' ranges in config.rules): "
+        "the same weights would read every decay differently. Match the source's setting "
+        "and ranges, or start fresh (init_from='').")
   try:
     return network.complete_weights(weights, exec_config)
   except ValueError as e:

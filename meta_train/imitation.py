@@ -32,7 +32,7 @@ import optax
 
 from learned_opt import algorithms
 from learned_opt.executor import conditioning, network, step as step_lib
-from learned_opt.executor.optimizer import conditioning_kwargs, graph_of
+from learned_opt.executor.optimizer import graph_of, hyper_features
 
 PyTree = Any
 
@@ -104,8 +104,7 @@ def conditioning_for(config: network.ExecutorConfig, name: str, kwargs: Mapping[
   graph = graph_of(params)
   return Conditioning(
       rule_id=jnp.asarray(config.rules.index(name), jnp.int32),
-      hyper_features=conditioning.hyperparameter_features(
-          conditioning_kwargs(config, name, kwargs)),
+      hyper_features=hyper_features(config, name, kwargs),
       learning_rate=jnp.asarray(kwargs["learning_rate"], jnp.float32),
       tensor_features=step_lib.tensor_features(graph, kwargs.get("min_dim_size_to_factor")))
 
@@ -400,7 +399,9 @@ def stack(items: Sequence[Any]) -> Any:
 class RuleSampler:
   """Samples optax keyword arguments for a rule from ranges in the config."""
   name: str
-  ranges: Mapping[str, Any]   # key -> ('log', lo, hi) | ('uniform', lo, hi) | ('choice', seq)
+  # key -> ('log', lo, hi) | ('uniform', lo, hi) | ('log1m', lo, hi) (a decay: 1 - beta
+  # log-uniform, so time constants spread evenly on a log scale) | ('choice', seq) | ('fixed', v)
+  ranges: Mapping[str, Any]
 
   def sample(self, rng: np.random.Generator) -> dict[str, Any]:
     out = {}
@@ -410,11 +411,14 @@ class RuleSampler:
         out[key] = float(math.exp(rng.uniform(math.log(spec[1]), math.log(spec[2]))))
       elif kind == "uniform":
         out[key] = float(rng.uniform(spec[1], spec[2]))
+      elif kind == "log1m":
+        out[key] = float(1.0 - math.exp(rng.uniform(math.log(1.0 - spec[2]),
+                                                    math.log(1.0 - spec[1]))))
       elif kind == "choice":
         out[key] = spec[1][int(rng.integers(len(spec[1])))]
       elif kind == "fixed":
         out[key] = spec[1]
       else:
         raise ValueError(f"rule {self.name}: unknown sampling kind {kind!r} for {key}; use "
-                         "'log', 'uniform', 'choice' or 'fixed'.")
+                         "'log', 'uniform', 'log1m', 'choice' or 'fixed'.")
     return out

@@ -26,7 +26,7 @@ from absl import app, flags
 import tasks
 from learned_opt import checkpoint
 from learned_opt.executor import conditioning, network, step as step_lib
-from learned_opt.executor.optimizer import conditioning_kwargs, graph_of
+from learned_opt.executor.optimizer import graph_of, hyper_features
 from meta_train import imitation
 
 _REPORT_STEPS = (0, 1, 5, 10, 20, 40, 80, 120, 200, 299, 499, 1000, 1500, 1999)
@@ -55,7 +55,7 @@ def main(argv):
   algorithm = flags.FLAGS.algorithm
   kwargs = {"learning_rate": flags.FLAGS.learning_rate}
   rule_id = jnp.asarray(config.rules.index(algorithm), jnp.int32)
-  hyper = conditioning.hyperparameter_features(conditioning_kwargs(config, algorithm, kwargs))
+  hyper = hyper_features(config, algorithm, kwargs)
   steps = flags.FLAGS.steps
   print(f"== graph-level coefficients ({algorithm}, {kwargs})")
   for t in [s for s in _REPORT_STEPS if s < steps]:

@@ -10,6 +10,7 @@ import pytest
 import learned_opt
 from configs import imitate as imitate_config
 from learned_opt import checkpoint
+from learned_opt.executor import conditioning, optimizer as optimizer_lib
 from meta_train import imitate, imitation
 
 
@@ -55,6 +56,51 @@ def test_sampler_and_kwarg_split():
   static, dynamic = imitation.split_kwargs(draws[0])
   assert dict(static) == {"min_dim_size_to_factor": draws[0]["min_dim_size_to_factor"]}
   assert set(dynamic) == {"learning_rate"} and isinstance(dynamic["learning_rate"], jax.Array)
+
+
+def test_log1m_sampling_spreads_time_constants_on_a_log_scale():
+  rng = np.random.default_rng(0)
+  sampler = imitation.RuleSampler("adam", {"b2": ("log1m", 0.99, 0.9999)})
+  time_constants = np.asarray([1.0 / (1.0 - sampler.sample(rng)["b2"]) for _ in range(4000)])
+  assert np.all((time_constants >= 100 - 1e-6) & (time_constants <= 10000 + 1e-3))
+  # Log-uniform from 100 to 10000 steps: half of the draws on either side of 1000.
+  assert abs(np.mean(time_constants < 1000) - 0.5) < 0.03
+
+
+@pytest.mark.parametrize("spec", [("uniform", 0.99, 0.9995), ("log1m", 0.95, 0.9995),
+                                  ("log", 0.8, 0.95), ("choice", (0.9, 0.99)),
+                                  ("fixed", 0.9)])
+def test_log_decay_stats_match_the_sampler(spec):
+  rng = np.random.default_rng(1)
+  sampler = imitation.RuleSampler("adam", {"b1": spec})
+  logs = np.log(1.0 - np.asarray([sampler.sample(rng)["b1"] for _ in range(20000)]))
+  center, scale = conditioning.log_decay_stats(spec)
+  assert center == pytest.approx(np.mean(logs), abs=0.02)
+  assert scale == pytest.approx(np.std(logs) if spec[0] != "fixed" else 1.0, abs=0.02)
+
+
+def test_standardized_decay_features_are_saved_and_read_by_the_loaded_optimizer(tmp_path):
+  config = _tiny_config()
+  config.standardize_decay_features = True
+  exec_config = imitate.executor_config(config)
+  # One row per decay keyword a rule is sampled with (adam's b1 and b2, sgd's momentum).
+  assert sorted((rule, key) for rule, key, _, _ in exec_config.decay_feature_stats) == [
+      ("adam", "b1"), ("adam", "b2"), ("sgd", "momentum")]
+  imitate.train(config, str(tmp_path))
+  _, restored, _ = checkpoint.restore(tmp_path / "checkpoints")
+  assert restored.decay_feature_stats == exec_config.decay_feature_stats
+  center, scale = exec_config.decay_stats("adam")["b2"]
+  tx = learned_opt.load(tmp_path / "checkpoints", algorithm="adam", learning_rate=1e-3,
+                        b2=0.995)
+  features = np.asarray(optimizer_lib.hyper_features(restored, "adam", {
+      "learning_rate": 1e-3, "b2": 0.995}))
+  b2_slot = 3 * conditioning.DECAY_KEYS.index("b2")
+  assert features[b2_slot + 2] == pytest.approx((np.log(0.005) - center) / scale, rel=1e-5)
+  plain = np.asarray(conditioning.hyperparameter_features({"b2": 0.995}))
+  assert plain[b2_slot + 2] == pytest.approx(np.log(0.005), rel=1e-5)
+  params = {"w": jnp.ones((3, 2))}
+  updates, _ = tx.update(params, tx.init(params), params)
+  assert np.all(np.isfinite(np.asarray(updates["w"])))
 
 
 def test_direction_readout_penalty_is_zero_at_the_prior_and_pulls_back():
@@ -163,6 +209,9 @@ def test_init_from_with_another_output_parameterization_is_refused(tmp_path):
     with pytest.raises(ValueError, match=f"executor.{field}="):
       imitate.train(config, str(tmp_path / f"second_{field}"))
     config.executor[field] = "softplus" if field == "sign_gain" else "exp"
+  config.standardize_decay_features = True
+  with pytest.raises(ValueError, match="decay features standardized"):
+    imitate.train(config, str(tmp_path / "second_standardized"))
 
 
 def _regression_loss(params, key, batch):

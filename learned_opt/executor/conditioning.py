@@ -10,10 +10,12 @@ never says what a keyword *means* for a rule; the network learns that.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import math
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Slots are keyword names as optax spells them.
 DECAY_KEYS = ("b1", "b2", "decay", "momentum", "beta", "decay_rate")
@@ -33,7 +35,9 @@ def _is_number(value: Any) -> bool:
   return value is not None and not isinstance(value, (bool, str)) and not callable(value)
 
 
-def hyperparameter_features(kwargs: Mapping[str, Any]) -> jax.Array:
+def hyperparameter_features(kwargs: Mapping[str, Any],
+                            decay_stats: Mapping[str, tuple[float, float]] | None = None
+                            ) -> jax.Array:
   """The hyperparameter part of the conditioning vector (float32, fixed size).
 
   Args:
@@ -41,6 +45,9 @@ def hyperparameter_features(kwargs: Mapping[str, Any]) -> jax.Array:
       its log10 value for a float, or ignored for a schedule).
       Values may be Python numbers or (traced) jax scalars, so the features work
       under `optax.inject_hyperparams`.
+    decay_stats: {decay keyword: (center, scale)}: that keyword's third feature
+      is (log(1 - beta) - center) / scale instead of log(1 - beta) (see
+      `log_decay_stats`). None or a missing keyword: unstandardized.
 
   Returns:
     A vector of NUM_HYPER_FEATURES float32 values.
@@ -54,7 +61,9 @@ def hyperparameter_features(kwargs: Mapping[str, Any]) -> jax.Array:
       feats += [zero, zero, zero]
     else:
       beta = jnp.asarray(value, jnp.float32)
-      feats += [one, beta, jnp.log(jnp.maximum(1.0 - beta, 1e-12))]
+      center, scale = (decay_stats or {}).get(key, (0.0, 1.0))
+      log_decay = jnp.log(jnp.maximum(1.0 - beta, 1e-12))
+      feats += [one, beta, (log_decay - center) / scale]
   for key in LOG_KEYS:
     value = kwargs.get(key)
     feats += [one, _log10_feature(value)] if _is_number(value) else [zero, zero]
@@ -63,6 +72,36 @@ def hyperparameter_features(kwargs: Mapping[str, Any]) -> jax.Array:
   lr = kwargs.get("learning_rate")
   feats.append(_log10_feature(lr) if _is_number(lr) else zero)
   return jnp.stack(feats)
+
+
+def log_decay_stats(spec: Sequence[Any]) -> tuple[float, float]:
+  """(mean, standard deviation) of log(1 - beta) for beta drawn by a sampling spec.
+
+  Args:
+    spec: ('uniform', lo, hi), ('log', lo, hi) (log-uniform), ('log1m', lo, hi)
+      (1 - beta log-uniform), ('choice', values) or ('fixed', value), as
+      configs/imitate.py's rule ranges give a decay keyword.
+
+  Returns:
+    (center, scale); scale is 1 where the spread is below 1e-3 (a fixed value).
+  """
+  kind = spec[0]
+  if kind == "uniform":
+    betas = np.linspace(spec[1], spec[2], 2001)
+  elif kind == "log":
+    betas = np.exp(np.linspace(math.log(spec[1]), math.log(spec[2]), 2001))
+  elif kind == "log1m":
+    betas = 1.0 - np.exp(np.linspace(math.log(1.0 - spec[2]), math.log(1.0 - spec[1]), 2001))
+  elif kind == "choice":
+    betas = np.asarray(spec[1], np.float64)
+  elif kind == "fixed":
+    betas = np.asarray([spec[1]], np.float64)
+  else:
+    raise ValueError(f"unknown sampling kind {kind!r}; use 'uniform', 'log', 'log1m', "
+                     "'choice' or 'fixed'.")
+  logs = np.log(np.maximum(1.0 - betas, 1e-12))
+  scale = float(np.std(logs))
+  return float(np.mean(logs)), scale if scale >= 1e-3 else 1.0
 
 
 def time_features(count) -> Any:

@@ -129,6 +129,14 @@ class ExecutorConfig:
       beta of 0.5 on a node factor of degree 2.5 (imitate_scaled2,
       results/imitate/experiments).
     trained_options: per rule, the optax keywords it was imitated with.
+    decay_feature_stats: (rule, keyword, center, scale) rows: the conditioning
+      reads that rule's decay keyword as (log(1 - beta) - center) / scale (see
+      learned_opt.executor.conditioning), the center and scale of log(1 - beta)
+      under imitation's sampling range. Unstandardized, Adam's b2 in 0.99-0.9995
+      reads -4.6 to -7.6: the meta-gradient on its weight is then mostly the
+      mean (-6) times the noise of the bias's gradient, and imitation never
+      learned to read b2 (one second-moment memory for every b2,
+      results/imitate/experiments). () (older executors): unstandardized.
     prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
       'sgd' (plain SGD; used to measure transfer between rules fairly).
     max_time: if > 0, the step count the networks see is capped here (the
@@ -150,6 +158,7 @@ class ExecutorConfig:
   normalizer_constant: str = "exp"
   rule_node_degree: bool = False
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
+  decay_feature_stats: tuple[tuple[str, str, float, float], ...] = ()
   prior: str = "adam"
   max_time: int = 0
 
@@ -158,10 +167,16 @@ class ExecutorConfig:
     h = self.edge_hidden
     return 6 + NUM_EDGE_FEATURES + NUM_EDGE_FEATURES * h + h + 1
 
+  def decay_stats(self, rule: str) -> dict[str, tuple[float, float]]:
+    """{keyword: (center, scale)} of `rule`'s standardized decay features."""
+    return {key: (center, scale)
+            for name, key, center, scale in self.decay_feature_stats if name == rule}
+
   def to_json(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)
     out["rules"] = list(self.rules)
     out["trained_options"] = {k: list(v) for k, v in self.trained_options}
+    out["decay_feature_stats"] = [list(row) for row in self.decay_feature_stats]
     return out
 
   @classmethod
@@ -175,6 +190,9 @@ class ExecutorConfig:
     data["rules"] = tuple(data.get("rules", cls.rules))
     data["trained_options"] = tuple(
         (k, tuple(v)) for k, v in dict(data.get("trained_options", {})).items())
+    data["decay_feature_stats"] = tuple(
+        (str(rule), str(key), float(center), float(scale))
+        for rule, key, center, scale in data.get("decay_feature_stats", ()))
     return cls(**data)
 
 

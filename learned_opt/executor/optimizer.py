@@ -75,6 +75,14 @@ def conditioning_kwargs(config: network.ExecutorConfig, algorithm: str,
   return out
 
 
+def hyper_features(config: network.ExecutorConfig, algorithm: str,
+                   kwargs: Mapping[str, Any]) -> jax.Array:
+  """The executor's hyperparameter features for `algorithm` with optax keywords `kwargs`
+  (completed by `conditioning_kwargs`, decays standardized as `config` says)."""
+  return conditioning.hyperparameter_features(conditioning_kwargs(config, algorithm, kwargs),
+                                              config.decay_stats(algorithm))
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExecutorOptimizer:
   """A trained executor conditioned on one rule and its optax hyperparameters."""
@@ -94,8 +102,7 @@ class ExecutorOptimizer:
 
   @property
   def hyper_features(self) -> jax.Array:
-    return conditioning.hyperparameter_features(
-        conditioning_kwargs(self.config, self.algorithm, self.hyperparams))
+    return hyper_features(self.config, self.algorithm, self.hyperparams)
 
   def init(self, params: PyTree) -> step_lib.ExecutorState:
     return step_lib.init_state(params)

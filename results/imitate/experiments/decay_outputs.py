@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from learned_opt import checkpoint
 from learned_opt.executor import conditioning, network, step as step_lib
-from learned_opt.executor.optimizer import conditioning_kwargs
+from learned_opt.executor.optimizer import hyper_features
 
 CLOCKS = (0, 1000, 5000)
 B2S = (0.99, 0.995, 0.999, 0.9995)
@@ -29,7 +29,7 @@ def main(path: str) -> None:
   print("|---|---|---|---|---|")
   for b2 in B2S:
     kwargs = {"learning_rate": 1e-3, "b1": 0.9, "b2": b2}
-    hyper = conditioning.hyperparameter_features(conditioning_kwargs(config, "adam", kwargs))
+    hyper = hyper_features(config, "adam", kwargs)
     cells = []
     for clock in CLOCKS:
       c = cond_fn(weights, jnp.asarray(config.rules.index("adam")), hyper,

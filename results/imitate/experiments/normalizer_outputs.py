@@ -18,7 +18,7 @@ import numpy as np
 import tasks
 from learned_opt import checkpoint
 from learned_opt.executor import conditioning, network, step as step_lib
-from learned_opt.executor.optimizer import conditioning_kwargs, graph_of
+from learned_opt.executor.optimizer import graph_of, hyper_features
 
 RULES = (("adam", {"learning_rate": 1e-3}), ("lion", {"learning_rate": 1e-4}),
          ("sgd", {"learning_rate": 0.05, "momentum": 0.9}),
@@ -34,7 +34,7 @@ def main(path: str) -> None:
   print("| rule | clock | tensor | alpha | beta | k | epsilon | exponent sum | gain bias |")
   print("|---|---|---|---|---|---|---|---|---|")
   for rule, kwargs in RULES:
-    hyper = conditioning.hyperparameter_features(conditioning_kwargs(config, rule, kwargs))
+    hyper = hyper_features(config, rule, kwargs)
     for clock in (0, 200):
       c = cond_fn(weights, jnp.asarray(config.rules.index(rule)), hyper,
                   conditioning.time_features(jnp.asarray(clock)))
