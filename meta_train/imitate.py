@@ -109,7 +109,7 @@ def sample_batch(config, exec_config, task_list, step: int):
 
 # Architecture fields that change what the tensor net's raw outputs mean (not their
 # shapes): a checkpoint continued under another value would silently be another optimizer.
-REINTERPRETING_FIELDS = ("sign_gain", "normalizer_constant")
+REINTERPRETING_FIELDS = ("sign_gain", "normalizer_constant", "decay_form")
 
 
 def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConfig):

@@ -16,6 +16,7 @@ import pytest
 import learned_opt
 
 from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, network
+from learned_opt.executor import step as step_lib
 from tests.conftest import random_grads
 
 
@@ -216,6 +217,28 @@ def test_both_sign_gains_start_as_adam_and_abs_reaches_zero_with_a_live_gradient
   assert float(jax.grad(lambda w: jnp.abs(w))(0.01)) == 1.0
   with pytest.raises(ValueError, match="sign_gain"):
     init_weights(ExecutorConfig(sign_gain="relu"), jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("form", network.DECAY_FORMS)
+def test_both_decay_forms_start_as_adam_and_invert(params, form):
+  config = ExecutorConfig(decay_form=form)
+  executor = ExecutorOptimizer(init_weights(config, jax.random.PRNGKey(0)), config, "adam",
+                               {"learning_rate": 1e-2})
+  _compare(executor, optax.adam(1e-2, eps=1e-8), params, steps=10, rtol=1e-3)
+  for beta in (0.005, 0.5, 0.9, 0.999, 0.99995):
+    raw = jnp.asarray(network.raw_decay(beta, form), jnp.float32)
+    assert float(step_lib.decay(raw, form)) == pytest.approx(beta, rel=1e-3)
+
+
+def test_abs_decay_form_keeps_a_live_gradient_toward_no_memory():
+  """At a = 0.005 (where the shipped executor left Adafactor's row and column states)
+  da/dw is ~a with 'softplus' and ~1 with 'abs'."""
+  slopes = {form: abs(float(jax.grad(lambda w: step_lib.decay(w, form))(
+      jnp.asarray(network.raw_decay(0.005, form), jnp.float32))))
+      for form in network.DECAY_FORMS}
+  assert slopes["softplus"] < 0.01 and slopes["abs"] > 0.99
+  with pytest.raises(ValueError, match="decay_form"):
+    init_weights(ExecutorConfig(decay_form="sigmoid"), jax.random.PRNGKey(0))
 
 
 def test_normalizer_constant_forms_start_as_their_prior_and_move_off_zero(params):

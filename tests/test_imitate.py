@@ -199,16 +199,18 @@ def test_init_from_with_other_rules_is_refused(tmp_path):
 
 
 def test_init_from_with_another_output_parameterization_is_refused(tmp_path):
-  """The same raw outputs under another sign_gain or normalizer_constant would be
+  """The same raw outputs under another sign_gain, normalizer_constant or decay_form would be
   another optimizer (softplus(-12) ~ 0 but |-12| = 12): refused, naming the field."""
   config = _tiny_config()
   imitate.train(config, str(tmp_path / "first"))
   config.init_from = str(tmp_path / "first" / "checkpoints")
-  for field, value in (("sign_gain", "abs"), ("normalizer_constant", "scaled")):
+  for field, value in (("sign_gain", "abs"), ("normalizer_constant", "scaled"),
+                       ("decay_form", "abs")):
+    before = config.executor[field]
     config.executor[field] = value
     with pytest.raises(ValueError, match=f"executor.{field}="):
       imitate.train(config, str(tmp_path / f"second_{field}"))
-    config.executor[field] = "softplus" if field == "sign_gain" else "exp"
+    config.executor[field] = before
   config.standardize_decay_features = True
   with pytest.raises(ValueError, match="decay features standardized"):
     imitate.train(config, str(tmp_path / "second_standardized"))

@@ -46,6 +46,7 @@ NUM_TENSOR_FEATURES = 8
 # step-size integrator's rate and target (learned_opt.executor.step).
 NUM_STEP_SIZE_OUTPUTS = 2
 SIGN_GAINS = ("softplus", "abs")
+DECAY_FORMS = ("softplus", "abs")
 NORMALIZER_CONSTANTS = ("exp", "abs", "scaled")
 # Rules whose update is not invariant to the gradient's scale before their layer gain:
 # with normalizer_constant='scaled' their node factor has degree -1, the others' 0.
@@ -122,6 +123,15 @@ class ExecutorConfig:
       alpha v + beta RMS(g) N + k |n| + e, so Adam (beta = 0) does not depend
       on N, and Adafactor's factored RMS is beta = 1, N = sqrt(r_i c_j) / RMS(g)^2
       (exponents 1, 1, -2), next to alpha v, not multiplying it.
+    decay_form: how the hypernet's raw output w gives a running average's decay
+      a in [0, 1). 'softplus' (the shipped executors): a = 1 - exp(-softplus(-w)),
+      prior w = log((1 - beta) / beta); toward a = 0 its derivative vanishes like
+      a itself, a trap: the shipped and `imitate_wg4` executors left Adafactor's
+      row and column states (its factored moments) at a = 0.002-0.01, no memory,
+      where the imitation loss's gradient on w is ~0 (results/imitate/experiments,
+      decay_gradient.py). 'abs': a = 1 - exp(-|w|), prior w = -log(1 - beta): a
+      = |w| near 0, a live gradient on either side; toward a = 1, log(1 - a) = -|w|,
+      linear as before.
     rule_node_degree: with normalizer_constant='scaled' and normalizer_degree
       None: fix the node factor's degree per rule (the mean-row exponent follows
       from the row and column ones): 0, or -1 for SGD_LIKE_RULES, so beta's term
@@ -156,6 +166,7 @@ class ExecutorConfig:
   learned_step_size: bool = False
   sign_gain: str = "softplus"
   normalizer_constant: str = "exp"
+  decay_form: str = "softplus"
   rule_node_degree: bool = False
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   decay_feature_stats: tuple[tuple[str, str, float, float], ...] = ()
@@ -242,15 +253,18 @@ def _networks(config: ExecutorConfig):
   return init_all, (conditioning_vector, hypernet, tensor_net)
 
 
-def _raw_decay(beta: float) -> float:
-  """The raw output that step.split_hyper_outputs maps to decay `beta`."""
+def raw_decay(beta: float, form: str = "softplus") -> float:
+  """The raw output that step.split_hyper_outputs maps to decay `beta` (see
+  ExecutorConfig.decay_form)."""
+  if form == "abs":
+    return -math.log(1.0 - beta)
   return math.log((1.0 - beta) / beta)
 
 
 def prior_hyper(config: ExecutorConfig) -> np.ndarray:
   """Hypernet biases of the prior: Adam(b1=0.9, b2=0.999) without eps, or SGD."""
   f, h = NUM_EDGE_FEATURES, config.edge_hidden
-  decays = [_raw_decay(0.9), _raw_decay(0.999), _raw_decay(0.999)]
+  decays = [raw_decay(b, config.decay_form) for b in (0.9, 0.999, 0.999)]
   gains = [math.log(0.1), math.log(0.001), math.log(0.001)]
   # Adam reads the debiased first moment; SGD the gradient itself.
   linear = [0.0, 0.0, 0.0, 1.0] if config.prior == "adam" else [1.0, 0.0, 0.0, 0.0]
@@ -331,6 +345,8 @@ def init_weights(config: ExecutorConfig, key: jax.Array) -> hk.Params:
   """Fresh executor weights."""
   if config.sign_gain not in SIGN_GAINS:
     raise ValueError(f"Unknown sign_gain {config.sign_gain!r}; use one of {SIGN_GAINS}.")
+  if config.decay_form not in DECAY_FORMS:
+    raise ValueError(f"Unknown decay_form {config.decay_form!r}; use one of {DECAY_FORMS}.")
   if config.normalizer_constant not in NORMALIZER_CONSTANTS:
     raise ValueError(f"Unknown normalizer_constant {config.normalizer_constant!r}; use one "
                      f"of {NORMALIZER_CONSTANTS}.")

@@ -161,10 +161,20 @@ def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig) -> Coeff
   hidden_in = out[i:i + f * h].reshape(f, h); i += f * h
   hidden_out = out[i:i + h]; i += h
   weight_decay = out[i]
-  # a = 1 - exp(q), q <= 0: a raw value near log(1 - beta) gives decay beta exactly.
-  decays = 1.0 - jnp.exp(-jax.nn.softplus(-raw_decay))
+  decays = decay(raw_decay, config.decay_form)
   gains = jnp.exp(jnp.clip(raw_gain, -30.0, 10.0))
   return Coefficients(decays, gains, linear, hidden_in, hidden_out, weight_decay)
+
+
+def decay(raw: jax.Array, form: str) -> jax.Array:
+  """A running average's decay in [0, 1) from its raw output (ExecutorConfig.decay_form).
+
+  'softplus': 1 - exp(-softplus(-raw)), raw ~ log(1 - a) toward a = 1; 'abs':
+  1 - exp(-|raw|), raw ~ -log(1 - a), with a live gradient at a = 0.
+  """
+  if form == "abs":
+    return 1.0 - jnp.exp(-jnp.abs(raw))
+  return 1.0 - jnp.exp(-jax.nn.softplus(-raw))
 
 
 def _folded_edge_weights(coeffs: Coefficients, inv_z1: jax.Array
