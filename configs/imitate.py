@@ -4,9 +4,10 @@
 
 The shipped `executor` weights were made with this config plus the output forms
 `--config.executor.sign_gain=abs --config.executor.normalizer_constant=scaled
---config.executor.rule_node_degree=True` and four
-legs of learning rates and batch sizes: results/imitate/README.md. The defaults keep
-the forms of the executors before it, so the experiments' commands
+--config.executor.rule_node_degree=True`, `--config.warmup_gradient=True
+--config.standardize_decay_features=True`, Adam's b2 drawn ('log1m', 0.95, 0.9995), and
+four legs of learning rates, batch sizes and warm-ups: results/imitate/README.md. The
+defaults keep the settings of the executors before it, so the experiments' commands
 (results/imitate/experiments) rerun as written.
 """
 
@@ -56,11 +57,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.warmup_choices = (0, 40, 160)
   # Backpropagate through the warm-up's state (imitation.trajectory_loss): supervises what
   # the state remembers over long runs (a second moment's decay, Adafactor's factored
-  # moments); False as the shipped executor was trained (results/imitate/experiments:
-  # imitate_wg3_anneal, trained with True, is not shipped).
+  # moments). The shipped executor was trained with True (results/imitate/README.md).
   config.warmup_gradient = False
   # Standardize each rule's decay features over its sampling range above
-  # (network.ExecutorConfig.decay_feature_stats): False as the shipped executor was trained.
+  # (network.ExecutorConfig.decay_feature_stats); True for the shipped executor.
   config.standardize_decay_features = False
   config.magnitude_weight = 2.0  # weight of (log-norm ratio)^2 beside (1 - cosine)
   config.batch_size = 8         # trajectories per meta-step (vmapped)
