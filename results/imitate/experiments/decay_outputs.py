@@ -7,6 +7,10 @@ For Adam at several b2 and clocks: the executor's first- and second-moment decay
 Adam's 1 / (1 - b1) and 1 / (1 - b2). Debiasing hides a wrong decay for as long as
 a run is shorter than both time constants (the debiased average is then the
 plain mean either way); past that the second moment forgets at the wrong rate.
+Then, for Adafactor (learning rate 1e-2, matrices of 16 or more rows and columns
+factored), the time constants of all three decays (a1, a2, and a3, the row and
+column states that hold its factored moments) at a few clocks, next to Adafactor's
+own second-moment decay 1 - t^-0.8 (time constant t^0.8).
 """
 
 import sys
@@ -18,6 +22,7 @@ from learned_opt.executor import conditioning, network, step as step_lib
 from learned_opt.executor.optimizer import hyper_features
 
 CLOCKS = (0, 1000, 5000)
+ADAFACTOR_CLOCKS = (1, 10, 100, 1000)
 B2S = (0.99, 0.995, 0.999, 0.9995)
 
 
@@ -37,6 +42,16 @@ def main(path: str) -> None:
       decays = step_lib.split_hyper_outputs(hyper_fn(weights, c), config).decays
       cells.append(f"{1 / (1 - float(decays[0])):.0f}, {1 / (1 - float(decays[1])):.0f}")
     print(f"| adam | 0.9 | {b2} | 10, {1 / (1 - b2):.0f} | " + " / ".join(cells) + " |")
+  print("\n| rule | clock | Adafactor's time constant | executor's (a1, a2, a3) |")
+  print("|---|---|---|---|")
+  kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
+  hyper = hyper_features(config, "adafactor", kwargs)
+  for clock in ADAFACTOR_CLOCKS:
+    c = cond_fn(weights, jnp.asarray(config.rules.index("adafactor")), hyper,
+                conditioning.time_features(jnp.asarray(clock)))
+    decays = step_lib.split_hyper_outputs(hyper_fn(weights, c), config).decays
+    cells = ", ".join(f"{1 / (1 - float(d)):.1f}" for d in decays)
+    print(f"| adafactor | {clock} | {clock ** 0.8:.1f} | {cells} |")
 
 
 if __name__ == "__main__":
