@@ -42,16 +42,17 @@ def main(path: str) -> None:
       decays = step_lib.split_hyper_outputs(hyper_fn(weights, c), config).decays
       cells.append(f"{1 / (1 - float(decays[0])):.0f}, {1 / (1 - float(decays[1])):.0f}")
     print(f"| adam | 0.9 | {b2} | 10, {1 / (1 - b2):.0f} | " + " / ".join(cells) + " |")
-  print("\n| rule | clock | Adafactor's time constant | executor's (a1, a2, a3) |")
-  print("|---|---|---|---|")
+  print("\n| rule | clock | Adafactor's time constant | executor's (a1, a2, a3) | raw a3 |")
+  print("|---|---|---|---|---|")
   kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
   hyper = hyper_features(config, "adafactor", kwargs)
   for clock in ADAFACTOR_CLOCKS:
     c = cond_fn(weights, jnp.asarray(config.rules.index("adafactor")), hyper,
                 conditioning.time_features(jnp.asarray(clock)))
-    decays = step_lib.split_hyper_outputs(hyper_fn(weights, c), config).decays
+    raw = hyper_fn(weights, c)
+    decays = step_lib.split_hyper_outputs(raw, config).decays
     cells = ", ".join(f"{1 / (1 - float(d)):.1f}" for d in decays)
-    print(f"| adafactor | {clock} | {clock ** 0.8:.1f} | {cells} |")
+    print(f"| adafactor | {clock} | {clock ** 0.8:.1f} | {cells} | {float(raw[2]):+.3f} |")
 
 
 if __name__ == "__main__":
