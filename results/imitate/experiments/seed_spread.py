@@ -28,14 +28,18 @@ def main(specs: list[str]) -> None:
   print("| rule | network | " + " | ".join(label for label, _ in runs) + " |")
   print("|---|---|" + "---|" * len(runs))
   within = [0] * len(runs)
+  per_rule = {rule: [0] * len(runs) for rule in RULES}
   for rule in RULES:
     for network in NETWORKS:
       cells = []
       for i, (_, rows) in enumerate(runs):
         gap = rows[rule][network]["gap"]
         within[i] += abs(gap) <= TARGET
+        per_rule[rule][i] += abs(gap) <= TARGET
         cells.append(f"{100 * gap:+.1f}%")
       print(f"| {rule} | {network} | " + " | ".join(cells) + " |")
+  for rule in RULES:
+    print(f"| within 5%: {rule} | | " + " | ".join(f"{n}/4" for n in per_rule[rule]) + " |")
   print("| **within 5%** | | " + " | ".join(f"**{n}/16**" for n in within) + " |")
 
 
