@@ -36,9 +36,11 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Executor checkpoint direc
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results.json and summary.md go.")
 
 
-def final_loss(task: tasks.Task, tx: optax.GradientTransformation, steps: int,
-               seed: int) -> tuple[float, bool]:
-  """Mean training loss over the last 5% of `steps` (and whether it stayed finite)."""
+def closed_loop(task: tasks.Task, tx: optax.GradientTransformation, steps: int,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Training loss and global update norm per step of `tx` training `task` from the
+  seed's initialization (batches drawn per 1000-step chunk, so runs of different
+  lengths share their first steps)."""
   key = jax.random.PRNGKey(seed)
   params = task.init(key)
   chunk = min(steps, 1000)
@@ -49,15 +51,22 @@ def final_loss(task: tasks.Task, tx: optax.GradientTransformation, steps: int,
       params, state = carry
       loss, grads = jax.value_and_grad(task.loss)(params, key, batch)
       updates, state = tx.update(grads, state, params, value=loss)
-      return (optax.apply_updates(params, updates), state), loss
+      return (optax.apply_updates(params, updates), state), (loss, optax.global_norm(updates))
     return jax.lax.scan(body, (params, state), batches)
 
-  state, losses = tx.init(params), []
+  state, losses, norms = tx.init(params), [], []
   for i in range(0, steps, chunk):
     batches = task.datasets.train.stacked(jax.random.fold_in(key, i), chunk)
-    (params, state), chunk_losses = run(params, state, batches)
+    (params, state), (chunk_losses, chunk_norms) = run(params, state, batches)
     losses.append(np.asarray(chunk_losses))
-  losses = np.concatenate(losses)[:steps]
+    norms.append(np.asarray(chunk_norms))
+  return np.concatenate(losses)[:steps], np.concatenate(norms)[:steps]
+
+
+def final_loss(task: tasks.Task, tx: optax.GradientTransformation, steps: int,
+               seed: int) -> tuple[float, bool]:
+  """Mean training loss over the last 5% of `steps` (and whether it stayed finite)."""
+  losses, _ = closed_loop(task, tx, steps, seed)
   tail = losses[-max(1, steps // 20):]
   return float(np.mean(tail)), bool(np.all(np.isfinite(losses)))
 

@@ -42,7 +42,7 @@ def executor_config(config: ml_collections.ConfigDict) -> ExecutorConfig:
                   for name, ranges in sorted(config.rules.items()))
   stats = ()
   if config.get("standardize_decay_features", False):
-    stats = tuple((name, key, *conditioning.log_decay_stats(tuple(spec)))
+    stats = tuple((name, key, *imitation.log_decay_stats(tuple(spec)))
                   for name, ranges in sorted(config.rules.items())
                   for key, spec in sorted(ranges.items()) if key in conditioning.DECAY_KEYS)
   return ExecutorConfig(trained_options=trained, decay_feature_stats=stats,

@@ -395,6 +395,9 @@ def stack(items: Sequence[Any]) -> Any:
   return jax.tree.map(lambda *xs: jnp.stack(xs), *items)
 
 
+SAMPLING_KINDS = ("log", "uniform", "log1m", "choice", "fixed")
+
+
 @dataclasses.dataclass(frozen=True)
 class RuleSampler:
   """Samples optax keyword arguments for a rule from ranges in the config."""
@@ -420,5 +423,32 @@ class RuleSampler:
         out[key] = spec[1]
       else:
         raise ValueError(f"rule {self.name}: unknown sampling kind {kind!r} for {key}; use "
-                         "'log', 'uniform', 'log1m', 'choice' or 'fixed'.")
+                         f"one of {SAMPLING_KINDS}.")
     return out
+
+
+def log_decay_stats(spec: Sequence[Any]) -> tuple[float, float]:
+  """(mean, standard deviation) of log(1 - beta) for beta drawn by a sampling spec.
+
+  Args:
+    spec: a decay keyword's sampling spec, as `RuleSampler` draws it.
+
+  Returns:
+    (center, scale); scale is 1 where the spread is below 1e-3 (a fixed value).
+  """
+  kind = spec[0]
+  if kind == "uniform":
+    betas = np.linspace(spec[1], spec[2], 2001)
+  elif kind == "log":
+    betas = np.exp(np.linspace(math.log(spec[1]), math.log(spec[2]), 2001))
+  elif kind == "log1m":
+    betas = 1.0 - np.exp(np.linspace(math.log(1.0 - spec[2]), math.log(1.0 - spec[1]), 2001))
+  elif kind == "choice":
+    betas = np.asarray(spec[1], np.float64)
+  elif kind == "fixed":
+    betas = np.asarray([spec[1]], np.float64)
+  else:
+    raise ValueError(f"unknown sampling kind {kind!r}; use one of {SAMPLING_KINDS}.")
+  logs = np.log(np.maximum(1.0 - betas, 1e-12))
+  scale = float(np.std(logs))
+  return float(np.mean(logs)), scale if scale >= 1e-3 else 1.0

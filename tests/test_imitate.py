@@ -74,7 +74,7 @@ def test_log_decay_stats_match_the_sampler(spec):
   rng = np.random.default_rng(1)
   sampler = imitation.RuleSampler("adam", {"b1": spec})
   logs = np.log(1.0 - np.asarray([sampler.sample(rng)["b1"] for _ in range(20000)]))
-  center, scale = conditioning.log_decay_stats(spec)
+  center, scale = imitation.log_decay_stats(spec)
   assert center == pytest.approx(np.mean(logs), abs=0.02)
   assert scale == pytest.approx(np.std(logs) if spec[0] != "fixed" else 1.0, abs=0.02)
 

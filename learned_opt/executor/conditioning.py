@@ -10,12 +10,10 @@ never says what a keyword *means* for a rule; the network learns that.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 # Slots are keyword names as optax spells them.
 DECAY_KEYS = ("b1", "b2", "decay", "momentum", "beta", "decay_rate")
@@ -47,7 +45,7 @@ def hyperparameter_features(kwargs: Mapping[str, Any],
       under `optax.inject_hyperparams`.
     decay_stats: {decay keyword: (center, scale)}: that keyword's third feature
       is (log(1 - beta) - center) / scale instead of log(1 - beta) (see
-      `log_decay_stats`). None or a missing keyword: unstandardized.
+      meta_train.imitation.log_decay_stats). None or a missing keyword: unstandardized.
 
   Returns:
     A vector of NUM_HYPER_FEATURES float32 values.
@@ -72,36 +70,6 @@ def hyperparameter_features(kwargs: Mapping[str, Any],
   lr = kwargs.get("learning_rate")
   feats.append(_log10_feature(lr) if _is_number(lr) else zero)
   return jnp.stack(feats)
-
-
-def log_decay_stats(spec: Sequence[Any]) -> tuple[float, float]:
-  """(mean, standard deviation) of log(1 - beta) for beta drawn by a sampling spec.
-
-  Args:
-    spec: ('uniform', lo, hi), ('log', lo, hi) (log-uniform), ('log1m', lo, hi)
-      (1 - beta log-uniform), ('choice', values) or ('fixed', value), as
-      configs/imitate.py's rule ranges give a decay keyword.
-
-  Returns:
-    (center, scale); scale is 1 where the spread is below 1e-3 (a fixed value).
-  """
-  kind = spec[0]
-  if kind == "uniform":
-    betas = np.linspace(spec[1], spec[2], 2001)
-  elif kind == "log":
-    betas = np.exp(np.linspace(math.log(spec[1]), math.log(spec[2]), 2001))
-  elif kind == "log1m":
-    betas = 1.0 - np.exp(np.linspace(math.log(1.0 - spec[2]), math.log(1.0 - spec[1]), 2001))
-  elif kind == "choice":
-    betas = np.asarray(spec[1], np.float64)
-  elif kind == "fixed":
-    betas = np.asarray([spec[1]], np.float64)
-  else:
-    raise ValueError(f"unknown sampling kind {kind!r}; use 'uniform', 'log', 'log1m', "
-                     "'choice' or 'fixed'.")
-  logs = np.log(np.maximum(1.0 - betas, 1e-12))
-  scale = float(np.std(logs))
-  return float(np.mean(logs)), scale if scale >= 1e-3 else 1.0
 
 
 def time_features(count) -> Any:

@@ -4,45 +4,22 @@
 
 On the evaluation's "10x steps" network (digits MLP 64-32-10, 10000 steps, Adam at
 the kwargs of configs/evaluate_imitation.py), each optimizer trains its own copy
-from the same initialization and batches (as evaluate_imitation's closed loop);
+from the same initialization and batches (evaluate_imitation.closed_loop);
 prints, at a few steps, the mean over the preceding 50 steps of each run's loss and
 global update norm, and the ratio of the norms (executor / Adam).
 """
 
 import sys
 
-import jax
 import numpy as np
-import optax
 
 import learned_opt
 import tasks
 from configs import evaluate_imitation
 from learned_opt import checkpoint
+from meta_train.evaluate_imitation import closed_loop
 
 SHOWN = (100, 1000, 2000, 5000, 7000, 9999)
-
-
-def run(task, tx, steps: int = 10000, seed: int = 0) -> np.ndarray:
-  """(steps, 2): training loss and global update norm per step."""
-  key = jax.random.PRNGKey(seed)
-  params = task.init(key)
-
-  @jax.jit
-  def chunk(params, state, batches):
-    def body(carry, batch):
-      params, state = carry
-      loss, grads = jax.value_and_grad(task.loss)(params, key, batch)
-      updates, state = tx.update(grads, state, params, value=loss)
-      return (optax.apply_updates(params, updates), state), (loss, optax.global_norm(updates))
-    return jax.lax.scan(body, (params, state), batches)
-
-  state, out = tx.init(params), []
-  for i in range(0, steps, 1000):   # the same batches as evaluate_imitation.final_loss
-    (params, state), (loss, norm) = chunk(
-        params, state, task.datasets.train.stacked(jax.random.fold_in(key, i), 1000))
-    out.append(np.stack([np.asarray(loss), np.asarray(norm)], 1))
-  return np.concatenate(out)
 
 
 def main(path: str | None = None) -> None:
@@ -52,8 +29,9 @@ def main(path: str | None = None) -> None:
   kwargs = dict(config.rules["adam"])
   executor = (checkpoint.load(path, algorithm="adam", **kwargs) if path else
               learned_opt.pretrained("executor", algorithm="adam", **kwargs))
-  ours = run(task, executor, spec.steps)
-  adam = run(task, learned_opt.algorithms.get("adam", **kwargs).as_optax(), spec.steps)
+  ours = np.stack(closed_loop(task, executor, spec.steps, seed=0), 1)
+  adam = np.stack(closed_loop(task, learned_opt.algorithms.get("adam", **kwargs).as_optax(),
+                              spec.steps, seed=0), 1)
   print("| step | loss executor / Adam | update norm executor / Adam | norm ratio |")
   print("|---|---|---|---|")
   for t in SHOWN:
