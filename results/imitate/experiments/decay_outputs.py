@@ -10,7 +10,10 @@ plain mean either way); past that the second moment forgets at the wrong rate.
 Then, for Adafactor (learning rate 1e-2, matrices of 16 or more rows and columns
 factored), the time constants of all three decays (a1, a2, and a3, the row and
 column states that hold its factored moments) at a few clocks, next to Adafactor's
-own second-moment decay 1 - t^-0.8 (time constant t^0.8).
+own second-moment decay 1 - t^-0.8 (time constant t^0.8). Last, the hypernet's
+linear-skip weight from the b2 slot's third feature (log(1 - b2), standardized or
+not) to the raw second-moment decay: reading b2 takes a weight of about the
+feature's scale (1 unstandardized), of either sign by the decay form.
 """
 
 import sys
@@ -53,6 +56,9 @@ def main(path: str) -> None:
     decays = step_lib.split_hyper_outputs(raw, config).decays
     cells = ", ".join(f"{1 / (1 - float(d)):.1f}" for d in decays)
     print(f"| adafactor | {clock} | {clock ** 0.8:.1f} | {cells} | {float(raw[2]):+.3f} |")
+  b2_feature = config.embed_dim + 3 * conditioning.DECAY_KEYS.index("b2") + 2
+  skip = float(weights["hypernet_linear"]["w"][b2_feature, 1])
+  print(f"\nlinear-skip weight, b2 feature -> raw second-moment decay: {skip:+.3f}")
 
 
 if __name__ == "__main__":
