@@ -19,3 +19,12 @@ python3 -m benchmarks.executor_speed --sizes=1e7,1e8,5e8 --repeats=21 --warmup=3
   --modes=update,step --out="$out/executor_speed_gpu.md" 2>&1 | tee "$out/executor_speed.log"
 python3 -m benchmarks.executor_ablation --size=1e8 --trace \
   --out="$out/executor_ablation_gpu.md" 2>&1 | tee "$out/executor_ablation.log"
+# The shipped imitation executor's output forms (normalizer_constant='scaled', sign_gain='abs').
+python3 -m benchmarks.executor_speed --sizes=1e7,1e8 --repeats=15 --warmup=3 \
+  --modes=update,step --architecture_of=shipped:executor \
+  --out="$out/executor_speed_gpu_shipped_executor_forms.md" 2>&1 | tee "$out/executor_speed_shipped.log"
+# Meta-training throughput at two population sizes (one JSON line each).
+for p in 8 64; do
+  python3 -m benchmarks.meta_train_speed --json --population=$p --repeats=3 \
+    | grep '^{' | tee -a "$out/meta_train_speed_gpu.jsonl"
+done

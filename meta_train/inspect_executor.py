@@ -35,9 +35,8 @@ _REPORT_STEPS = (0, 1, 5, 10, 20, 40, 80, 120, 200, 299, 499, 1000, 1500, 1999)
 def coefficients(weights, config, rule_id, hyper_features, clock: int
                  ) -> step_lib.Coefficients:
   """The hypernet's graph-level coefficients at step `clock`."""
-  cond_fn, hyper_fn, _ = network.build(config).apply
-  c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(jnp.asarray(clock)))
-  return step_lib.split_hyper_outputs(hyper_fn(weights, c), config)
+  return step_lib.hyper_coefficients(weights, config, rule_id, hyper_features,
+                                     jnp.asarray(clock))[1]
 
 
 def agreement(weights, config, algorithm: str, kwargs: dict, task: tasks.Task, steps: int,

@@ -15,7 +15,8 @@ import pytest
 
 import learned_opt
 
-from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, network
+from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, conditioning, init_weights
+from learned_opt.executor import network
 from learned_opt.executor import step as step_lib
 from tests.conftest import random_grads
 
@@ -312,3 +313,69 @@ def test_scaled_normalizer_constant_keeps_adam_scale_free_and_holds_sgd(params, 
   got = last_update("scaled", 1e-3, prior="sgd", name="sgd", kwargs={"learning_rate": 0.1})
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-9)
+
+
+def _adafactor_weights(config):
+  """Hand weights that make a clock-slope executor optax.adafactor (no momentum).
+
+  Decays a2 = a3 = 1 - (t + 1)^-0.8 and gains (t + 1)^-0.8 from the slope head; the
+  numerator is g; vectors divide by the per-edge RMS (alpha 1), matrices by the
+  factored one (beta 1, exponents 1, 1 and, by the rule's degree 0, -2); the layer
+  gain is update clipping, -log max(1, RMS(d)), times max(RMS(p), 1e-3).
+  """
+  weights = _hand_weights(config, decays=(0.5, 0.0, 0.0), gains=(1.0, 1.0, 1.0),
+                          linear=(1, 0, 0, 0), exponents=(1, 0, 0, 0, 0, 0, -30, -60))
+  weights["clock_slope_head"]["b"] = jnp.asarray([0, 0.8, 0.8, 0, -0.8, -0.8], jnp.float32)
+  log_floor = math.log(1e-3)
+  gain = weights["tensor_net_linear"]["b"]
+  gain = gain.at[network.NUM_NORMALIZER_OUTPUTS:].set(jnp.asarray(
+      [0, 1, log_floor, log_floor, 0, -1, 0, 0, log_floor], jnp.float32))
+  weights["tensor_net_linear"]["b"] = gain
+  # Matrices (the rank >= 2 tensor feature): alpha 1 -> 0, exponents 1, 1, beta 0 -> 1.
+  matrix_row = config.embed_dim + conditioning.NUM_HYPER_FEATURES + \
+      conditioning.NUM_TIME_FEATURES + 2
+  w = weights["tensor_net_linear"]["w"]
+  weights["tensor_net_linear"]["w"] = w.at[matrix_row, :6].set(
+      jnp.asarray([-1, 1, 1, 0, 0, 1], jnp.float32))
+  return weights
+
+
+@pytest.mark.parametrize("form", network.DECAY_FORMS)
+def test_clock_slopes_make_the_executor_adafactor(form):
+  """Against optax.adafactor itself: the factored second moment, its 1 - (t + 1)^-0.8
+  decay, update clipping and parameter scaling, on matrices and (zero) biases."""
+  config = ExecutorConfig(normalizer_constant="scaled", rule_node_degree=True,
+                          clock_slopes=True, decay_form=form)
+  weights = _adafactor_weights(config)
+  if form == "abs":   # base decays at 0: |30| would be a = 1
+    b = weights["hypernet_linear"]["b"]
+    weights["hypernet_linear"]["b"] = b.at[1:3].set(0.0)
+  kwargs = {"learning_rate": 0.05, "min_dim_size_to_factor": 16}
+  executor = ExecutorOptimizer(weights, config, "adafactor", kwargs)
+  params = {"w1": 0.3 * jax.random.normal(jax.random.PRNGKey(0), (20, 24)),
+            "b1": jnp.zeros((24,)), "w2": 0.3 * jax.random.normal(jax.random.PRNGKey(1), (24, 16)),
+            "b2": jnp.full((16,), 0.1)}
+  _compare(executor, optax.adafactor(**kwargs), params, steps=30, rtol=1e-3)
+
+
+def test_clock_slopes_start_neutral_and_keep_a_live_gradient_at_no_memory(params):
+  """The head starts at zero (a checkpoint without it runs unchanged once
+  complete_weights adds it), and at a = 0 the slope still moves the decay."""
+  plain = ExecutorConfig()
+  sloped = ExecutorConfig(clock_slopes=True)
+  weights = jax.tree.map(lambda w: w + 0.05, init_weights(plain, jax.random.PRNGKey(0)))
+  completed = network.complete_weights(weights, sloped)
+  assert set(completed) - set(weights) == {"clock_slope_head"}
+  a = ExecutorOptimizer(weights, plain, "adam", {"learning_rate": 1e-2})
+  b = ExecutorOptimizer(completed, sloped, "adam", {"learning_rate": 1e-2})
+  state_a, state_b = a.init(params), b.init(params)
+  for t in range(3):
+    grads = random_grads(jax.random.PRNGKey(4), params, t)
+    out_a, out_b = a.step(grads, state_a, params), b.step(grads, state_b, params)
+    state_a, state_b = out_a.state, out_b.state
+    for u, v in zip(jax.tree.leaves(out_a.updates), jax.tree.leaves(out_b.updates)):
+      np.testing.assert_allclose(u, v, rtol=1e-6)
+  for form in network.DECAY_FORMS:
+    raw = jnp.asarray(network.raw_decay(1e-4, form), jnp.float32)   # a ~ 0: no memory
+    grad = jax.grad(lambda s: step_lib.decay(raw, form, s * jnp.log1p(100.0)))(0.0)
+    assert float(grad) > 4.0   # d a / d s = (1 - a) log(101)

@@ -45,6 +45,9 @@ NUM_TENSOR_FEATURES = 8
 # With ExecutorConfig.learned_step_size, the tensor net's last columns: offsets to the
 # step-size integrator's rate and target (learned_opt.executor.step).
 NUM_STEP_SIZE_OUTPUTS = 2
+# With ExecutorConfig.clock_slopes, the hypernet's last columns: per running average k,
+# the slope of -log(1 - a_k) and of log b_k in log(1 + t) (three each).
+NUM_CLOCK_SLOPES = 6
 SIGN_GAINS = ("softplus", "abs")
 DECAY_FORMS = ("softplus", "abs")
 NORMALIZER_CONSTANTS = ("exp", "abs", "scaled")
@@ -132,6 +135,16 @@ class ExecutorConfig:
       decay_gradient.py). 'abs': a = 1 - exp(-|w|), prior w = -log(1 - beta): a
       = |w| near 0, a live gradient on either side; toward a = 1, log(1 - a) = -|w|,
       linear as before.
+    clock_slopes: the hypernet also emits, per running average k, slopes s_k and
+      u_k (a zero-initialized linear head, `clock_slope_head`, on the conditioning)
+      that add s_k log(1 + t) to -log(1 - a_k) and u_k log(1 + t) to log b_k
+      (learned_opt.executor.step.hyper_coefficients). Adafactor's second moment
+      decays as 1 - (t + 1)^-0.8 (optax counts t from 0): s = 0.8, u = -0.8, a
+      rule-dependent multiple of log(1 + t), which the hypernet's linear skip
+      cannot make (its time features enter additively, shared by all rules), and
+      whose output sits, for Adam, at a constant decay. Without it imitation left
+      Adafactor's factored moments memoryless (results/imitate/experiments).
+      `complete_weights` adds the head, at zero, to a checkpoint trained without it.
     rule_node_degree: with normalizer_constant='scaled' and normalizer_degree
       None: fix the node factor's degree per rule (the mean-row exponent follows
       from the row and column ones): 0, or -1 for SGD_LIKE_RULES, so beta's term
@@ -168,6 +181,7 @@ class ExecutorConfig:
   normalizer_constant: str = "exp"
   decay_form: str = "softplus"
   rule_node_degree: bool = False
+  clock_slopes: bool = False
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   decay_feature_stats: tuple[tuple[str, str, float, float], ...] = ()
   prior: str = "adam"
@@ -232,8 +246,13 @@ def _networks(config: ExecutorConfig):
     return jnp.concatenate([embed, hyper_features, time_features])
 
   def hypernet(c):
-    return _mlp_with_skip(c, config.hidden, config.num_hyper_outputs, "hypernet",
-                          prior_hyper(config))
+    out = _mlp_with_skip(c, config.hidden, config.num_hyper_outputs, "hypernet",
+                         prior_hyper(config))
+    if config.clock_slopes:   # NUM_CLOCK_SLOPES columns: decay slopes, then gain slopes
+      head = hk.Linear(NUM_CLOCK_SLOPES, w_init=hk.initializers.Constant(0.0),
+                       name="clock_slope_head")(c)
+      out = jnp.concatenate([out, head], axis=-1)
+    return out
 
   def tensor_net(c, tensor_features):
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
@@ -320,7 +339,8 @@ def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
 def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:
   """`weights` plus, at their initial values, the modules `config` has and they lack.
 
-  For a checkpoint trained without an optional module (`step_size_head`) and run
+  For a checkpoint trained without an optional module (`step_size_head`,
+  `clock_slope_head`) and run
   with it: the new module starts where a fresh executor's does (at zero, so the
   checkpoint's behavior is unchanged). Existing modules must match in shape.
   """

@@ -153,7 +153,9 @@ def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
   return jnp.asarray(rows, jnp.float32).reshape(len(rows), network.NUM_TENSOR_FEATURES)
 
 
-def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig) -> Coefficients:
+def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig,
+                        clock: Any = 0) -> Coefficients:
+  """The hypernet's raw outputs as Coefficients at step `clock` (see hyper_coefficients)."""
   f, h = network.NUM_EDGE_FEATURES, config.edge_hidden
   raw_decay, raw_gain = out[0:3], out[3:6]
   i = 6
@@ -161,20 +163,48 @@ def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig) -> Coeff
   hidden_in = out[i:i + f * h].reshape(f, h); i += f * h
   hidden_out = out[i:i + h]; i += h
   weight_decay = out[i]
-  decays = decay(raw_decay, config.decay_form)
+  if config.clock_slopes:
+    log_clock = jnp.log1p(jnp.asarray(clock, jnp.float32))
+    slopes = out[config.num_hyper_outputs:config.num_hyper_outputs + network.NUM_CLOCK_SLOPES]
+    decays = decay(raw_decay, config.decay_form, slopes[:3] * log_clock)
+    raw_gain = raw_gain + slopes[3:] * log_clock
+  else:
+    decays = decay(raw_decay, config.decay_form)
   gains = jnp.exp(jnp.clip(raw_gain, -30.0, 10.0))
   return Coefficients(decays, gains, linear, hidden_in, hidden_out, weight_decay)
 
 
-def decay(raw: jax.Array, form: str) -> jax.Array:
+def hyper_coefficients(weights: Any, config: network.ExecutorConfig, rule_id: jax.Array,
+                       hyper_features: jax.Array, clock: Any
+                       ) -> tuple[jax.Array, Coefficients]:
+  """(conditioning vector c, the hypernet's graph-level Coefficients) at step `clock`.
+
+  The clock the networks see stops at config.max_time (the longest run the weights
+  were trained on), so longer runs hold the learned late-training behavior instead
+  of extrapolating the time features. With config.clock_slopes, per running
+  average k:
+    -log(1 - a_k) = L_k(c) + s_k(c) log(1 + t),   log b_k = G_k(c) + u_k(c) log(1 + t),
+  so a decay can grow with the clock at a rate the rule sets (Adafactor:
+  a = 1 - (t + 1)^-0.8, b = (t + 1)^-0.8: L = 0, s = 0.8, G = 0, u = -0.8).
+  """
+  clock = jnp.minimum(clock, config.max_time) if config.max_time else clock
+  cond_fn, hyper_fn, _ = network.build(config).apply
+  c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(clock))
+  return c, split_hyper_outputs(hyper_fn(weights, c), config, clock)
+
+
+def decay(raw: jax.Array, form: str, clock_term: jax.Array | None = None) -> jax.Array:
   """A running average's decay in [0, 1) from its raw output (ExecutorConfig.decay_form).
 
   'softplus': 1 - exp(-softplus(-raw)), raw ~ log(1 - a) toward a = 1; 'abs':
-  1 - exp(-|raw|), raw ~ -log(1 - a), with a live gradient at a = 0.
+  1 - exp(-|raw|), raw ~ -log(1 - a), with a live gradient at a = 0. `clock_term`
+  (ExecutorConfig.clock_slopes) adds to -log(1 - a), floored at 0 (a >= 0); its
+  gradient does not vanish at a = 0 under either form.
   """
-  if form == "abs":
-    return 1.0 - jnp.exp(-jnp.abs(raw))
-  return 1.0 - jnp.exp(-jax.nn.softplus(-raw))
+  neg_log_keep = jnp.abs(raw) if form == "abs" else jax.nn.softplus(-raw)
+  if clock_term is not None:
+    neg_log_keep = jnp.maximum(neg_log_keep + clock_term, 0.0)
+  return 1.0 - jnp.exp(-neg_log_keep)
 
 
 def _folded_edge_weights(coeffs: Coefficients, inv_z1: jax.Array
@@ -315,14 +345,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   """Runs the executor once. All arguments but `config`/`graph`/`form` may be traced."""
   if form not in FORMS:
     raise ValueError(f"Unknown executor form {form!r}; use one of {FORMS}.")
-  nets = network.build(config)
-  cond_fn, hyper_fn, tensor_fn = nets.apply
-  # The clock the networks see stops at max_time (the longest run the weights were
-  # trained on), so longer runs hold the learned late-training behavior instead of
-  # extrapolating the time features.
-  clock = jnp.minimum(state.count, config.max_time) if config.max_time else state.count
-  c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(clock))
-  coeffs = split_hyper_outputs(hyper_fn(weights, c), config)
+  _, _, tensor_fn = network.build(config).apply
+  c, coeffs = hyper_coefficients(weights, config, rule_id, hyper_features, state.count)
   per_tensor = tensor_fn(weights, c, tensor_feats)
   normalizer = per_tensor[:, :network.NUM_NORMALIZER_OUTPUTS]
   gain_coeffs = per_tensor[:, network.NUM_NORMALIZER_OUTPUTS:network.NUM_TENSOR_OUTPUTS]

@@ -32,6 +32,10 @@ B2S = (0.99, 0.995, 0.999, 0.9995)
 def main(path: str) -> None:
   weights, config, _ = checkpoint.restore(path)
   cond_fn, hyper_fn, _ = network.build(config).apply
+
+  def decays(rule, hyper, clock):
+    return step_lib.hyper_coefficients(weights, config, jnp.asarray(config.rules.index(rule)),
+                                       hyper, jnp.asarray(clock))[1].decays
   print("| rule | b1 | b2 | Adam's time constants (m, v) | executor's (m, v) at clocks "
         + "/".join(str(c) for c in CLOCKS) + " |")
   print("|---|---|---|---|---|")
@@ -40,10 +44,8 @@ def main(path: str) -> None:
     hyper = hyper_features(config, "adam", kwargs)
     cells = []
     for clock in CLOCKS:
-      c = cond_fn(weights, jnp.asarray(config.rules.index("adam")), hyper,
-                  conditioning.time_features(jnp.asarray(clock)))
-      decays = step_lib.split_hyper_outputs(hyper_fn(weights, c), config).decays
-      cells.append(f"{1 / (1 - float(decays[0])):.0f}, {1 / (1 - float(decays[1])):.0f}")
+      a = decays("adam", hyper, clock)
+      cells.append(f"{1 / (1 - float(a[0])):.0f}, {1 / (1 - float(a[1])):.0f}")
     print(f"| adam | 0.9 | {b2} | 10, {1 / (1 - b2):.0f} | " + " / ".join(cells) + " |")
   print("\n| rule | clock | Adafactor's time constant | executor's (a1, a2, a3) | raw a3 |")
   print("|---|---|---|---|---|")
@@ -53,8 +55,7 @@ def main(path: str) -> None:
     c = cond_fn(weights, jnp.asarray(config.rules.index("adafactor")), hyper,
                 conditioning.time_features(jnp.asarray(clock)))
     raw = hyper_fn(weights, c)
-    decays = step_lib.split_hyper_outputs(raw, config).decays
-    cells = ", ".join(f"{1 / (1 - float(d)):.1f}" for d in decays)
+    cells = ", ".join(f"{1 / (1 - float(d)):.1f}" for d in decays("adafactor", hyper, clock))
     print(f"| adafactor | {clock} | {clock ** 0.8:.1f} | {cells} | {float(raw[2]):+.3f} |")
   b2_feature = config.embed_dim + 3 * conditioning.DECAY_KEYS.index("b2") + 2
   skip = float(weights["hypernet_linear"]["w"][b2_feature, 1])
