@@ -345,7 +345,7 @@ def test_clock_slopes_make_the_executor_adafactor(form):
   """Against optax.adafactor itself: the factored second moment, its 1 - (t + 1)^-0.8
   decay, update clipping and parameter scaling, on matrices and (zero) biases."""
   config = ExecutorConfig(normalizer_constant="scaled", rule_node_degree=True,
-                          clock_slopes=True, decay_form=form)
+                          clock_slopes=network.RUNNING_AVERAGES, decay_form=form)
   weights = _adafactor_weights(config)
   if form == "abs":   # base decays at 0: |30| would be a = 1
     b = weights["hypernet_linear"]["b"]
@@ -362,7 +362,7 @@ def test_clock_slopes_start_neutral_and_keep_a_live_gradient_at_no_memory(params
   """The head starts at zero (a checkpoint without it runs unchanged once
   complete_weights adds it), and at a = 0 the slope still moves the decay."""
   plain = ExecutorConfig()
-  sloped = ExecutorConfig(clock_slopes=True)
+  sloped = ExecutorConfig(clock_slopes=network.RUNNING_AVERAGES)
   weights = jax.tree.map(lambda w: w + 0.05, init_weights(plain, jax.random.PRNGKey(0)))
   completed = network.complete_weights(weights, sloped)
   assert set(completed) - set(weights) == {"clock_slope_head"}
@@ -379,3 +379,24 @@ def test_clock_slopes_start_neutral_and_keep_a_live_gradient_at_no_memory(params
     raw = jnp.asarray(network.raw_decay(1e-4, form), jnp.float32)   # a ~ 0: no memory
     grad = jax.grad(lambda s: step_lib.decay(raw, form, s * jnp.log1p(100.0)))(0.0)
     assert float(grad) > 4.0   # d a / d s = (1 - a) log(101)
+
+
+def test_clock_slopes_move_only_the_averages_named():
+  """('node',): the row and column states follow the clock, s1 and s2 do not; an old
+  all-or-nothing config reads as every average; unknown names are refused."""
+  config = ExecutorConfig(clock_slopes=("node",))
+  weights = init_weights(config, jax.random.PRNGKey(0))
+  weights["clock_slope_head"]["b"] = jnp.full((network.NUM_CLOCK_SLOPES,), 0.8)
+  args = (weights, config, jnp.asarray(2, jnp.int32),
+          jnp.zeros(conditioning.NUM_HYPER_FEATURES))
+  early = step_lib.hyper_coefficients(*args, jnp.asarray(0))[1]
+  late = step_lib.hyper_coefficients(*args, jnp.asarray(1000))[1]
+  np.testing.assert_allclose(late.decays[:2], early.decays[:2], rtol=1e-6)
+  np.testing.assert_allclose(late.gains[:2], early.gains[:2], rtol=1e-6)
+  assert float(1 - late.decays[2]) == pytest.approx(
+      float(1 - early.decays[2]) * 1001 ** -0.8, rel=0.02)   # float32: a ~ 1 - 4e-6
+  data = dict(config.to_json(), clock_slopes=True)
+  assert ExecutorConfig.from_json(data).clock_slopes == network.RUNNING_AVERAGES
+  assert ExecutorConfig.from_json(config.to_json()) == config
+  with pytest.raises(ValueError, match="clock_slopes"):
+    init_weights(ExecutorConfig(clock_slopes=("momentum",)), jax.random.PRNGKey(0))

@@ -48,6 +48,7 @@ NUM_STEP_SIZE_OUTPUTS = 2
 # With ExecutorConfig.clock_slopes, the hypernet's last columns: per running average k,
 # the slope of -log(1 - a_k) and of log b_k in log(1 + t) (three each).
 NUM_CLOCK_SLOPES = 6
+RUNNING_AVERAGES = ("first", "second", "node")   # a1 (s1), a2 (s2), a3 (rows, columns)
 SIGN_GAINS = ("softplus", "abs")
 DECAY_FORMS = ("softplus", "abs")
 NORMALIZER_CONSTANTS = ("exp", "abs", "scaled")
@@ -135,16 +136,19 @@ class ExecutorConfig:
       decay_gradient.py). 'abs': a = 1 - exp(-|w|), prior w = -log(1 - beta): a
       = |w| near 0, a live gradient on either side; toward a = 1, log(1 - a) = -|w|,
       linear as before.
-    clock_slopes: the hypernet also emits, per running average k, slopes s_k and
-      u_k (a zero-initialized linear head, `clock_slope_head`, on the conditioning)
-      that add s_k log(1 + t) to -log(1 - a_k) and u_k log(1 + t) to log b_k
+    clock_slopes: the running averages (names from RUNNING_AVERAGES: 'first', s1;
+      'second', s2; 'node', the row and column states) whose decay a_k and gain b_k
+      may follow the clock: the hypernet also emits slopes s_k and u_k (a
+      zero-initialized linear head, `clock_slope_head`, on the conditioning) that
+      add s_k log(1 + t) to -log(1 - a_k) and u_k log(1 + t) to log b_k
       (learned_opt.executor.step.hyper_coefficients). Adafactor's second moment
       decays as 1 - (t + 1)^-0.8 (optax counts t from 0): s = 0.8, u = -0.8, a
       rule-dependent multiple of log(1 + t), which the hypernet's linear skip
-      cannot make (its time features enter additively, shared by all rules), and
-      whose output sits, for Adam, at a constant decay. Without it imitation left
-      Adafactor's factored moments memoryless (results/imitate/experiments).
-      `complete_weights` adds the head, at zero, to a checkpoint trained without it.
+      cannot make (its time features enter additively, shared by all rules).
+      Without it imitation left Adafactor's factored moments memoryless; with all
+      three, Adam's second moment drifted at late clocks (results/imitate/experiments).
+      () (the default): no head. `complete_weights` adds the head, at zero, to a
+      checkpoint trained without it.
     rule_node_degree: with normalizer_constant='scaled' and normalizer_degree
       None: fix the node factor's degree per rule (the mean-row exponent follows
       from the row and column ones): 0, or -1 for SGD_LIKE_RULES, so beta's term
@@ -181,7 +185,7 @@ class ExecutorConfig:
   normalizer_constant: str = "exp"
   decay_form: str = "softplus"
   rule_node_degree: bool = False
-  clock_slopes: bool = False
+  clock_slopes: tuple[str, ...] = ()
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   decay_feature_stats: tuple[tuple[str, str, float, float], ...] = ()
   prior: str = "adam"
@@ -200,6 +204,7 @@ class ExecutorConfig:
   def to_json(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)
     out["rules"] = list(self.rules)
+    out["clock_slopes"] = list(self.clock_slopes)
     out["trained_options"] = {k: list(v) for k, v in self.trained_options}
     out["decay_feature_stats"] = [list(row) for row in self.decay_feature_stats]
     return out
@@ -213,6 +218,10 @@ class ExecutorConfig:
       raise ValueError(f"executor config has unknown keys {sorted(unknown)}; it was written "
                        "by a newer learned_opt. Upgrade learned_opt to load it.")
     data["rules"] = tuple(data.get("rules", cls.rules))
+    slopes = data.get("clock_slopes", ())
+    # A bool: written while the option was all-or-nothing (True: every average).
+    data["clock_slopes"] = (RUNNING_AVERAGES if slopes is True else
+                            () if slopes is False else tuple(slopes))
     data["trained_options"] = tuple(
         (k, tuple(v)) for k, v in dict(data.get("trained_options", {})).items())
     data["decay_feature_stats"] = tuple(
@@ -370,6 +379,10 @@ def init_weights(config: ExecutorConfig, key: jax.Array) -> hk.Params:
   if config.normalizer_constant not in NORMALIZER_CONSTANTS:
     raise ValueError(f"Unknown normalizer_constant {config.normalizer_constant!r}; use one "
                      f"of {NORMALIZER_CONSTANTS}.")
+  unknown = set(config.clock_slopes) - set(RUNNING_AVERAGES)
+  if unknown:
+    raise ValueError(f"Unknown running averages {sorted(unknown)} in clock_slopes; use names "
+                     f"from {RUNNING_AVERAGES}.")
   if config.rule_node_degree and config.normalizer_constant != "scaled":
     raise ValueError("rule_node_degree=True needs normalizer_constant='scaled' (the degree "
                      "-1 of SGD-like rules assumes beta's term carries RMS(g)).")

@@ -166,6 +166,9 @@ def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig,
   if config.clock_slopes:
     log_clock = jnp.log1p(jnp.asarray(clock, jnp.float32))
     slopes = out[config.num_hyper_outputs:config.num_hyper_outputs + network.NUM_CLOCK_SLOPES]
+    used = jnp.asarray([name in config.clock_slopes for name in network.RUNNING_AVERAGES],
+                       jnp.float32)
+    slopes = slopes * jnp.concatenate([used, used])
     decays = decay(raw_decay, config.decay_form, slopes[:3] * log_clock)
     raw_gain = raw_gain + slopes[3:] * log_clock
   else:
