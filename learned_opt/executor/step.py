@@ -154,7 +154,7 @@ def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
 
 
 def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig,
-                        clock: Any = 0) -> Coefficients:
+                        clock: Any) -> Coefficients:
   """The hypernet's raw outputs as Coefficients at step `clock` (see hyper_coefficients)."""
   f, h = network.NUM_EDGE_FEATURES, config.edge_hidden
   raw_decay, raw_gain = out[0:3], out[3:6]
@@ -163,16 +163,13 @@ def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig,
   hidden_in = out[i:i + f * h].reshape(f, h); i += f * h
   hidden_out = out[i:i + h]; i += h
   weight_decay = out[i]
-  if config.clock_slopes:
-    log_clock = jnp.log1p(jnp.asarray(clock, jnp.float32))
+  clock_term = None
+  if config.clock_slopes:   # only the named averages' slopes count (static mask)
+    used = [float(name in config.clock_slopes) for name in network.RUNNING_AVERAGES] * 2
     slopes = out[config.num_hyper_outputs:config.num_hyper_outputs + network.NUM_CLOCK_SLOPES]
-    used = jnp.asarray([name in config.clock_slopes for name in network.RUNNING_AVERAGES],
-                       jnp.float32)
-    slopes = slopes * jnp.concatenate([used, used])
-    decays = decay(raw_decay, config.decay_form, slopes[:3] * log_clock)
-    raw_gain = raw_gain + slopes[3:] * log_clock
-  else:
-    decays = decay(raw_decay, config.decay_form)
+    scaled = slopes * jnp.asarray(used, jnp.float32) * jnp.log1p(jnp.asarray(clock, jnp.float32))
+    clock_term, raw_gain = scaled[:3], raw_gain + scaled[3:]
+  decays = decay(raw_decay, config.decay_form, clock_term)
   gains = jnp.exp(jnp.clip(raw_gain, -30.0, 10.0))
   return Coefficients(decays, gains, linear, hidden_in, hidden_out, weight_decay)
 

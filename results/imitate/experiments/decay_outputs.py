@@ -31,11 +31,11 @@ B2S = (0.99, 0.995, 0.999, 0.9995)
 
 def main(path: str) -> None:
   weights, config, _ = checkpoint.restore(path)
-  cond_fn, hyper_fn, _ = network.build(config).apply
+  hyper_fn = network.build(config).apply[1]
 
-  def decays(rule, hyper, clock):
+  def coefficients(rule, hyper, clock):   # (conditioning vector, Coefficients)
     return step_lib.hyper_coefficients(weights, config, jnp.asarray(config.rules.index(rule)),
-                                       hyper, jnp.asarray(clock))[1].decays
+                                       hyper, jnp.asarray(clock))
   print("| rule | b1 | b2 | Adam's time constants (m, v) | executor's (m, v) at clocks "
         + "/".join(str(c) for c in CLOCKS) + " |")
   print("|---|---|---|---|---|")
@@ -44,7 +44,7 @@ def main(path: str) -> None:
     hyper = hyper_features(config, "adam", kwargs)
     cells = []
     for clock in CLOCKS:
-      a = decays("adam", hyper, clock)
+      a = coefficients("adam", hyper, clock)[1].decays
       cells.append(f"{1 / (1 - float(a[0])):.0f}, {1 / (1 - float(a[1])):.0f}")
     print(f"| adam | 0.9 | {b2} | 10, {1 / (1 - b2):.0f} | " + " / ".join(cells) + " |")
   print("\n| rule | clock | Adafactor's time constant | executor's (a1, a2, a3) | raw a3 |")
@@ -52,10 +52,9 @@ def main(path: str) -> None:
   kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
   hyper = hyper_features(config, "adafactor", kwargs)
   for clock in ADAFACTOR_CLOCKS:
-    c = cond_fn(weights, jnp.asarray(config.rules.index("adafactor")), hyper,
-                conditioning.time_features(jnp.asarray(clock)))
+    c, co = coefficients("adafactor", hyper, clock)
     raw = hyper_fn(weights, c)
-    cells = ", ".join(f"{1 / (1 - float(d)):.1f}" for d in decays("adafactor", hyper, clock))
+    cells = ", ".join(f"{1 / (1 - float(d)):.1f}" for d in co.decays)
     print(f"| adafactor | {clock} | {clock ** 0.8:.1f} | {cells} | {float(raw[2]):+.3f} |")
   b2_feature = config.embed_dim + 3 * conditioning.DECAY_KEYS.index("b2") + 2
   skip = float(weights["hypernet_linear"]["w"][b2_feature, 1])
