@@ -68,6 +68,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.learning_rate = 3e-3
   config.clip_norm = 1.0
   config.hint_weight = 0.3
+  # Weight of the preconditioner hint (imitation.PRECONDITIONER_HINTS: the RMS adafactor
+  # divides by, against the executor's node states); 0 as the shipped executor was trained.
+  config.preconditioner_hint_weight = 0.0
   # Weight of imitation.direction_readout_penalty (the layer gain reads RMS(d) only where
   # a rule needs it); 0 as the shipped executor was trained.
   config.direction_readout_penalty = 0.0

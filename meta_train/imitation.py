@@ -9,6 +9,8 @@ from the same zero start), and is trained on
   L = mean_t mean_tensors [1 - cos(u_exec, u_rule)
                            + (log |u_exec| - log |u_rule|)^2]          (update loss)
     + hint_weight * relative squared error of the moment hints       (hint loss)
+    + preconditioner_hint_weight * relative squared error of the RMS
+      a factoring rule divides by                            (preconditioner hint)
 
 Direction and log-magnitude are separated on purpose: a relative squared error
 has a trap at u_exec = 0 (its gradient with respect to the log step size
@@ -41,6 +43,11 @@ HINT_TARGETS = {
     name: {"first_moment": ("mu_hat", None), "second_moment_rms": ("nu_hat", "sqrt")}
     for name in ("adam", "adamw", "nadam", "lamb")
 }
+# Which rule hint is the RMS the rule divides the gradient by, as 1 / hint (adafactor's
+# `scale`: its factored second moment on the matrices it factors, the full one elsewhere).
+# It supervises the executor's `preconditioner_rms` prediction, whose factored part reads
+# only the node states: what they remember, not how the tensor net blends them.
+PRECONDITIONER_HINTS = {"adafactor": "scale"}
 _STATIC_TYPES = (bool, int, type(None), str)
 
 
@@ -53,6 +60,8 @@ class Trajectory(NamedTuple):
   second_moment_rms: PyTree
   hint_mask: jax.Array   # () 1.0 when the rule provides the hint targets
   loss: jax.Array        # (T,) training loss along the way
+  preconditioner_rms: PyTree   # PRECONDITIONER_HINTS' target (zeros where the rule has none)
+  preconditioner_mask: jax.Array   # () 1.0 when the rule provides it
 
 
 class Conditioning(NamedTuple):
@@ -77,6 +86,7 @@ def rule_trajectory(name: str, static: tuple, dynamic: dict, loss_fn: Any,
   """Runs rule `name` on the task for as many steps as `batches` has (inside scan)."""
   rule = algorithms.get(name, **dict(static), **dynamic)
   targets = HINT_TARGETS.get(name)
+  preconditioner_hint = PRECONDITIONER_HINTS.get(name)
 
   def body(carry, inputs):
     params, state = carry
@@ -88,15 +98,20 @@ def rule_trajectory(name: str, static: tuple, dynamic: dict, loss_fn: Any,
     if targets:
       first = trace[targets["first_moment"][0]].value
       second = jax.tree.map(jnp.sqrt, trace[targets["second_moment_rms"][0]].value)
+    preconditioner = zeros
+    if preconditioner_hint:
+      preconditioner = jax.tree.map(lambda x: 1.0 / x, trace[preconditioner_hint].value)
     new_params = jax.tree.map(lambda p, u: p + u, params, updates)
-    return (new_params, state), (params, grads, updates, first, second, loss)
+    return (new_params, state), (params, grads, updates, first, second, preconditioner, loss)
 
   steps = jax.tree.leaves(batches)[0].shape[0]
   keys = jax.random.split(key, steps)
-  _, (ps, gs, us, firsts, seconds, losses) = jax.lax.scan(
+  _, (ps, gs, us, firsts, seconds, preconditioners, losses) = jax.lax.scan(
       body, (params, rule.init(params)), (batches, keys))
   mask = jnp.asarray(1.0 if targets else 0.0)
-  return Trajectory(ps, gs, us, firsts, seconds, mask, losses)
+  preconditioner_mask = jnp.asarray(1.0 if preconditioner_hint else 0.0)
+  return Trajectory(ps, gs, us, firsts, seconds, mask, losses, preconditioners,
+                    preconditioner_mask)
 
 
 def conditioning_for(config: network.ExecutorConfig, name: str, kwargs: Mapping[str, Any],
@@ -125,8 +140,8 @@ def _executor_step(weights, config, graph, cond: Conditioning, grads, state, par
 
 def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
                     cond: Conditioning, hint_weight: float, warmup: int = 0,
-                    magnitude_weight: float = 1.0, warmup_gradient: bool = False
-                    ) -> tuple[jax.Array, dict]:
+                    magnitude_weight: float = 1.0, warmup_gradient: bool = False,
+                    preconditioner_hint_weight: float = 0.0) -> tuple[jax.Array, dict]:
   """Free-running imitation loss of the executor along one trajectory.
 
   The first `warmup` steps run the executor (its own state fed back, as at
@@ -140,6 +155,9 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   the loss window fits as well: the executor imitated every Adam b2 in
   0.99-0.9995 with a second-moment decay of 0.9999-0.99996 (time constants of
   10000-27000 steps), and its updates fell behind Adam's in long runs.
+
+  `preconditioner_hint_weight` (0: off) weighs the preconditioner hint
+  (PRECONDITIONER_HINTS) into the loss, on the rules that provide it.
   """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
@@ -158,10 +176,10 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
       state = jax.lax.stop_gradient(jax.lax.scan(warm_body, state, head)[0])
     traj = traj._replace(**{f: jax.tree.map(lambda x: x[warmup:], getattr(traj, f))
                             for f in ("params", "grads", "updates", "first_moment",
-                                      "second_moment_rms", "loss")})
+                                      "second_moment_rms", "loss", "preconditioner_rms")})
 
   def body(state, inputs):
-    params, grads, target, first, second = inputs
+    params, grads, target, first, second, preconditioner = inputs
     out = _executor_step(weights, config, graph, cond, grads, state, params)
     update_err = _relative_error(out.updates, target)
     update_loss = _direction_and_magnitude_loss(out.updates, target, magnitude_weight)
@@ -172,18 +190,31 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
     second = _where(traj.hint_mask, second, jax.lax.stop_gradient(pred_second))
     hint_err = 0.5 * (_relative_error(pred_first, first)
                       + _relative_error(pred_second, second))
+    if preconditioner_hint_weight:
+      predicted = out.predictions["preconditioner_rms"]
+      preconditioner = _where(traj.preconditioner_mask, preconditioner,
+                              jax.lax.stop_gradient(predicted))
+      preconditioner_err = _relative_error(predicted, preconditioner)
+    else:
+      preconditioner_err = jnp.zeros(())
     cosine = _cosine(out.updates, target)
-    return out.state, (update_loss, update_err, hint_err, cosine)
+    return out.state, (update_loss, update_err, hint_err, preconditioner_err, cosine)
 
-  _, (update_loss, update_err, hint_err, cosine) = jax.lax.scan(
+  _, (update_loss, update_err, hint_err, preconditioner_err, cosine) = jax.lax.scan(
       body, state,
-      (traj.params, traj.grads, traj.updates, traj.first_moment, traj.second_moment_rms))
+      (traj.params, traj.grads, traj.updates, traj.first_moment, traj.second_moment_rms,
+       traj.preconditioner_rms))
   update_loss = jnp.mean(update_loss)
   # log1p keeps rare huge errors (early, unstable steps) from dominating the batch.
   hint_loss = traj.hint_mask * jnp.mean(jnp.log1p(hint_err))
   loss = update_loss + hint_weight * hint_loss
-  return loss, {"update_rel_err": jnp.mean(update_err), "hint_rel_err": jnp.mean(hint_err),
-                "cosine": jnp.mean(cosine)}
+  metrics = {"update_rel_err": jnp.mean(update_err), "hint_rel_err": jnp.mean(hint_err),
+             "cosine": jnp.mean(cosine)}
+  if preconditioner_hint_weight:
+    loss = loss + preconditioner_hint_weight * traj.preconditioner_mask * jnp.mean(
+        jnp.log1p(preconditioner_err))
+    metrics["preconditioner_rel_err"] = jnp.mean(preconditioner_err)
+  return loss, metrics
 
 
 def rule_run(config: network.ExecutorConfig, name: str, kwargs: Mapping[str, Any],
@@ -349,7 +380,8 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
                     hint_weight: float, magnitude_weight: float = 1.0,
                     readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
                     mixture_penalty: float = 0.0, warmup_gradient: bool = False,
-                    mixture_exempt: tuple[str, ...] = ()):
+                    mixture_exempt: tuple[str, ...] = (),
+                    preconditioner_hint_weight: float = 0.0):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
@@ -357,13 +389,14 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
   `direction_readout_penalty` into the loss (0: off), leaving out the rules in
   `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off),
   leaving out the rules in `mixture_exempt`.
-  `warmup_gradient`: see `trajectory_loss`.
+  `warmup_gradient` and `preconditioner_hint_weight`: see `trajectory_loss`.
   """
 
   def batch_loss(weights, trajs, conds, warmup):
     losses, metrics = jax.vmap(trajectory_loss,
-                               in_axes=(None, None, 0, 0, None, None, None, None))(
-        weights, config, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient)
+                               in_axes=(None, None, 0, 0, None, None, None, None, None))(
+        weights, config, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient,
+        preconditioner_hint_weight)
     loss = jnp.mean(losses)
     if readout_penalty:
       penalty = direction_readout_penalty(weights, config, conds, penalty_exempt)

@@ -400,3 +400,39 @@ def test_clock_slopes_move_only_the_averages_named():
   assert ExecutorConfig.from_json(config.to_json()) == config
   with pytest.raises(ValueError, match="clock_slopes"):
     init_weights(ExecutorConfig(clock_slopes=("momentum",)), jax.random.PRNGKey(0))
+
+
+def _regression_loss(params, key, batch):
+  del key
+  x, y = batch
+  return jnp.mean(jnp.square(jnp.tanh(x @ params["w1"] + params["b1"]) @ params["w2"] - y))
+
+
+@pytest.mark.parametrize("min_dim", [16, 128])
+def test_preconditioner_hint_is_exact_for_the_adafactor_executor(min_dim):
+  """The executor's `preconditioner_rms` prediction (node states on the tensors the rule
+  factors, the second moment elsewhere) is what adafactor divides by: zero hint error
+  for the hand-set Adafactor executor, factored (min_dim 16) or not (128); a live,
+  nonzero hint error for trained-from-scratch weights."""
+  from meta_train import imitation
+  config = ExecutorConfig(normalizer_constant="scaled", rule_node_degree=True,
+                          clock_slopes=network.RUNNING_AVERAGES)
+  kwargs = {"learning_rate": 0.05, "min_dim_size_to_factor": min_dim}
+  params = {"w1": 0.3 * jax.random.normal(jax.random.PRNGKey(0), (20, 24)),
+            "b1": jnp.zeros((24,)), "w2": 0.3 * jax.random.normal(jax.random.PRNGKey(1), (24, 16))}
+  x = jax.random.normal(jax.random.PRNGKey(2), (12, 8, 20))
+  static, dynamic = imitation.split_kwargs(kwargs)
+  traj = imitation.rule_trajectory("adafactor", static, dynamic, _regression_loss, params,
+                                   (x, jnp.sin(x[..., :16])), jax.random.PRNGKey(3))
+  assert float(traj.preconditioner_mask) == 1.0
+  cond = imitation.conditioning_for(config, "adafactor", kwargs, params)
+
+  def hint_error(weights):
+    return imitation.trajectory_loss(weights, config, traj, cond, 0.3,
+                                     preconditioner_hint_weight=1.0)[1]["preconditioner_rel_err"]
+
+  assert float(hint_error(_adafactor_weights(config))) < 1e-8
+  fresh = init_weights(config, jax.random.PRNGKey(0))
+  assert float(hint_error(fresh)) > 1e-3
+  grads = jax.grad(hint_error)(fresh)
+  assert float(jnp.max(jnp.abs(grads["hypernet_linear"]["b"][:3]))) > 0   # the decays

@@ -153,6 +153,16 @@ def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
   return jnp.asarray(rows, jnp.float32).reshape(len(rows), network.NUM_TENSOR_FEATURES)
 
 
+_FACTORING_COLUMN = 7   # tensor_features' log2(second largest dim / min_dim_size_to_factor) + 1/2
+
+
+def factored_by_rule(tensor_feats: jax.Array) -> jax.Array:
+  """(num_tensors,) bool: which tensors the rule factors (adafactor's test: a matrix
+  whose second largest dimension is at least min_dim_size_to_factor), read from
+  `tensor_features`' rows, so it may be traced."""
+  return tensor_feats[:, _FACTORING_COLUMN] >= 0.5 - 1e-6
+
+
 def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig,
                         clock: Any) -> Coefficients:
   """The hypernet's raw outputs as Coefficients at step `clock` (see hyper_coefficients)."""
@@ -335,7 +345,10 @@ def _plain_edge_numerator(features: jax.Array, coeffs: Coefficients) -> jax.Arra
 class StepOutput(NamedTuple):
   updates: PyTree
   state: ExecutorState
-  predictions: dict[str, PyTree]   # hint predictions (debiased moments) for imitation
+  # Hint predictions for imitation: the debiased moments, and the RMS a factoring rule
+  # divides by (sqrt(r_i c_j / mean r) of the node states on the tensors the rule
+  # factors, the second moment's elsewhere).
+  predictions: dict[str, PyTree]
 
 
 def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGraph,
@@ -371,6 +384,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   row_leaves, col_leaves = jax.tree.leaves(state.rows), jax.tree.leaves(state.cols)
   scaled_constant = config.normalizer_constant == "scaled"
   degree = _node_degree(config, rule_id)
+  factored = factored_by_rule(tensor_feats)
 
   def direction(g, s1_new, s2_new, p, row_scale, col_scale, constant, w, s1_old=None):
     """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise (constant: beta).
@@ -405,6 +419,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     s1_new, s2_new = new_moments(g, s1, s2)
     w = normalizer[idx]
     p = p_leaves[idx]
+    factored_rms = None   # sqrt(r_i c_j / mean r) from the node states, where there are any
     if info.role == EDGES and config.node_messages:
       row_squares, col_squares = reductions.mean_squares(g)
       rows = a[2] * row_leaves[idx] + b[2] * row_squares
@@ -416,6 +431,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       row_scale = _bounded_exp(w[1] * log_r + (w_mean * log_mean_r + w[4])[..., None])[..., None]
       col_scale = _bounded_exp(w[2] * log_c)[..., None, :]
       log_mean_r = log_mean_r[..., None, None]
+      factored_rms = jnp.exp(log_r[..., :, None] + log_c[..., None, :] - log_mean_r)
     elif scaled_constant:
       # The tensor's running mean square (a scalar state), for the constant's scale and
       # the node factor's (mean row) exponent; matrices without node messages read it
@@ -452,7 +468,9 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     if adapting:
       pair = (g, s1) if form == "plain" or len(info.shape) < 2 else _row_sample((g, s1))
       alignments.append(_cosine(*pair))
-    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2))
+    v = s2_new * inv_sqrt_z2
+    preconditioner = v if factored_rms is None else jnp.where(factored[idx], factored_rms, v)
+    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, v, preconditioner))
 
   if config.layer_readout:
     log_rms_d = jnp.stack(log_rms_d) if config.direction_readout else None
@@ -469,8 +487,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
   gains = -lr * jnp.exp(jnp.clip(log_gain, -30.0, 30.0))
 
-  updates, s1s, s2s, rows_out, cols_out, ms, vs = [], [], [], [], [], [], []
-  for idx, (d, s1_new, s2_new, rows, cols, m, v) in enumerate(outs):
+  updates, s1s, s2s, rows_out, cols_out, ms, vs, pre = [], [], [], [], [], [], [], []
+  for idx, (d, s1_new, s2_new, rows, cols, m, v, preconditioner) in enumerate(outs):
     dtype = g_leaves[idx].dtype
     updates.append((gains[idx] * d).astype(dtype))
     s1s.append(s1_new.astype(s1_leaves[idx].dtype))
@@ -479,6 +497,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     cols_out.append(cols.astype(jnp.float32))
     ms.append(m)
     vs.append(v)
+    pre.append(preconditioner)
 
   unflat = graph.unflatten
   new_state = ExecutorState(
@@ -486,4 +505,5 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       s1=unflat(s1s), s2=unflat(s2s), rows=unflat(rows_out), cols=unflat(cols_out), z=z,
       log_step=log_step)
   return StepOutput(unflat(updates), new_state,
-                    {"first_moment": unflat(ms), "second_moment_rms": unflat(vs)})
+                    {"first_moment": unflat(ms), "second_moment_rms": unflat(vs),
+                     "preconditioner_rms": unflat(pre)})
