@@ -54,6 +54,7 @@ SPEC_FORMS = (
     '"checkpoint:PATH" (learned_opt.load(PATH))',
     '"optax:NAME" (optax.NAME(learning_rate=lr), one setting per lr of the sweep)',
     '"optax:NAME:LR" (one fixed learning rate)',
+    '"optax:contrib.NAME[:LR]" (optax.contrib.NAME, e.g. "optax:contrib.prodigy:1.0")',
 )
 
 
@@ -81,16 +82,24 @@ class Optimizer:
 
 
 def optax_rule_names() -> list[str]:
-  """optax factories whose first argument is `learning_rate` (accepted by "optax:NAME")."""
+  """optax factories whose first argument is `learning_rate` (accepted by "optax:NAME"):
+  optax's own as NAME, optax.contrib's as contrib.NAME."""
   out = []
-  for name in dir(optax):
-    fn = getattr(optax, name)
-    if name.startswith("_") or not inspect.isfunction(fn):
-      continue
-    params = list(inspect.signature(fn).parameters)
-    if params and params[0] == "learning_rate":
-      out.append(name)
+  for prefix, module in (("", optax), ("contrib.", optax.contrib)):
+    for name in dir(module):
+      fn = getattr(module, name)
+      if name.startswith("_") or not inspect.isfunction(fn):
+        continue
+      params = list(inspect.signature(fn).parameters)
+      if params and params[0] == "learning_rate":
+        out.append(prefix + name)
   return sorted(out)
+
+
+def _optax_factory(name: str) -> Callable[..., optax.GradientTransformation]:
+  """optax.NAME, or optax.contrib.NAME for "contrib.NAME"."""
+  module, _, attr = name.rpartition(".")
+  return getattr(optax.contrib if module else optax, attr)
 
 
 def _unknown(spec: str, why: str) -> UnknownOptimizerError:
@@ -128,7 +137,7 @@ def _pretrained(spec: str, parts: list[str]) -> Optimizer:
 def _optax(spec: str, parts: list[str], learning_rates: Sequence[float]) -> Optimizer:
   if not parts or len(parts) > 2 or parts[0] not in optax_rule_names():
     raise _unknown(spec, "expected optax:NAME or optax:NAME:LR with NAME an optax rule")
-  factory = getattr(optax, parts[0])
+  factory = _optax_factory(parts[0])
   lrs = [_float(spec, parts[1])] if len(parts) == 2 else list(learning_rates)
   if not lrs:
     raise _unknown(spec, "the learning-rate sweep is empty")

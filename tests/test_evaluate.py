@@ -151,7 +151,8 @@ def test_diverged_runs_and_long_horizon(tmp_path):
 
 
 def test_unknown_optimizer_spec_lists_accepted_forms():
-  for spec in ("adam", "optax:no_such_rule", "pretrained:no_such_name", "optax:adam:fast"):
+  for spec in ("adam", "optax:no_such_rule", "pretrained:no_such_name", "optax:adam:fast",
+               "optax:contrib.no_such_rule"):
     with pytest.raises(evaluate.UnknownOptimizerError) as e:
       evaluate.parse_optimizer(spec, (1e-3,))
     msg = str(e.value)
@@ -165,6 +166,12 @@ def test_spec_forms(learned):
   fixed = evaluate.parse_optimizer("optax:adam:3e-4", (1e-3, 1e-2))
   assert fixed.settings == (("lr=0.0003", {"learning_rate": 3e-4}),)
   assert evaluate.parse_optimizer(learned).settings == (("default", {}),)
+  prodigy = evaluate.parse_optimizer("optax:contrib.prodigy:1.0")
+  assert prodigy.settings == (("lr=1", {"learning_rate": 1.0}),)
+  params = {"w": jax.numpy.ones((3,))}
+  tx = prodigy.make(learning_rate=1.0)
+  updates, _ = tx.update(params, tx.init(params), params)
+  assert np.all(np.isfinite(np.asarray(updates["w"])))
   with pytest.raises(FileNotFoundError):
     evaluate.parse_optimizer("checkpoint:/no/such/checkpoint")
 
