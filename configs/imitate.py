@@ -71,6 +71,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Weight of the preconditioner hint (imitation.PRECONDITIONER_HINTS: the RMS adafactor
   # divides by, against the executor's node states); 0 as the shipped executor was trained.
   config.preconditioner_hint_weight = 0.0
+  # Weight of the denominator hint (imitation.denominator_shape_error: the executor's
+  # denominator proportional to that RMS per tensor); 0 as the shipped executor was trained.
+  config.denominator_hint_weight = 0.0
   # Weight of imitation.direction_readout_penalty (the layer gain reads RMS(d) only where
   # a rule needs it); 0 as the shipped executor was trained.
   config.direction_readout_penalty = 0.0

@@ -156,14 +156,16 @@ def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm:
                    readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
                    mixture_penalty: float = 0.0, warmup_gradient: bool = False,
                    mixture_exempt: tuple[str, ...] = (),
-                   preconditioner_hint_weight: float = 0.0):
+                   preconditioner_hint_weight: float = 0.0,
+                   denominator_hint_weight: float = 0.0):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(
       exec_config, meta_opt, hint_weight, magnitude_weight=magnitude_weight,
       readout_penalty=readout_penalty, penalty_exempt=penalty_exempt,
       mixture_penalty=mixture_penalty, warmup_gradient=warmup_gradient,
-      mixture_exempt=mixture_exempt, preconditioner_hint_weight=preconditioner_hint_weight)
+      mixture_exempt=mixture_exempt, preconditioner_hint_weight=preconditioner_hint_weight,
+      denominator_hint_weight=denominator_hint_weight)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -197,7 +199,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       mixture_penalty=config.get("normalizer_mixture_penalty", 0.0),
       warmup_gradient=bool(config.get("warmup_gradient", False)),
       mixture_exempt=tuple(config.get("mixture_penalty_exempt", ())),
-      preconditioner_hint_weight=config.get("preconditioner_hint_weight", 0.0))
+      preconditioner_hint_weight=config.get("preconditioner_hint_weight", 0.0),
+      denominator_hint_weight=config.get("denominator_hint_weight", 0.0))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0
@@ -230,11 +233,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       for penalty in ("readout_penalty", "mixture_penalty"):
         if penalty in m:
           last[penalty] = float(np.mean(m[penalty]))
-      if "preconditioner_rel_err" in m:   # over the rules that give the hint
-        hinted = [e for n, e in zip(names, np.asarray(m["preconditioner_rel_err"]))
-                  if n in imitation.PRECONDITIONER_HINTS]
+      for hint in ("preconditioner_rel_err", "denominator_shape_err"):
+        hinted = [e for n, e in zip(names, np.asarray(m.get(hint, ())))
+                  if n in imitation.PRECONDITIONER_HINTS]   # the rules that give the hint
         if hinted:
-          last["preconditioner_rel_err"] = float(np.mean(hinted))
+          last[hint] = float(np.mean(hinted))
       with metrics_path.open("a") as f:
         f.write(json.dumps(last) + "\n")
       print(f"step {step + 1}/{config.num_steps} loss {last['loss']:.4f} | {rate:.2f} steps/s,"

@@ -11,6 +11,8 @@ from the same zero start), and is trained on
     + hint_weight * relative squared error of the moment hints       (hint loss)
     + preconditioner_hint_weight * relative squared error of the RMS
       a factoring rule divides by                            (preconditioner hint)
+    + denominator_hint_weight * the spread of log(executor's denominator / that RMS)
+      over each tensor                                          (denominator hint)
 
 Direction and log-magnitude are separated on purpose: a relative squared error
 has a trap at u_exec = 0 (its gradient with respect to the log step size
@@ -141,7 +143,8 @@ def _executor_step(weights, config, graph, cond: Conditioning, grads, state, par
 def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
                     cond: Conditioning, hint_weight: float, warmup: int = 0,
                     magnitude_weight: float = 1.0, warmup_gradient: bool = False,
-                    preconditioner_hint_weight: float = 0.0) -> tuple[jax.Array, dict]:
+                    preconditioner_hint_weight: float = 0.0,
+                    denominator_hint_weight: float = 0.0) -> tuple[jax.Array, dict]:
   """Free-running imitation loss of the executor along one trajectory.
 
   The first `warmup` steps run the executor (its own state fed back, as at
@@ -157,7 +160,9 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   10000-27000 steps), and its updates fell behind Adam's in long runs.
 
   `preconditioner_hint_weight` (0: off) weighs the preconditioner hint
-  (PRECONDITIONER_HINTS) into the loss, on the rules that provide it.
+  (PRECONDITIONER_HINTS) into the loss, on the rules that provide it;
+  `denominator_hint_weight` (0: off) weighs `denominator_shape_error` of the
+  executor's denominator against the same hint.
   """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
@@ -197,10 +202,20 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
       preconditioner_err = _relative_error(predicted, preconditioner)
     else:
       preconditioner_err = jnp.zeros(())
+    if denominator_hint_weight:
+      denominator = out.predictions["denominator"]
+      # Rules without the hint: the target is the (frozen) denominator, so no signal.
+      rms = _where(traj.preconditioner_mask, preconditioner, jax.lax.stop_gradient(denominator))
+      update_grads = _where(traj.preconditioner_mask, grads, jax.tree.map(jnp.ones_like, grads))
+      denominator_err = denominator_shape_error(denominator, rms, update_grads)
+    else:
+      denominator_err = jnp.zeros(())
     cosine = _cosine(out.updates, target)
-    return out.state, (update_loss, update_err, hint_err, preconditioner_err, cosine)
+    return out.state, (update_loss, update_err, hint_err, preconditioner_err, denominator_err,
+                       cosine)
 
-  _, (update_loss, update_err, hint_err, preconditioner_err, cosine) = jax.lax.scan(
+  _, (update_loss, update_err, hint_err, preconditioner_err, denominator_err,
+      cosine) = jax.lax.scan(
       body, state,
       (traj.params, traj.grads, traj.updates, traj.first_moment, traj.second_moment_rms,
        traj.preconditioner_rms))
@@ -214,7 +229,33 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
     loss = loss + preconditioner_hint_weight * traj.preconditioner_mask * jnp.mean(
         jnp.log1p(preconditioner_err))
     metrics["preconditioner_rel_err"] = jnp.mean(preconditioner_err)
+  if denominator_hint_weight:
+    loss = loss + denominator_hint_weight * traj.preconditioner_mask * jnp.mean(denominator_err)
+    metrics["denominator_shape_err"] = jnp.mean(denominator_err)
   return loss, metrics
+
+
+def denominator_shape_error(denominator: PyTree, rms: PyTree, grads: PyTree) -> jax.Array:
+  """How far the denominator is from proportional to `rms`, per tensor, averaged.
+
+  Per tensor with r = log(denominator) - log(rms) per entry, the variance of r under
+  weights (g / rms)^2 normalized to sum 1 (the rule's own squared update: entries
+  the rule barely moves, dead units above all, count little). Zero when the
+  denominator is c * rms for any per-tensor c (the scale is the layer gain's and
+  the numerator's business); scalars count zero.
+  """
+  errs = []
+  for den, target, g in zip(jax.tree.leaves(denominator), jax.tree.leaves(rms),
+                            jax.tree.leaves(grads)):
+    if den.size < 2:
+      continue
+    target = target.astype(jnp.float32)
+    r = jnp.log(den + 1e-30) - jnp.log(target + 1e-30)
+    w = jnp.square(g.astype(jnp.float32) / (target + 1e-30))
+    w = w / (jnp.sum(w) + 1e-30)
+    mean = jnp.sum(w * r)
+    errs.append(jnp.sum(w * jnp.square(r - mean)))
+  return jnp.mean(jnp.stack(errs)) if errs else jnp.zeros(())
 
 
 def rule_run(config: network.ExecutorConfig, name: str, kwargs: Mapping[str, Any],
@@ -381,7 +422,8 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
                     readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
                     mixture_penalty: float = 0.0, warmup_gradient: bool = False,
                     mixture_exempt: tuple[str, ...] = (),
-                    preconditioner_hint_weight: float = 0.0):
+                    preconditioner_hint_weight: float = 0.0,
+                    denominator_hint_weight: float = 0.0):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
@@ -389,14 +431,15 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
   `direction_readout_penalty` into the loss (0: off), leaving out the rules in
   `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off),
   leaving out the rules in `mixture_exempt`.
-  `warmup_gradient` and `preconditioner_hint_weight`: see `trajectory_loss`.
+  `warmup_gradient`, `preconditioner_hint_weight` and `denominator_hint_weight`: see
+  `trajectory_loss`.
   """
 
   def batch_loss(weights, trajs, conds, warmup):
     losses, metrics = jax.vmap(trajectory_loss,
-                               in_axes=(None, None, 0, 0, None, None, None, None, None))(
+                               in_axes=(None, None, 0, 0) + (None,) * 7)(
         weights, config, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient,
-        preconditioner_hint_weight)
+        preconditioner_hint_weight, denominator_hint_weight)
     loss = jnp.mean(losses)
     if readout_penalty:
       penalty = direction_readout_penalty(weights, config, conds, penalty_exempt)

@@ -411,9 +411,10 @@ def _regression_loss(params, key, batch):
 @pytest.mark.parametrize("min_dim", [16, 128])
 def test_preconditioner_hint_is_exact_for_the_adafactor_executor(min_dim):
   """The executor's `preconditioner_rms` prediction (node states on the tensors the rule
-  factors, the second moment elsewhere) is what adafactor divides by: zero hint error
-  for the hand-set Adafactor executor, factored (min_dim 16) or not (128); a live,
-  nonzero hint error for trained-from-scratch weights."""
+  factors, the second moment elsewhere) is what adafactor divides by, and its denominator
+  is proportional to it: zero hint errors for the hand-set Adafactor executor (the
+  denominator's where it factors every matrix, min_dim 16; the preconditioner's also
+  where it factors none, 128); live, nonzero ones for fresh weights."""
   from meta_train import imitation
   config = ExecutorConfig(normalizer_constant="scaled", rule_node_degree=True,
                           clock_slopes=network.RUNNING_AVERAGES)
@@ -427,12 +428,19 @@ def test_preconditioner_hint_is_exact_for_the_adafactor_executor(min_dim):
   assert float(traj.preconditioner_mask) == 1.0
   cond = imitation.conditioning_for(config, "adafactor", kwargs, params)
 
-  def hint_error(weights):
-    return imitation.trajectory_loss(weights, config, traj, cond, 0.3,
-                                     preconditioner_hint_weight=1.0)[1]["preconditioner_rel_err"]
+  def hint_errors(weights):
+    metrics = imitation.trajectory_loss(weights, config, traj, cond, 0.3,
+                                        preconditioner_hint_weight=1.0,
+                                        denominator_hint_weight=1.0)[1]
+    return metrics["preconditioner_rel_err"], metrics["denominator_shape_err"]
 
-  assert float(hint_error(_adafactor_weights(config))) < 1e-8
+  preconditioner_err, denominator_err = hint_errors(_adafactor_weights(config))
+  assert float(preconditioner_err) < 1e-8
+  if min_dim == 16:   # the hand weights divide every matrix by the factored RMS
+    assert float(denominator_err) < 1e-8
   fresh = init_weights(config, jax.random.PRNGKey(0))
-  assert float(hint_error(fresh)) > 1e-3
-  grads = jax.grad(hint_error)(fresh)
+  assert min(float(e) for e in hint_errors(fresh)) > 1e-3
+  grads = jax.grad(lambda w: hint_errors(w)[0])(fresh)
   assert float(jnp.max(jnp.abs(grads["hypernet_linear"]["b"][:3]))) > 0   # the decays
+  grads = jax.grad(lambda w: hint_errors(w)[1])(fresh)
+  assert float(jnp.max(jnp.abs(grads["tensor_net_linear"]["b"][:6]))) > 0   # the normalizer

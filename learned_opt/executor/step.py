@@ -345,9 +345,9 @@ def _plain_edge_numerator(features: jax.Array, coeffs: Coefficients) -> jax.Arra
 class StepOutput(NamedTuple):
   updates: PyTree
   state: ExecutorState
-  # Hint predictions for imitation: the debiased moments, and the RMS a factoring rule
+  # Hint predictions for imitation: the debiased moments, the RMS a factoring rule
   # divides by (sqrt(r_i c_j / mean r) of the node states on the tensors the rule
-  # factors, the second moment's elsewhere).
+  # factors, the second moment's elsewhere), and the denominator the direction divides by.
   predictions: dict[str, PyTree]
 
 
@@ -386,10 +386,12 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   degree = _node_degree(config, rule_id)
   factored = factored_by_rule(tensor_feats)
 
-  def direction(g, s1_new, s2_new, p, row_scale, col_scale, constant, w, s1_old=None):
+  def direction(g, s1_new, s2_new, p, row_scale, col_scale, constant, w, s1_old=None,
+                with_denominator=False):
     """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise (constant: beta).
 
     With normalizer_constant='scaled': d = n / (alpha v + beta N + k |n| + e) + omega p.
+    `with_denominator`: (d, the denominator).
     """
     if form == "plain":
       n = _plain_edge_numerator(
@@ -402,9 +404,11 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       scale = jnp.abs(w[0]) * v + constant * node_scale
     else:
       scale = (jnp.abs(w[0]) * v + constant) * node_scale
-    d = n / (scale + sign_gain(w[6], config.sign_gain) * jnp.abs(n)
-             + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)
-    return d if p is None else d + weight_decay * p.astype(jnp.float32)
+    denominator = (scale + sign_gain(w[6], config.sign_gain) * jnp.abs(n)
+                   + jnp.exp(jnp.clip(w[7], -_MAX_LOG, 0.0)) + _TINY)
+    d = n / denominator
+    d = d if p is None else d + weight_decay * p.astype(jnp.float32)
+    return (d, denominator) if with_denominator else d
 
   def new_moments(g, s1, s2):
     """(s1', s2') from the gradient and the old moments, elementwise."""
@@ -449,7 +453,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_mean_r = None
     constant = normalizer_constant(w[5], config.normalizer_constant, log_mean_r)
     inputs = (g, s1_new, s2_new, p, row_scale, col_scale, constant)
-    d = direction(*inputs, w, s1_old=s1)
+    d, denominator = direction(*inputs, w, s1_old=s1, with_denominator=True)
     if config.layer_readout:
       if form == "plain":
         readout, p_read = d, p
@@ -470,7 +474,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       alignments.append(_cosine(*pair))
     v = s2_new * inv_sqrt_z2
     preconditioner = v if factored_rms is None else jnp.where(factored[idx], factored_rms, v)
-    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, v, preconditioner))
+    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, v, preconditioner,
+                 denominator))
 
   if config.layer_readout:
     log_rms_d = jnp.stack(log_rms_d) if config.direction_readout else None
@@ -487,8 +492,9 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
   gains = -lr * jnp.exp(jnp.clip(log_gain, -30.0, 30.0))
 
-  updates, s1s, s2s, rows_out, cols_out, ms, vs, pre = [], [], [], [], [], [], [], []
-  for idx, (d, s1_new, s2_new, rows, cols, m, v, preconditioner) in enumerate(outs):
+  updates, s1s, s2s, rows_out, cols_out, ms, vs, pre, dens = ([] for _ in range(9))
+  for idx, (d, s1_new, s2_new, rows, cols, m, v, preconditioner, denominator) in enumerate(
+      outs):
     dtype = g_leaves[idx].dtype
     updates.append((gains[idx] * d).astype(dtype))
     s1s.append(s1_new.astype(s1_leaves[idx].dtype))
@@ -498,6 +504,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     ms.append(m)
     vs.append(v)
     pre.append(preconditioner)
+    dens.append(denominator)
 
   unflat = graph.unflatten
   new_state = ExecutorState(
@@ -506,4 +513,4 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_step=log_step)
   return StepOutput(unflat(updates), new_state,
                     {"first_moment": unflat(ms), "second_moment_rms": unflat(vs),
-                     "preconditioner_rms": unflat(pre)})
+                     "preconditioner_rms": unflat(pre), "denominator": unflat(dens)})
