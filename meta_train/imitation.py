@@ -437,7 +437,7 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
 
   def batch_loss(weights, trajs, conds, warmup):
     losses, metrics = jax.vmap(trajectory_loss,
-                               in_axes=(None, None, 0, 0) + (None,) * 7)(
+                               in_axes=(None, None, 0, 0) + (None,) * 6)(
         weights, config, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient,
         preconditioner_hint_weight, denominator_hint_weight)
     loss = jnp.mean(losses)

@@ -171,6 +171,17 @@ def test_imitation_with_penalties_logs_them(tmp_path):
   assert 0.0 <= last["mixture_penalty"] <= 2.0 / 3.0
 
 
+def test_imitation_with_adafactor_hints_logs_them(tmp_path):
+  config = _tiny_config()
+  config.num_steps = 1
+  config.rules = {"adafactor": imitate_config.rule_ranges()["adafactor"]}
+  config.preconditioner_hint_weight = 1.0
+  config.denominator_hint_weight = 1.0
+  last = imitate.train(config, str(tmp_path))
+  assert np.isfinite(last["loss"])
+  assert last["preconditioner_rel_err"] > 0.0 and last["denominator_shape_err"] > 0.0
+
+
 def test_imitation_starts_from_a_checkpoint_and_adds_missing_modules(tmp_path):
   config = _tiny_config()
   imitate.train(config, str(tmp_path / "first"))
