@@ -1,7 +1,7 @@
 #!/bin/sh
 # The anneal leg from imitate_ph's step 5000 with the denominator hint.
 N=ph_den
-cd /work/main
+cd "$(dirname "$0")/../../.."
 PY=.venv/bin/python
 A="--config=configs/imitate.py --config.executor.sign_gain=abs --config.executor.normalizer_constant=scaled --config.executor.rule_node_degree=True --config.warmup_gradient=True --config.standardize_decay_features=True --config.preconditioner_hint_weight=1.0 --config.denominator_hint_weight=1.0"
 R="--config.rules.adam.b2=('log1m', 0.95, 0.9995)"

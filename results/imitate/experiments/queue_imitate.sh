@@ -1,7 +1,7 @@
 #!/bin/sh
 # usage: queue_imitate.sh NAME CLOCK_SLOPES HINT_WEIGHT
 N=$1; CS=$2; HW=$3
-cd /work/main
+cd "$(dirname "$0")/../../.."
 PY=.venv/bin/python
 A="--config=configs/imitate.py --workdir=runs/imitate_$N --config.executor.sign_gain=abs --config.executor.normalizer_constant=scaled --config.executor.rule_node_degree=True --config.warmup_gradient=True --config.standardize_decay_features=True --config.preconditioner_hint_weight=$HW"
 R="--config.rules.adam.b2=('log1m', 0.95, 0.9995)"
