@@ -37,6 +37,7 @@ import optax
 from learned_opt import algorithms
 from learned_opt.executor import conditioning, network, step as step_lib
 from learned_opt.executor.optimizer import graph_of, hyper_features
+from learned_opt.graph import EDGES
 
 PyTree = Any
 
@@ -47,8 +48,8 @@ HINT_TARGETS = {
 }
 # Which rule hint is the RMS the rule divides the gradient by, as 1 / hint (adafactor's
 # `scale`: its factored second moment on the matrices it factors, the full one elsewhere).
-# It supervises the executor's `preconditioner_rms` prediction, whose factored part reads
-# only the node states: what they remember, not how the tensor net blends them.
+# It supervises `preconditioner_prediction`, whose factored part reads only the node
+# states: what they remember, not how the tensor net blends them.
 PRECONDITIONER_HINTS = {"adafactor": "scale"}
 _STATIC_TYPES = (bool, int, type(None), str)
 
@@ -134,6 +135,30 @@ def _relative_error(pred: PyTree, target: PyTree) -> jax.Array:
   return jnp.mean(jnp.stack(errs))
 
 
+def preconditioner_prediction(config: network.ExecutorConfig, graph: Any,
+                              out: step_lib.StepOutput, tensor_feats: jax.Array) -> PyTree:
+  """The RMS a factoring rule divides by, as the executor's new state has it.
+
+  On the tensors the rule factors (`step.factored_by_rule`) and that have node states,
+  sqrt(r_i c_j / mean r) of the debiased row and column states; elsewhere the
+  debiased second moment.
+  """
+  factored = step_lib.factored_by_rule(tensor_feats)
+  inv_z3 = 1.0 / out.state.z[2]
+  rows, cols = jax.tree.leaves(out.state.rows), jax.tree.leaves(out.state.cols)
+  second = graph.leaves(out.predictions["second_moment_rms"])
+  preds = []
+  for idx, info in enumerate(graph.tensors):
+    v = second[idx]
+    if info.role == EDGES and config.node_messages:
+      r, c = rows[idx] * inv_z3, cols[idx] * inv_z3
+      estimate = jnp.sqrt(r[..., :, None] * c[..., None, :]
+                          / jnp.mean(r, axis=-1)[..., None, None])
+      v = jnp.where(factored[idx], estimate, v)
+    preds.append(v)
+  return graph.unflatten(preds)
+
+
 def _executor_step(weights, config, graph, cond: Conditioning, grads, state, params
                    ) -> step_lib.StepOutput:
   return step_lib.executor_step(weights, config, graph, cond.rule_id, cond.hyper_features,
@@ -196,7 +221,7 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
     hint_err = 0.5 * (_relative_error(pred_first, first)
                       + _relative_error(pred_second, second))
     if preconditioner_hint_weight:
-      predicted = out.predictions["preconditioner_rms"]
+      predicted = preconditioner_prediction(config, graph, out, cond.tensor_features)
       preconditioner = _where(traj.preconditioner_mask, preconditioner,
                               jax.lax.stop_gradient(predicted))
       preconditioner_err = _relative_error(predicted, preconditioner)

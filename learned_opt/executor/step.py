@@ -345,9 +345,8 @@ def _plain_edge_numerator(features: jax.Array, coeffs: Coefficients) -> jax.Arra
 class StepOutput(NamedTuple):
   updates: PyTree
   state: ExecutorState
-  # Hint predictions for imitation: the debiased moments, the RMS a factoring rule
-  # divides by (sqrt(r_i c_j / mean r) of the node states on the tensors the rule
-  # factors, the second moment's elsewhere), and the denominator the direction divides by.
+  # Hint predictions for imitation: the debiased moments and the denominator the
+  # direction divides by.
   predictions: dict[str, PyTree]
 
 
@@ -384,7 +383,6 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   row_leaves, col_leaves = jax.tree.leaves(state.rows), jax.tree.leaves(state.cols)
   scaled_constant = config.normalizer_constant == "scaled"
   degree = _node_degree(config, rule_id)
-  factored = factored_by_rule(tensor_feats)
 
   def direction(g, s1_new, s2_new, p, row_scale, col_scale, constant, w, s1_old=None,
                 with_denominator=False):
@@ -423,7 +421,6 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     s1_new, s2_new = new_moments(g, s1, s2)
     w = normalizer[idx]
     p = p_leaves[idx]
-    factored_rms = None   # sqrt(r_i c_j / mean r) from the node states, where there are any
     if info.role == EDGES and config.node_messages:
       row_squares, col_squares = reductions.mean_squares(g)
       rows = a[2] * row_leaves[idx] + b[2] * row_squares
@@ -435,7 +432,6 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       row_scale = _bounded_exp(w[1] * log_r + (w_mean * log_mean_r + w[4])[..., None])[..., None]
       col_scale = _bounded_exp(w[2] * log_c)[..., None, :]
       log_mean_r = log_mean_r[..., None, None]
-      factored_rms = jnp.exp(log_r[..., :, None] + log_c[..., None, :] - log_mean_r)
     elif scaled_constant:
       # The tensor's running mean square (a scalar state), for the constant's scale and
       # the node factor's (mean row) exponent; matrices without node messages read it
@@ -472,9 +468,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     if adapting:
       pair = (g, s1) if form == "plain" or len(info.shape) < 2 else _row_sample((g, s1))
       alignments.append(_cosine(*pair))
-    v = s2_new * inv_sqrt_z2
-    preconditioner = v if factored_rms is None else jnp.where(factored[idx], factored_rms, v)
-    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, v, preconditioner,
+    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2,
                  denominator))
 
   if config.layer_readout:
@@ -492,9 +486,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
   gains = -lr * jnp.exp(jnp.clip(log_gain, -30.0, 30.0))
 
-  updates, s1s, s2s, rows_out, cols_out, ms, vs, pre, dens = ([] for _ in range(9))
-  for idx, (d, s1_new, s2_new, rows, cols, m, v, preconditioner, denominator) in enumerate(
-      outs):
+  updates, s1s, s2s, rows_out, cols_out, ms, vs, dens = ([] for _ in range(8))
+  for idx, (d, s1_new, s2_new, rows, cols, m, v, denominator) in enumerate(outs):
     dtype = g_leaves[idx].dtype
     updates.append((gains[idx] * d).astype(dtype))
     s1s.append(s1_new.astype(s1_leaves[idx].dtype))
@@ -503,7 +496,6 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     cols_out.append(cols.astype(jnp.float32))
     ms.append(m)
     vs.append(v)
-    pre.append(preconditioner)
     dens.append(denominator)
 
   unflat = graph.unflatten
@@ -513,4 +505,4 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_step=log_step)
   return StepOutput(unflat(updates), new_state,
                     {"first_moment": unflat(ms), "second_moment_rms": unflat(vs),
-                     "preconditioner_rms": unflat(pre), "denominator": unflat(dens)})
+                     "denominator": unflat(dens)})
