@@ -411,8 +411,8 @@ def _regression_loss(params, key, batch):
 @pytest.mark.parametrize("min_dim", [16, 128])
 def test_preconditioner_hint_is_exact_for_the_adafactor_executor(min_dim):
   """`imitation.preconditioner_prediction` (node states on the tensors the rule
-  factors, the second moment elsewhere) is what adafactor divides by, and the executor's denominator
-  is proportional to it: zero hint errors for the hand-set Adafactor executor (the
+  factors, the second moment elsewhere) is what adafactor divides by, and the
+  executor's denominator is proportional to it: zero hint errors for the hand-set Adafactor executor (the
   denominator's where it factors every matrix, min_dim 16; the preconditioner's also
   where it factors none, 128); live, nonzero ones for fresh weights."""
   from meta_train import imitation
