@@ -59,16 +59,8 @@ def build_tasks(config: ml_collections.ConfigDict) -> list[tasks.Task]:
 def _build_tasks(family_json: str, seed: int, num_structures: int) -> list[tasks.Task]:
   # Cached: the same Task objects keep jitted trajectories compiled across calls.
   family = tasks.families.ImageMLPFamily(**json.loads(family_json))
-  out, seen = [], set()
-  key = jax.random.PRNGKey(seed)
-  while len(out) < num_structures:
-    key, sub = jax.random.split(key)
-    static = family.sample_static(sub)
-    if static in seen:
-      continue
-    seen.add(static)
-    out.append(family.task(tasks.TaskConfig(static, {"init_scale": jnp.asarray(1.0)})))
-  return out
+  statics = family.sample_structures(jax.random.PRNGKey(seed), num_structures)
+  return [family.task(tasks.TaskConfig(s, {"init_scale": jnp.asarray(1.0)})) for s in statics]
 
 
 def active_rules(config: ml_collections.ConfigDict, step: int) -> list[str]:

@@ -139,6 +139,25 @@ class TaskFamily(abc.ABC):
   def task(self, config: TaskConfig) -> Task:
     """The task of a config; callable under jit/vmap (dynamic leaves traced)."""
 
+  def sample_structures(self, key: jax.Array, n: int) -> list[Hashable]:
+    """`n` distinct structures, drawn from successive splits of `key`.
+
+    Raises:
+      ValueError: if 1000 * n draws give fewer than `n` distinct structures.
+    """
+    out: list[Hashable] = []
+    for _ in range(1000 * n):
+      if len(out) == n:
+        return out
+      key, sub = jax.random.split(key)
+      static = self.sample_static(sub)
+      if static not in out:
+        out.append(static)
+    if len(out) == n:
+      return out
+    raise ValueError(f"The {self.name} family has fewer than {n} distinct structures; "
+                     "ask for fewer or widen its ranges.")
+
   def sample(self, key: jax.Array) -> TaskConfig:
     """One config (host-side, because the structure must be concrete)."""
     k_static, k_dynamic = jax.random.split(key)

@@ -1,4 +1,4 @@
-"""Task families for meta-training: image MLPs and noisy quadratics.
+"""Task families for meta-training: image MLPs, noisy quadratics and their mixtures.
 
 Each family's config is a `TaskConfig(static, dynamic)` (see `tasks.base`):
 
@@ -8,6 +8,8 @@ Each family's config is a `TaskConfig(static, dynamic)` (see `tasks.base`):
 * `QuadraticFamily`: static = dimension, batch size; dynamic =
   `log10_condition` (uniform in [0, 4]), `noise_scale` (uniform in [0, 0.5]),
   `init_scale` and `seed` (uint32[2], draws the eigenbasis and the optimum).
+* `MixtureFamily`: static = (member name, the member's static); dynamic = the
+  member's.
 
 A population shares the static part and vmaps the dynamic part. Get data
 splits with `family.datasets(static)` (shared by the whole population) and
@@ -24,13 +26,15 @@ pass them to the jitted step as arguments:
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from tasks import models
-from tasks.base import TaskConfig, TaskFamily, key_seed
+from tasks.base import Task, TaskConfig, TaskFamily, key_seed
 from tasks.data import images
 from tasks.data.splits import Datasets
 from tasks.quadratic import QuadraticTask, noise_datasets
@@ -199,3 +203,99 @@ class QuadraticFamily(TaskFamily):
     return QuadraticTask(f"quadratic/d{s.dim}/b{s.batch_size}", s.dim,
                          d["log10_condition"], d["seed"], d["noise_scale"],
                          s.batch_size, d["init_scale"])
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureStatic:
+  """Structure of a mixture's task: the member family's name and its structure."""
+
+  member: str
+  static: Any
+
+
+class MixtureFamily(TaskFamily):
+  """Several families in one: a structure belongs to one member, drawn by share.
+
+  A population still shares one structure (so it compiles once), and thus one
+  member; meta-training on a mixture gives each member its own populations.
+  `sample_structures(key, n)` gives member i round(n * share_i) of the `n`
+  structures (largest remainders, at least one each where n allows), so a run's
+  mix does not depend on luck; `sample_static` draws the member at random by
+  share.
+  """
+
+  name = "mixture"
+
+  def __init__(self, members: Mapping[str, TaskFamily],
+               shares: Mapping[str, float] | None = None):
+    """Configures the mixture.
+
+    Args:
+      members: name -> family; the names label the structures.
+      shares: name -> positive weight (default: equal).
+
+    Raises:
+      ValueError: on no members, or shares that are not positive or name
+        other families than `members`.
+    """
+    if not members:
+      raise ValueError("A mixture needs at least one member family.")
+    shares = dict(shares) if shares is not None else {k: 1.0 for k in members}
+    if set(shares) != set(members):
+      raise ValueError(f"Shares name {sorted(shares)} but the members are {sorted(members)}; "
+                       "give one share per member.")
+    if any(not v > 0 for v in shares.values()):
+      raise ValueError(f"Shares must be positive, got {shares}.")
+    self.members = dict(members)
+    total = sum(shares.values())
+    self.shares = {k: float(v) / total for k, v in shares.items()}
+
+  def _member(self, static: MixtureStatic) -> TaskFamily:
+    _check(TaskConfig(static, {}), MixtureStatic)
+    if static.member not in self.members:
+      raise ValueError(f"Unknown member {static.member!r}; this mixture has "
+                       f"{sorted(self.members)}.")
+    return self.members[static.member]
+
+  def counts(self, n: int) -> dict[str, int]:
+    """Structures per member out of `n`: largest-remainder rounding of the shares."""
+    names = sorted(self.members)
+    exact = {k: n * self.shares[k] for k in names}
+    counts = {k: int(math.floor(v)) for k, v in exact.items()}
+    if n >= len(names):   # every member gets one before any gets a second
+      for k in names:
+        if counts[k] == 0:
+          counts[k] = 1
+    while sum(counts.values()) > n:
+      k = max((k for k in names if counts[k] > 1), key=lambda k: counts[k] - exact[k])
+      counts[k] -= 1
+    by_remainder = sorted(names, key=lambda k: counts[k] - exact[k])
+    for k in by_remainder[:n - sum(counts.values())]:
+      counts[k] += 1
+    return counts
+
+  def sample_structures(self, key: jax.Array, n: int) -> list[MixtureStatic]:
+    out = []
+    for i, (name, count) in enumerate(sorted(self.counts(n).items())):
+      if count:
+        sub = jax.random.fold_in(key, i)
+        out += [MixtureStatic(name, s)
+                for s in self.members[name].sample_structures(sub, count)]
+    return out
+
+  def sample_static(self, key: jax.Array) -> MixtureStatic:
+    k_member, k_static = jax.random.split(key)
+    names = sorted(self.members)
+    rng = np.random.default_rng(key_seed(k_member))
+    name = str(rng.choice(names, p=[self.shares[k] for k in names]))
+    return MixtureStatic(name, self.members[name].sample_static(k_static))
+
+  def sample_dynamic(self, key: jax.Array, static: MixtureStatic) -> dict[str, jax.Array]:
+    return self._member(static).sample_dynamic(key, static.static)
+
+  def datasets(self, static: MixtureStatic) -> Datasets:
+    return self._member(static).datasets(static.static)
+
+  def task(self, config: TaskConfig) -> Task:
+    member = self._member(config.static)
+    return member.task(TaskConfig(config.static.static, config.dynamic))

@@ -16,6 +16,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 import learned_opt
+import tasks
 from configs import meta_train as meta_train_config, smoke
 from meta_train import estimators, train
 from tests.test_meta_unroll import THETA, quadratic_problem
@@ -225,3 +226,23 @@ def test_architecture_overrides_replace_the_checkpoints(overrides):
     head = weights.pop("step_size_head")
     assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(head))
   jax.tree.map(np.testing.assert_array_equal, weights, shipped)
+
+
+def test_build_family_reads_single_families_and_mixtures():
+  config = meta_train_config.get_config()
+  assert isinstance(train.build_family(config), tasks.families.ImageMLPFamily)
+  image = config.family.to_dict()
+  config.family = {"name": "mixture", "members": {
+      "image": {**image, "share": 3}, "quadratic": {"name": "quadratic", "dims": (8, 32)}}}
+  family = train.build_family(config)
+  assert family.shares == {"image": 0.75, "quadratic": 0.25}
+  assert family.members["quadratic"].dims == (8, 32)
+  config.num_structures = 8
+  statics = train.structures(config, family)
+  assert [s.member for s in statics].count("quadratic") == 2 and len(statics) == 8
+  config.family.members.quadratic.name = "quadric"
+  with pytest.raises(ValueError, match="Unknown task family 'quadric'"):
+    train.build_family(config)
+  config.family = {"name": "mixture", "member": {}}
+  with pytest.raises(ValueError, match="takes 'name' and 'members'"):
+    train.build_family(config)

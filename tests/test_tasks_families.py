@@ -3,6 +3,8 @@ of one structure trains in one vectorized (vmapped, jitted, scanned) call."""
 
 import functools
 
+import hypothesis
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,8 +13,8 @@ import pytest
 from jax import lax
 
 import tasks
-from tasks.families import (ImageMLPFamily, ImageMLPStatic, QuadraticFamily,
-                            QuadraticStatic)
+from tasks.families import (ImageMLPFamily, ImageMLPStatic, MixtureFamily, MixtureStatic,
+                            QuadraticFamily, QuadraticStatic)
 
 
 # Test-only: cheapest XLA CPU optimization level, ~3x faster compiles.
@@ -153,3 +155,56 @@ def test_quadratic_population_trains_in_one_vectorized_call():
   assert population.dynamic["seed"].shape == (6, 2)
   before, after = train_population(family, population, 150, 1e-1)
   assert (np.asarray(after) < 0.1 * np.asarray(before)).all()
+
+
+def mixture():
+  return MixtureFamily({"mlp": ImageMLPFamily(widths=(16, 32), depths=(1, 1)),
+                        "quad": QuadraticFamily(log10_conditions=(0.0, 2.0))},
+                       {"mlp": 3.0, "quad": 1.0})
+
+
+@hypothesis.given(shares=st.lists(st.floats(0.01, 100.0), min_size=1, max_size=5),
+                  n=st.integers(0, 40))
+def test_mixture_counts_follow_the_shares(shares, n):
+  family = MixtureFamily({f"m{i}": QuadraticFamily() for i in range(len(shares))},
+                         {f"m{i}": s for i, s in enumerate(shares)})
+  counts = family.counts(n)
+  assert sum(counts.values()) == n and min(counts.values()) >= 0
+  if n >= len(shares):
+    assert min(counts.values()) >= 1
+  total = sum(shares)
+  for i, share in enumerate(shares):   # within rounding (and the one-each floor)
+    assert abs(counts[f"m{i}"] - n * share / total) < 1.0 + (n >= len(shares))
+
+
+def test_mixture_structures_trains_and_refuses_foreign_configs():
+  family = mixture()
+  statics = family.sample_structures(jax.random.PRNGKey(0), 4)
+  assert statics == family.sample_structures(jax.random.PRNGKey(0), 4)
+  assert [s.member for s in statics] == ["mlp", "mlp", "mlp", "quad"]
+  assert len(set(statics)) == 4
+  population = family.sample_population(jax.random.PRNGKey(1), 3, static=statics[-1])
+  assert isinstance(family.task(jax.tree.map(lambda x: x[0], population)),
+                    tasks.quadratic.QuadraticTask)
+  before, after = train_population(family, population, 150, 1e-1)
+  assert (np.asarray(after) < 0.1 * np.asarray(before)).all()
+  drawn = {family.sample_static(k).member for k in np.asarray(keys(40))}
+  assert drawn == {"mlp", "quad"}
+  with pytest.raises(TypeError, match="MixtureStatic"):
+    family.task(QuadraticFamily().sample(jax.random.PRNGKey(0)))
+  with pytest.raises(ValueError, match="Unknown member 'conv'"):
+    family.datasets(MixtureStatic("conv", statics[0].static))
+
+
+def test_mixture_refuses_bad_shares():
+  with pytest.raises(ValueError, match="one share per member"):
+    MixtureFamily({"a": QuadraticFamily()}, {"b": 1.0})
+  with pytest.raises(ValueError, match="positive"):
+    MixtureFamily({"a": QuadraticFamily()}, {"a": 0.0})
+  with pytest.raises(ValueError, match="at least one member"):
+    MixtureFamily({})
+
+
+def test_too_few_distinct_structures_is_refused():
+  with pytest.raises(ValueError, match="fewer than 3 distinct structures"):
+    QuadraticFamily(dims=(8, 8)).sample_structures(jax.random.PRNGKey(0), 3)
