@@ -8,8 +8,8 @@ this install, used with no tuning; "optax:adam" is swept over
 Compare another optimizer with e.g.
 `--config.optimizers='("pretrained:executor:adam:1e-3", "checkpoint:/path", "optax:adam")'`.
 
-Meta-training sees small image MLPs (digits / MNIST-1D, widths 16-64, depths
-1-2). Every suite task lies outside that: wider and deeper MLPs, ConvNets, a
+The shipped optimizer's meta-training saw image MLPs (digits / MNIST-1D, widths
+16-128, depths 1-3). Every suite task lies outside that: wider and deeper MLPs, ConvNets, a
 Transformer LM, an autoencoder, regressions, a quadratic, tabular data, and
 TFDS image tasks (run only when their data is prepared; otherwise listed as
 skipped). The long-horizon entry trains a meta-training-like network for 10x
