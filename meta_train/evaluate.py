@@ -13,7 +13,9 @@ and data across optimizers, so comparisons are paired. Writes
   rate by final training loss, mean over seeds) and every other optimizer
   (final loss, steps to reach tuned Adam's final loss, speedup, wall time
   ratio), an aggregate over the suite, and the long-horizon run;
-* `DIR/plots/*.png`: loss curves per task and an overview grid.
+* `DIR/plots/*.png`: loss curves per task and an overview grid;
+* `DIR/config.json`: the config, so that a run interrupted there resumes
+  (rerun the same command) and a different config is refused.
 
 Definitions. The training curve of a run is the trailing mean of the per-step
 minibatch loss over `window = max(1, round(final_fraction * steps))` steps;
@@ -196,18 +198,23 @@ def make_runner(task: tasks.Task, make_tx: Callable[..., optax.GradientTransform
   return run
 
 
-def train_settings(task: tasks.Task, optimizer: Optimizer, steps: int, keys: jax.Array):
-  """Trains every setting of `optimizer`; yields (label, hparams, params, losses, s/step).
+def train_settings(task: tasks.Task, optimizer: Optimizer, steps: int, keys: jax.Array,
+                   done: frozenset[str] = frozenset()):
+  """Trains every setting of `optimizer` not in `done`; yields (label, hparams, params,
+  losses, s/step).
 
-  Compiles once (ahead of time, so the timing excludes compilation) and calls
-  the compiled program once per setting (twice when a run is shorter than
-  `MIN_TIMED_S`; the second call is timed).
+  Compiles once (ahead of time, so the timing excludes compilation; not at all
+  when every setting is done) and calls the compiled program once per setting
+  (twice when a run is shorter than `MIN_TIMED_S`; the second call is timed).
   """
+  settings = [(label, h) for label, h in optimizer.settings if label not in done]
+  if not settings:
+    return
   train = task.datasets.train
   as_arrays = lambda h: {k: np.float32(v) for k, v in h.items()}  # noqa: E731
   run = jax.jit(make_runner(task, optimizer.make, steps))
-  compiled = run.lower(as_arrays(optimizer.settings[0][1]), keys, train).compile()
-  for label, hparams in optimizer.settings:
+  compiled = run.lower(as_arrays(settings[0][1]), keys, train).compile()
+  for label, hparams in settings:
     for _ in range(2):  # a short run is timed again: a first call's overhead would dominate
       t0 = time.perf_counter()
       params, losses = jax.block_until_ready(compiled(as_arrays(hparams), keys, train))
@@ -475,8 +482,47 @@ def build_tasks(entries: list[dict]) -> tuple[list[tuple[dict, tasks.Task]], lis
   return built, skipped
 
 
+def resumed_records(workdir: pathlib.Path, config: ml_collections.ConfigDict
+                    ) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+  """Records of an interrupted run of the same config in `workdir`, by (task, optimizer,
+  setting); only settings with every seed written count, the rest run again.
+
+  Writes `workdir/config.json` on a fresh start and rewrites results.jsonl to the
+  complete settings on a resumed one.
+
+  Raises:
+    ValueError: if `workdir` holds results of a different evaluation config.
+  """
+  results_path, config_path = workdir / "results.jsonl", workdir / "config.json"
+  text = config.to_json_best_effort(sort_keys=True, indent=1)
+  if not results_path.exists() or not results_path.read_text().strip():
+    config_path.write_text(text)
+    return {}
+  if not config_path.exists() or json.loads(config_path.read_text()) != json.loads(text):
+    raise ValueError(
+        f"{workdir} holds the results of another evaluation config ({config_path} differs "
+        "or is missing), so they cannot be resumed; use a new --workdir, or delete "
+        f"{results_path} to start over there.")
+  groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+  for line in results_path.read_text().splitlines():
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:   # a line cut off by the interruption
+      continue
+    groups.setdefault((record["task"], record["optimizer"], record["setting"]),
+                      []).append(record)
+  complete = {k: v for k, v in groups.items()
+              if sorted(r["seed"] for r in v) == list(range(config.num_seeds))}
+  results_path.write_text("".join(json.dumps(r) + "\n" for v in complete.values()
+                                  for r in v))
+  return complete
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs the whole evaluation and writes results.jsonl, summary.md/json and plots.
+
+  A run interrupted in `workdir` resumes there: settings whose every seed is in
+  results.jsonl are read back instead of trained again (see `resumed_records`).
 
   Returns:
     The summary (what summary.json holds).
@@ -488,14 +534,21 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   built, skipped = build_tasks(task_entries(config))
   keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
   results_path = workdir_path / "results.jsonl"
-  results_path.write_text("")
+  resumed = resumed_records(workdir_path, config)
+  if resumed:
+    print(f"Resuming {workdir}: {len(resumed)} settings already done.", flush=True)
   total = sum(e["steps"] * len(o.settings) for e, _ in built for o in optimizers)
   done, t_start, summaries = 0, time.time(), []
   for entry, task in built:
     records = []
     for optimizer in optimizers:
-      for label, hparams, params, losses, sec in train_settings(task, optimizer,
-                                                                 entry["steps"], keys):
+      finished = [label for label, _ in optimizer.settings
+                  if (entry["label"], optimizer.spec, label) in resumed]
+      for label in finished:
+        records += resumed[(entry["label"], optimizer.spec, label)]
+      total -= entry["steps"] * len(finished)
+      for label, hparams, params, losses, sec in train_settings(
+          task, optimizer, entry["steps"], keys, frozenset(finished)):
         new = run_records(entry, task, optimizer.spec, label, hparams, params, losses, sec,
                           config)
         with results_path.open("a") as f:

@@ -204,3 +204,30 @@ def test_plots_handle_negative_and_diverged_curves(tmp_path):
   paths = plots.write_all(summary, tmp_path)
   assert [p.name for p in paths] == ["noisy_quadratic.png", "overview.png"]
   assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_an_interrupted_run_resumes_and_another_config_is_refused(tmp_path, learned,
+                                                                  monkeypatch):
+  config = _tiny_config(learned)
+  config.tasks = {"iris": dict(name="iris_mlp")}
+  first = evaluate.evaluate(config, str(tmp_path))
+  lines = (tmp_path / "results.jsonl").read_text().splitlines()
+  assert len(lines) == 3 * 2   # (2 Adam rates + the learned optimizer) x 2 seeds
+  # Cut off inside the third setting: two settings complete, one seed and half a line left.
+  (tmp_path / "results.jsonl").write_text("\n".join(lines[:5]) + "\n" + lines[5][:40])
+  compiled = []
+  make_runner = evaluate.make_runner
+  monkeypatch.setattr(evaluate, "make_runner",
+                      lambda *a, **k: compiled.append(1) or make_runner(*a, **k))
+  second = evaluate.evaluate(config, str(tmp_path))
+  assert len(compiled) == 1    # only the cut-off setting's optimizer trained again
+  records = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+  assert sorted((r["optimizer"], r["setting"], r["seed"]) for r in records) == sorted(
+      (r["optimizer"], r["setting"], r["seed"]) for r in map(json.loads, lines))
+  for a, b in zip(first["tasks"][0]["rows"], second["tasks"][0]["rows"]):
+    assert a["final_train_loss"] == pytest.approx(b["final_train_loss"], rel=1e-6)
+  evaluate.evaluate(config, str(tmp_path))   # everything done: nothing trains
+  assert len(compiled) == 1
+  config.steps = STEPS + 1
+  with pytest.raises(ValueError, match="another evaluation config.*new --workdir"):
+    evaluate.evaluate(config, str(tmp_path))
