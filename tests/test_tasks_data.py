@@ -4,11 +4,15 @@ synthetic problems, the stdlib text corpus, image resizing."""
 import random
 import socket
 
+import hypothesis
+import hypothesis.strategies as st
 import jax
 import numpy as np
 import pytest
 
 from tasks.data import arrays, images, mnist1d, sklearn, synthetic, text
+
+ORTHONORMALIZE = jax.jit(synthetic.orthonormalize)
 
 
 def test_cache_dir_respects_the_env_var(monkeypatch, tmp_path):
@@ -166,3 +170,22 @@ def test_image_names():
   for bad in ("svhn", "cifar10_7x7", "cifar10_8x16", "digits_4x4"):
     with pytest.raises(ValueError):
       images.parse(bad)
+
+
+@hypothesis.settings(deadline=None, max_examples=20)
+@hypothesis.given(dim=st.integers(1, 64), seed=st.integers(0, 2**31 - 1))
+def test_orthonormalize_is_the_q_of_qr_with_positive_diagonal(dim, seed):
+  a = jax.random.normal(jax.random.PRNGKey(seed), (dim, dim))
+  q = np.asarray(ORTHONORMALIZE(a), np.float64)
+  reference, r = np.linalg.qr(np.asarray(a, np.float64))   # LAPACK, in float64
+  reference = reference * np.sign(np.diagonal(r))[None, :]
+  np.testing.assert_allclose(q @ q.T, np.eye(dim), atol=2e-5)
+  np.testing.assert_allclose(q, reference, atol=5e-4)
+
+
+def test_quadratic_hessian_needs_no_lapack_call():
+  # jaxlib's batched LAPACK QR can deadlock its CPU thread pool under vmap (see
+  # synthetic.orthonormalize); the Hessian is built from plain jax.numpy instead.
+  hlo = jax.jit(jax.vmap(lambda k: synthetic.quadratic_matrix(k, 16, 2.0))).lower(
+      jax.random.split(jax.random.PRNGKey(0), 3)).as_text()
+  assert "custom_call" not in hlo and "lapack" not in hlo.lower()

@@ -21,10 +21,31 @@ def spectrum(dim: int, log10_condition: jax.Array | float) -> jax.Array:
   return 10.0 ** (-jnp.asarray(log10_condition, jnp.float32) * t)
 
 
+def orthonormalize(a: jax.Array) -> jax.Array:
+  """The Q of a's QR decomposition with R's diagonal positive: Gram-Schmidt, twice.
+
+  Written with `jax.numpy` and `lax.fori_loop` instead of `jnp.linalg.qr`: on
+  CPU, jaxlib's batched LAPACK QR kernel splits its batch over the same thread
+  pool that runs it, and two of them running at once on a 2-thread pool wait on
+  each other forever (seen as idle, hung meta-training on quadratics under vmap).
+  Reorthogonalizing once ("twice is enough") keeps Q orthogonal to float
+  precision for the well-conditioned Gaussian matrices used here.
+  """
+  n = a.shape[-1]
+  columns = jnp.arange(n)
+
+  def column(j, q):
+    v, before = a[:, j], (columns < j).astype(a.dtype)
+    for _ in range(2):
+      v = v - q @ (before * (q.T @ v))
+    return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+  return jax.lax.fori_loop(0, n, column, jnp.zeros_like(a))
+
+
 def random_rotation(key: jax.Array, dim: int) -> jax.Array:
-  """A Haar-random orthogonal matrix (QR of a Gaussian, signs fixed)."""
-  q, r = jnp.linalg.qr(jax.random.normal(key, (dim, dim)))
-  return q * jnp.sign(jnp.diagonal(r))[None, :]
+  """A Haar-random orthogonal matrix (QR of a Gaussian, R's diagonal made positive)."""
+  return orthonormalize(jax.random.normal(key, (dim, dim)))
 
 
 def quadratic_matrix(key: jax.Array, dim: int,
