@@ -14,8 +14,9 @@ and data across optimizers, so comparisons are paired. Writes
   (final loss, steps to reach tuned Adam's final loss, speedup, wall time
   ratio), an aggregate over the suite, and the long-horizon run;
 * `DIR/plots/*.png`: loss curves per task and an overview grid;
-* `DIR/config.json`: the config, so that a run interrupted there resumes
-  (rerun the same command) and a different config is refused.
+* `DIR/config.json`: the config and the step each checkpoint resolved to, so
+  that a run interrupted there resumes (rerun the same command) and a different
+  config or a newer checkpoint step is refused.
 
 Definitions. The training curve of a run is the trailing mean of the per-step
 minibatch loss over `window = max(1, round(final_fraction * steps))` steps;
@@ -487,22 +488,27 @@ def resumed_records(workdir: pathlib.Path, config: ml_collections.ConfigDict
   """Records of an interrupted run of the same config in `workdir`, by (task, optimizer,
   setting); only settings with every seed written count, the rest run again.
 
-  Writes `workdir/config.json` on a fresh start and rewrites results.jsonl to the
-  complete settings on a resumed one.
+  "Same" includes the step directory each "checkpoint:PATH" optimizer resolves
+  to, so a run directory that saved a newer step since is not mixed with the
+  old one's results. Writes `workdir/config.json` on a fresh start and rewrites
+  results.jsonl to the complete settings on a resumed one.
 
   Raises:
     ValueError: if `workdir` holds results of a different evaluation config.
   """
   results_path, config_path = workdir / "results.jsonl", workdir / "config.json"
-  text = config.to_json_best_effort(sort_keys=True, indent=1)
+  specs = [config.baseline, *config.optimizers]
+  fingerprint = {"config": json.loads(config.to_json_best_effort()), "checkpoints": {
+      s: str(learned_opt.checkpoint.read_config(s.partition(":")[2])[0])
+      for s in specs if s.startswith("checkpoint:")}}
   if not results_path.exists() or not results_path.read_text().strip():
-    config_path.write_text(text)
+    config_path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
     return {}
-  if not config_path.exists() or json.loads(config_path.read_text()) != json.loads(text):
+  if not config_path.exists() or json.loads(config_path.read_text()) != fingerprint:
     raise ValueError(
-        f"{workdir} holds the results of another evaluation config ({config_path} differs "
-        "or is missing), so they cannot be resumed; use a new --workdir, or delete "
-        f"{results_path} to start over there.")
+        f"{workdir} holds the results of another evaluation config or checkpoint step "
+        f"({config_path} differs or is missing), so they cannot be resumed; use a new "
+        f"--workdir, or delete {results_path} to start over there.")
   groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
   for line in results_path.read_text().splitlines():
     try:

@@ -17,12 +17,12 @@ STEPS = 30
 SHIPPED = "pretrained:executor:adam:1e-3"
 
 
-def _fresh_checkpoint(directory) -> str:
+def _fresh_checkpoint(directory, step: int = 0) -> str:
   """An untrained executor (it starts as Adam) saved as a checkpoint directory."""
   config = ExecutorConfig(trained_options=(("adam", ("b1", "b2", "learning_rate")),))
   return learned_opt.checkpoint.save(directory, init_weights(config, jax.random.PRNGKey(0)),
-                                     config, default_rule={"algorithm": "adam",
-                                                           "learning_rate": 1e-3})
+                                     config, step=step,
+                                     default_rule={"algorithm": "adam", "learning_rate": 1e-3})
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +231,16 @@ def test_an_interrupted_run_resumes_and_another_config_is_refused(tmp_path, lear
   config.steps = STEPS + 1
   with pytest.raises(ValueError, match="another evaluation config.*new --workdir"):
     evaluate.evaluate(config, str(tmp_path))
+
+
+def test_resuming_refuses_a_checkpoint_that_moved_on(tmp_path):
+  run_dir = tmp_path / "run"
+  _fresh_checkpoint(run_dir, step=100)
+  config = _tiny_config("checkpoint:" + str(run_dir))
+  config.tasks, config.num_seeds = {"iris": dict(name="iris_mlp")}, 1
+  evaluate.evaluate(config, str(tmp_path / "eval"))
+  lines = (tmp_path / "eval" / "results.jsonl").read_text().splitlines()
+  (tmp_path / "eval" / "results.jsonl").write_text(lines[0] + "\n")   # interrupted
+  _fresh_checkpoint(run_dir, step=200)                                # training went on
+  with pytest.raises(ValueError, match="checkpoint step"):
+    evaluate.evaluate(config, str(tmp_path / "eval"))
