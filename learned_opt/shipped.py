@@ -18,7 +18,7 @@ from learned_opt import checkpoint
 # The one registry of shipped names -> weights directory (and what each one is).
 _SHIPPED = {
     "executor": "executor",   # imitation of the classic rules; condition on any of them
-    "meta_executor": "meta_executor",  # the executor meta-trained from it (Adam prior)
+    "meta_executor": "meta_executor",  # an imitation executor meta-trained (Adam prior)
 }
 _BEST = "meta_executor"       # what pretrained() with no name returns
 
