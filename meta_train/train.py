@@ -129,7 +129,7 @@ def restore_source(source: str) -> tuple[PyTree, ExecutorConfig]:
 
 
 _FAMILY_CLASSES = {"image_mlp": tasks.families.ImageMLPFamily,
-            "quadratic": tasks.families.QuadraticFamily}
+                   "quadratic": tasks.families.QuadraticFamily}
 
 
 def _one_family(spec: dict[str, Any]) -> tasks.TaskFamily:
