@@ -148,7 +148,7 @@ class TaskFamily(abc.ABC):
     out: list[Hashable] = []
     for _ in range(1000 * n):
       if len(out) == n:
-        return out
+        break
       key, sub = jax.random.split(key)
       static = self.sample_static(sub)
       if static not in out:

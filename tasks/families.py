@@ -56,10 +56,10 @@ def _raw_key(key: jax.Array) -> jax.Array:
   return key
 
 
-def _check(config: TaskConfig, static_type: type) -> None:
-  if not isinstance(config.static, static_type):
+def _check(static: Any, static_type: type) -> None:
+  if not isinstance(static, static_type):
     raise TypeError(f"Expected a config with {static_type.__name__} structure, "
-                    f"got {type(config.static).__name__}.")
+                    f"got {type(static).__name__}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +136,7 @@ class ImageMLPFamily(TaskFamily):
     return self._data[k]
 
   def task(self, config: TaskConfig) -> SupervisedTask:
-    _check(config, ImageMLPStatic)
+    _check(config.static, ImageMLPStatic)
     s = config.static
     data, classes = self._load(s)
     name = (f"image_mlp/{s.dataset}/{s.width}x{s.depth}/{s.activation}"
@@ -198,7 +198,7 @@ class QuadraticFamily(TaskFamily):
     return noise_datasets(static.dim, static.batch_size)
 
   def task(self, config: TaskConfig) -> QuadraticTask:
-    _check(config, QuadraticStatic)
+    _check(config.static, QuadraticStatic)
     s, d = config.static, config.dynamic
     return QuadraticTask(f"quadratic/d{s.dim}/b{s.batch_size}", s.dim,
                          d["log10_condition"], d["seed"], d["noise_scale"],
@@ -251,7 +251,7 @@ class MixtureFamily(TaskFamily):
     self.shares = {k: float(v) / total for k, v in shares.items()}
 
   def _member(self, static: MixtureStatic) -> TaskFamily:
-    _check(TaskConfig(static, {}), MixtureStatic)
+    _check(static, MixtureStatic)
     if static.member not in self.members:
       raise ValueError(f"Unknown member {static.member!r}; this mixture has "
                        f"{sorted(self.members)}.")
