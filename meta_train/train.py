@@ -128,38 +128,9 @@ def restore_source(source: str) -> tuple[PyTree, ExecutorConfig]:
   return jax.device_get(weights), exec_config
 
 
-_FAMILY_CLASSES = {"image_mlp": tasks.families.ImageMLPFamily,
-                   "quadratic": tasks.families.QuadraticFamily}
-
-
-def _one_family(spec: dict[str, Any]) -> tasks.TaskFamily:
-  spec = dict(spec)
-  name = spec.pop("name", "image_mlp")
-  if name not in _FAMILY_CLASSES:
-    raise ValueError(f"Unknown task family {name!r}; use one of {sorted(_FAMILY_CLASSES)} "
-                     "or 'mixture'.")
-  return _FAMILY_CLASSES[name](**spec)
-
-
 def build_family(config: ml_collections.ConfigDict) -> tasks.TaskFamily:
-  """`config.family` as a family: {name, **kwargs}, or a mixture of such.
-
-  A mixture is {name: 'mixture', members: {label: {name, share, **kwargs}}}:
-  each member is a family spec plus its share of `config.num_structures`.
-  """
-  family = config.family.to_dict()
-  if family.get("name") != "mixture":
-    return _one_family(family)
-  unknown = set(family) - {"name", "members"}
-  if unknown or not family.get("members"):
-    raise ValueError(f"A mixture family takes 'name' and 'members' (label -> family spec "
-                     f"with a 'share'); got keys {sorted(family)}.")
-  members, shares = {}, {}
-  for label, spec in family["members"].items():
-    spec = dict(spec)
-    shares[label] = spec.pop("share", 1.0)
-    members[label] = _one_family(spec)
-  return tasks.families.MixtureFamily(members, shares)
+  """`config.family` as a family (see `tasks.families.from_spec`)."""
+  return tasks.families.from_spec(config.family.to_dict())
 
 
 def structures(config: ml_collections.ConfigDict, family: tasks.TaskFamily) -> list[Any]:

@@ -299,3 +299,58 @@ class MixtureFamily(TaskFamily):
   def task(self, config: TaskConfig) -> Task:
     member = self._member(config.static)
     return member.task(TaskConfig(config.static.static, config.dynamic))
+
+
+FAMILY_CLASSES = {"image_mlp": ImageMLPFamily, "quadratic": QuadraticFamily}
+
+
+def _one_family(spec: dict[str, Any]) -> TaskFamily:
+  spec = dict(spec)
+  name = spec.pop("name", "image_mlp")
+  if name not in FAMILY_CLASSES:
+    raise ValueError(f"Unknown task family {name!r}; use one of {sorted(FAMILY_CLASSES)} "
+                     "or 'mixture'.")
+  return FAMILY_CLASSES[name](**spec)
+
+
+def _plain(spec: Any) -> Any:
+  """A nested mapping (dict or ml_collections.ConfigDict) as plain dicts."""
+  spec = spec.to_dict() if hasattr(spec, "to_dict") else spec
+  return {k: _plain(v) for k, v in spec.items()} if isinstance(spec, Mapping) else spec
+
+
+def from_spec(spec: Mapping[str, Any]) -> TaskFamily:
+  """A family from its spec: {name, **kwargs}, or a mixture of such.
+
+  A single family is {name: 'image_mlp' | 'quadratic', **constructor kwargs}
+  (name defaults to 'image_mlp'). A mixture is {name: 'mixture', members:
+  {label: {name, share, **kwargs}}}: each member is a family spec plus its share.
+
+  Raises:
+    ValueError: an unknown family name, or a mixture without members or with
+      other keys.
+  """
+  spec = _plain(spec)
+  if spec.get("name") != "mixture":
+    return _one_family(spec)
+  unknown = set(spec) - {"name", "members"}
+  if unknown or not spec.get("members"):
+    raise ValueError(f"A mixture family takes 'name' and 'members' (label -> family spec "
+                     f"with a 'share'); got keys {sorted(spec)}.")
+  members, shares = {}, {}
+  for label, member in spec["members"].items():
+    member = dict(member)
+    shares[label] = member.pop("share", 1.0)
+    members[label] = _one_family(member)
+  return MixtureFamily(members, shares)
+
+
+def sample_task(spec: Mapping[str, Any], seed: int = 0) -> Task:
+  """One task drawn from the family `spec` (see `from_spec`) with PRNGKey(seed).
+
+  Registered as the task 'family_sample', so an evaluation can measure a learned
+  optimizer on fresh draws from the distribution it was meta-trained on.
+  """
+  family = from_spec(spec)
+  return family.task(family.sample(jax.random.PRNGKey(seed)))
+

@@ -5,12 +5,16 @@ Every factory takes keyword overrides (batch_size, seed, ...); TFDS factories
 also take `data_dir` and `backend` (see `tasks.data.tfds.load`).
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 import jax
 
-from tasks import models
+from tasks import families, models
 from tasks.data import images, mnist1d, sklearn, synthetic, text, tfds
 from tasks.data.splits import Datasets, SequenceSplit, array_datasets
 from tasks.quadratic import QuadraticTask
+from tasks.base import Task
 from tasks.registry import register
 from tasks.supervised import AutoencoderTask, LanguageModelTask, SupervisedTask
 
@@ -124,6 +128,16 @@ def quadratic(dim: int = 32, log10_condition: float = 2.0,
   """32-d quadratic, condition number 100, light gradient noise."""
   return QuadraticTask("quadratic", dim, log10_condition, jax.random.PRNGKey(seed),
                        noise_scale, batch_size)
+
+
+@register("family_sample")
+def family_sample(family: Mapping[str, Any] | None = None, seed: int = 0) -> Task:
+  """One draw from a task family spec (`tasks.families.from_spec`; default: image MLPs).
+
+  The task is the family's own for PRNGKey(seed): the same architecture, data,
+  batch size and init scale that meta-training would sample with that key.
+  """
+  return families.sample_task(family or {"name": "image_mlp"}, seed)
 
 
 @register("text_transformer")

@@ -210,3 +210,30 @@ def test_mixture_refuses_bad_shares():
 def test_too_few_distinct_structures_is_refused():
   with pytest.raises(ValueError, match="fewer than 3 distinct structures"):
     QuadraticFamily(dims=(8, 8)).sample_structures(jax.random.PRNGKey(0), 3)
+
+
+def test_family_sample_is_the_familys_own_draw_and_reads_config_dicts():
+  import ml_collections
+  spec = {"name": "mixture", "members": {
+      "image": {"name": "image_mlp", "widths": (16, 32), "depths": (1, 2), "share": 3.0},
+      "quad": {"name": "quadratic", "dims": (8, 16), "share": 1.0}}}
+  family = tasks.families.from_spec(ml_collections.ConfigDict(spec))
+  assert isinstance(family, MixtureFamily) and family.shares == {"image": 0.75, "quad": 0.25}
+  for seed in range(4):
+    own = family.task(family.sample(jax.random.PRNGKey(seed)))
+    drawn = tasks.get("family_sample", family=spec, seed=seed)
+    assert drawn.name == own.name
+    jax.tree.map(np.testing.assert_array_equal, drawn.init(jax.random.PRNGKey(0)),
+                 own.init(jax.random.PRNGKey(0)))
+  assert isinstance(tasks.families.from_spec({"name": "quadratic"}), QuadraticFamily)
+  with pytest.raises(ValueError, match="Unknown task family 'quadric'"):
+    tasks.get("family_sample", family={"name": "quadric"})
+
+
+def test_evaluate_family_config_draws_held_out_training_tasks():
+  from configs import evaluate_family
+  config = evaluate_family.get_config()
+  names = [tasks.get(e.name, **e.kwargs).name for e in config.tasks.values()]
+  assert len(names) == 12 and len(set(names)) == 12
+  assert {n.split("/")[0] for n in names} == {"image_mlp", "quadratic"}
+  assert config.long_horizon is None and config.steps == 2000
