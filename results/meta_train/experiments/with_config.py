@@ -52,7 +52,8 @@ def main(source: str, target: str, *pairs: str) -> None:
   config = dataclasses.replace(config, **fields)
   provenance = dict(meta.get("provenance") or {},
                     derived_from={"checkpoint": source, "fields": fields, "weight_edits": edits})
-  checkpoint.save(target, weights, config, step=0, default_rule=meta.get("default_rule"),
+  step = int((meta.get("provenance") or {}).get("step") or 0)   # the source's step
+  checkpoint.save(target, weights, config, step=step, default_rule=meta.get("default_rule"),
                   provenance=provenance)
   print(f"wrote {target} with {fields} {edits}")
 
