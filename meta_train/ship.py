@@ -1,46 +1,141 @@
-r"""Copies a trained checkpoint into the package as a shipped optimizer.
+r"""Copies a trained checkpoint into the package as a shipped optimizer, optionally edited.
 
   python -m meta_train.ship --checkpoint=runs/imitate/checkpoints --name=executor \
-      [--max_time=N] [--target=DIR]
+      [--max_time=N] [--set=FIELD=VALUE ...] [--decay_shift=AVERAGE:DELTA ...] \
+      [--zero_module=NAME ...] [--target=DIR]
 
 Only the executor's weights and config (which records the command, config and
 metrics that produced them) are copied: `learned_opt/weights/NAME/<step>/`.
-`--max_time` caps the clock the executor's networks see (ExecutorConfig.max_time;
-the change is recorded in the config's provenance); `--target` writes the copy
-elsewhere instead of into the package (to evaluate it first).
+`--target` writes the copy elsewhere instead of into the package (to evaluate it
+first). Edits, each recorded in the config's provenance:
+
+- `--max_time=N` caps the clock the executor's networks see (ExecutorConfig.max_time).
+- `--set=FIELD=VALUE` replaces an ExecutorConfig field (VALUE a Python literal),
+  e.g. `--set=step_size_target=-0.02`.
+- `--decay_shift=AVERAGE:DELTA` adds DELTA to the hypernet's output bias of a
+  running average's raw decay (AVERAGE in network.RUNNING_AVERAGES: first,
+  second, node). With the 'softplus' decay form, -log(1 - a) grows by about -DELTA
+  where a is near 1 (DELTA = -3 takes a = 0.98 to about 0.999), and the way the
+  decay moves with the clock and the rule is kept.
+- `--zero_module=NAME` sets a haiku module's parameters to zero, e.g.
+  `step_size_head` (the learned per-tensor offsets of the step-size integrator,
+  so `step_size_adaptation` and `step_size_target` apply as they are).
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import pathlib
 import shutil
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import jax
+import jax.numpy as jnp
 from absl import app, flags
 
 from learned_opt import checkpoint
+from learned_opt.executor import ExecutorConfig, network
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint directory (latest step used).")
 _NAME = flags.DEFINE_string("name", "executor", "Shipped name (learned_opt/weights/NAME).")
 _MAX_TIME = flags.DEFINE_integer("max_time", None, "Cap the executor's clock at this step.")
+_SET = flags.DEFINE_multi_string("set", [], "FIELD=VALUE: replace an ExecutorConfig field.")
+_DECAY_SHIFT = flags.DEFINE_multi_string(
+    "decay_shift", [], "AVERAGE:DELTA: add DELTA to a running average's raw decay bias.")
+_ZERO_MODULE = flags.DEFINE_multi_string("zero_module", [], "Zero this haiku module.")
 _TARGET = flags.DEFINE_string("target", None, "Write here instead of into the package.")
+
+HYPERNET_BIAS = ("hypernet_linear", "b")   # raw decays are its first outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class Edits:
+  """What to change in a checkpoint on its way into the package (see the module doc)."""
+  fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  decay_shifts: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  zero_modules: Sequence[str] = ()
+
+  def __bool__(self) -> bool:
+    return bool(self.fields or self.decay_shifts or self.zero_modules)
+
+  def as_json(self) -> dict[str, Any]:
+    return {"fields": dict(self.fields), "decay_shifts": dict(self.decay_shifts),
+            "zero_modules": list(self.zero_modules)}
+
+
+def parse_edits(sets: Sequence[str] = (), decay_shifts: Sequence[str] = (),
+                zero_modules: Sequence[str] = ()) -> Edits:
+  """Edits from the flags' strings; refuses malformed ones with what to write instead."""
+  fields = {}
+  for item in sets:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+      raise ValueError(f"--set takes FIELD=VALUE (e.g. step_size_target=-0.02), got {item!r}.")
+    try:
+      fields[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError) as err:
+      raise ValueError(f"--set {key}: {value!r} is not a Python literal.") from err
+  shifts = {}
+  for item in decay_shifts:
+    name, sep, delta = item.partition(":")
+    if not sep or name not in network.RUNNING_AVERAGES:
+      raise ValueError(f"--decay_shift takes AVERAGE:DELTA with AVERAGE one of "
+                       f"{network.RUNNING_AVERAGES}, got {item!r}.")
+    shifts[name] = float(delta)
+  return Edits(fields, shifts, tuple(zero_modules))
+
+
+def apply_edits(weights: Any, config: ExecutorConfig, edits: Edits) -> tuple[Any, ExecutorConfig]:
+  """(weights, config) with `edits` applied; the inputs are not modified.
+
+  Raises:
+    ValueError: a field ExecutorConfig does not have.
+    KeyError: a module the weights do not have.
+  """
+  known = {f.name for f in dataclasses.fields(ExecutorConfig)}
+  unknown = sorted(set(edits.fields) - known)
+  if unknown:
+    raise ValueError(f"ExecutorConfig has no field(s) {unknown}; it has {sorted(known)}.")
+  weights = jax.tree.map(jnp.asarray, weights)   # fresh containers: restore() caches its own
+  for name, delta in edits.decay_shifts.items():
+    module, param = HYPERNET_BIAS
+    index = network.RUNNING_AVERAGES.index(name)
+    weights[module][param] = weights[module][param].at[index].add(delta)
+  for module in edits.zero_modules:
+    if module not in weights:
+      raise KeyError(f"The checkpoint has no module {module!r}; it has {sorted(weights)}.")
+    weights[module] = jax.tree.map(jnp.zeros_like, weights[module])
+  return weights, dataclasses.replace(config, **edits.fields)
 
 
 def ship(source: str, name: str, max_time: int | None = None,
-         target_root: str | None = None) -> pathlib.Path:
-  """Copies the latest step of `source`; returns the new step directory."""
+         target_root: str | None = None, edits: Edits = Edits()) -> pathlib.Path:
+  """Copies the latest step of `source`, edited; returns the new step directory."""
   step_dir, meta = checkpoint.read_config(source)
-  checkpoint.restore(source)  # refuse to ship anything that does not load
+  weights, config, _ = checkpoint.restore(source)  # refuse to ship anything that does not load
   root = (pathlib.Path(target_root) if target_root else
           pathlib.Path(__file__).resolve().parent.parent / "learned_opt" / "weights" / name)
+  if edits:
+    weights, config = apply_edits(weights, config, edits)   # before anything is removed
   if root.exists():
     shutil.rmtree(root)
   target = root / step_dir.name
-  for item in ("weights", "config"):
-    shutil.copytree(step_dir / item, target / item)
+  if edits:
+    provenance = dict(meta.get("provenance") or {},
+                      shipped_with={"source": str(source), "step": int(step_dir.name),
+                                    **edits.as_json()})
+    checkpoint.save(root, weights, config, step=int(step_dir.name),
+                    default_rule=meta.get("default_rule"), provenance=provenance)
+  else:
+    for item in ("weights", "config"):
+      shutil.copytree(step_dir / item, target / item)
   if max_time is not None:
+    _, meta = checkpoint.read_config(target)
     meta["executor"]["max_time"] = int(max_time)
-    meta["provenance"]["shipped_with"] = f"meta_train.ship --max_time={int(max_time)}"
+    meta["provenance"]["shipped_with_max_time"] = int(max_time)
     for path in (target / "config").iterdir():
       if path.is_file() and path.suffix != ".txt":
         try:
@@ -48,13 +143,14 @@ def ship(source: str, name: str, max_time: int | None = None,
         except (json.JSONDecodeError, UnicodeDecodeError):
           continue
         path.write_text(json.dumps(meta))
-    checkpoint.restore(target)  # the edited config still loads
+  checkpoint.restore(target)  # the copy loads
   return target
 
 
 def main(argv):
   del argv
-  print("shipped", ship(_CHECKPOINT.value, _NAME.value, _MAX_TIME.value, _TARGET.value))
+  edits = parse_edits(_SET.value, _DECAY_SHIFT.value, _ZERO_MODULE.value)
+  print("shipped", ship(_CHECKPOINT.value, _NAME.value, _MAX_TIME.value, _TARGET.value, edits))
 
 
 if __name__ == "__main__":

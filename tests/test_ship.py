@@ -1,0 +1,64 @@
+"""meta_train.ship: a checkpoint copied into place, with its edits recorded and checked."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from learned_opt import checkpoint, shipped
+from learned_opt.executor import step as step_lib
+from meta_train import ship
+
+SOURCE = str(shipped.shipped_path("meta_executor"))
+
+
+def decays_at(weights, config, clock=100):
+  opt = checkpoint.load_optimizer(SOURCE, algorithm="adam", learning_rate=3e-3)
+  _, coeffs = step_lib.hyper_coefficients(weights, config, opt.rule_id, opt.hyper_features,
+                                          jnp.asarray(clock))
+  return np.asarray(coeffs.decays)
+
+
+def test_plain_ship_copies_the_weights_and_config(tmp_path):
+  target = ship.ship(SOURCE, "x", target_root=str(tmp_path / "copy"))
+  (w0, c0, _), (w1, c1, _) = checkpoint.restore(SOURCE), checkpoint.restore(target)
+  jax.tree.map(np.testing.assert_array_equal, w0, w1)
+  assert c0 == c1 and target.name == checkpoint.read_config(SOURCE)[0].name
+
+
+def test_edits_shift_a_decay_zero_a_module_and_set_fields(tmp_path):
+  edits = ship.parse_edits(["step_size_target=-0.05", "max_time=500"], ["second:-2.0"],
+                           ["step_size_head"])
+  target = ship.ship(SOURCE, "x", target_root=str(tmp_path / "edited"), edits=edits)
+  (w0, c0, _), (w1, c1, meta) = checkpoint.restore(SOURCE), checkpoint.restore(target)
+  assert c1.step_size_target == -0.05 and c1.max_time == 500
+  assert c1.hidden == c0.hidden and c1.rules == c0.rules
+  assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(w1["step_size_head"]))
+  before, after = decays_at(w0, c0), decays_at(w1, c0)
+  np.testing.assert_allclose(after[[0, 2]], before[[0, 2]], rtol=1e-6)
+  keep_before, keep_after = -np.log1p(-before[1]), -np.log1p(-after[1])
+  assert 1.7 < keep_after - keep_before < 2.05   # -log(1 - a) grows by about 2
+  recorded = meta["provenance"]["shipped_with"]
+  assert recorded["decay_shifts"] == {"second": -2.0}
+  assert recorded["fields"] == {"step_size_target": -0.05, "max_time": 500}
+  assert recorded["zero_modules"] == ["step_size_head"]
+  untouched = {k for k in w0 if k not in ("step_size_head", "hypernet_linear")}
+  for k in untouched:
+    jax.tree.map(np.testing.assert_array_equal, w0[k], w1[k])
+
+
+def test_bad_edits_are_refused_before_anything_is_written(tmp_path):
+  with pytest.raises(ValueError, match="FIELD=VALUE"):
+    ship.parse_edits(["step_size_target"])
+  with pytest.raises(ValueError, match="not a Python literal"):
+    ship.parse_edits(["step_size_target=minus one"])
+  with pytest.raises(ValueError, match="AVERAGE one of"):
+    ship.parse_edits((), ["third:-1"])
+  root = tmp_path / "kept"
+  ship.ship(SOURCE, "x", target_root=str(root))
+  for edits, error, match in (
+      (ship.parse_edits(["step_size_goal=0.1"]), ValueError, "no field"),
+      (ship.parse_edits((), (), ["no_such_net"]), KeyError, "no module 'no_such_net'")):
+    with pytest.raises(error, match=match):
+      ship.ship(SOURCE, "x", target_root=str(root), edits=edits)
+    checkpoint.restore(root)   # the earlier copy is still there and loads
