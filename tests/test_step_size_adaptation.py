@@ -6,6 +6,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, network, step
 
@@ -86,3 +87,18 @@ def test_learned_head_starts_neutral_and_its_outputs_set_rate_and_target(params)
   # The rate cannot go negative.
   head = dict(weights["step_size_head"], b=jnp.asarray([-5.0, 0.0], jnp.float32))
   np.testing.assert_array_equal(log_steps(learned, dict(weights, step_size_head=head)), 0.0)
+
+
+def test_the_floor_holds_the_log_step_under_alternating_gradients(params):
+  rng = np.random.default_rng(2)
+  direction = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
+  flip = lambda t: jax.tree.map(lambda x: (-1.0) ** t * x, direction)   # noqa: E731
+  floored = dataclasses.replace(_ADAPTING, step_size_adaptation=5.0, min_step_size_factor=0.5)
+  outs = _run(_executor(floored), params, flip, 4)
+  np.testing.assert_allclose(outs[-1].state.log_step, math.log(0.5), rtol=1e-6)
+  default = _run(_executor(dataclasses.replace(floored, min_step_size_factor=1 / 30)),
+                 params, flip, 4)
+  np.testing.assert_allclose(default[-1].state.log_step, -math.log(step.MAX_STEP_SIZE_FACTOR),
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match=r"min_step_size_factor must be in \(0, 1\]"):
+    ExecutorConfig(min_step_size_factor=0.0)

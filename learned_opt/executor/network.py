@@ -93,6 +93,11 @@ class ExecutorConfig:
       imitated rule needs. The weights keep their shapes.
     step_size_target: the cosine at which the adapted step size holds still
       (see step_size_adaptation).
+    min_step_size_factor: the adapted step size's lower bound, as a factor of
+      the learned one (default 1/MAX_STEP_SIZE_FACTOR = 1/30, the bound being
+      symmetric in log space). Under minibatch noise the gradient turns against
+      the momentum at any step size, so the greedy signal keeps shrinking the
+      step; a floor nearer 1 stops that where the learned step is already sound.
     learned_step_size: the tensor net also emits, per tensor, offsets to the
       integrator's rate and target (a zero-initialized linear head,
       `step_size_head`, on the tensor net's input), so meta-training can set
@@ -180,6 +185,7 @@ class ExecutorConfig:
   normalizer_degree: float | None = None
   step_size_adaptation: float = 0.0
   step_size_target: float = 0.0
+  min_step_size_factor: float = 1.0 / 30.0
   learned_step_size: bool = False
   sign_gain: str = "softplus"
   normalizer_constant: str = "exp"
@@ -190,6 +196,11 @@ class ExecutorConfig:
   decay_feature_stats: tuple[tuple[str, str, float, float], ...] = ()
   prior: str = "adam"
   max_time: int = 0
+
+  def __post_init__(self):
+    if not 0.0 < self.min_step_size_factor <= 1.0:
+      raise ValueError(f"min_step_size_factor must be in (0, 1] (a floor under the learned "
+                       f"step size), got {self.min_step_size_factor}.")
 
   @property
   def num_hyper_outputs(self) -> int:

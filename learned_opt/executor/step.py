@@ -44,8 +44,9 @@ Step-size adaptation (ExecutorConfig.step_size_adaptation = beta > 0; off for
 imitation): per tensor, a log step size l (O(layers) state) integrates the
 cosine between the new gradient and the old first moment, read on the same row
 sample, and adds to log mu:
-  l' = clip(l + beta (cos(g, s1) - c), +-log MAX_STEP_SIZE_FACTOR),
-c = ExecutorConfig.step_size_target. Gradients that keep agreeing with the
+  l' = clip(l + beta (cos(g, s1) - c), log f, log MAX_STEP_SIZE_FACTOR),
+c = ExecutorConfig.step_size_target, f = ExecutorConfig.min_step_size_factor
+(1/MAX_STEP_SIZE_FACTOR by default). Gradients that keep agreeing with the
 momentum say the steps are short; gradients that turn against it say they
 overshoot (hypergradient descent on the log step size, with a scale-free
 signal). With c = 0 it settles where the next gradient is orthogonal to the
@@ -479,9 +480,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     log_gain = jnp.zeros((len(outs),))
   log_step = state.log_step
   if adapting:
-    bound = math.log(MAX_STEP_SIZE_FACTOR)
     log_step = jnp.clip(log_step + step_rate * (jnp.stack(alignments) - step_target),
-                        -bound, bound)
+                        math.log(config.min_step_size_factor), math.log(MAX_STEP_SIZE_FACTOR))
     log_gain = log_gain + log_step
   lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
   gains = -lr * jnp.exp(jnp.clip(log_gain, -30.0, 30.0))
