@@ -3,6 +3,8 @@
 import dataclasses
 import math
 
+import hypothesis
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -102,3 +104,28 @@ def test_the_floor_holds_the_log_step_under_alternating_gradients(params):
                              rtol=1e-6)
   with pytest.raises(ValueError, match=r"min_step_size_factor must be in \(0, 1\]"):
     ExecutorConfig(min_step_size_factor=0.0)
+
+
+@hypothesis.settings(max_examples=50, deadline=None)
+@hypothesis.given(st.floats(-2.0, 2.0), st.floats(0.0, 0.5))
+def test_deadband_holds_inside_and_shifts_below(x, width):
+  got = float(step.deadband(jnp.float32(x), width))
+  if x > 0:
+    assert got == pytest.approx(x, rel=1e-6)
+  elif x >= -width:
+    assert got == 0.0
+  else:
+    assert got == pytest.approx(x + width, rel=1e-5, abs=1e-6)
+  assert float(step.deadband(jnp.float32(x), 0.0)) == pytest.approx(x, rel=1e-6)
+
+
+def test_deadband_in_the_integrator(params):
+  rng = np.random.default_rng(3)
+  direction = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
+  flip = lambda t: jax.tree.map(lambda x: (-1.0) ** t * x, direction)   # noqa: E731
+  banded = dataclasses.replace(_ADAPTING, step_size_deadband=0.3)
+  outs = _run(_executor(banded), params, flip, 4)
+  # Step 0: cosine 0, signal 0 - (-0.1) = 0.1 > 0; then cosine -1: signal -0.9 + 0.3 = -0.6.
+  np.testing.assert_allclose(outs[-1].state.log_step, 0.5 * (0.1 - 3 * 0.6), rtol=1e-5)
+  with pytest.raises(ValueError, match="step_size_deadband must be >= 0"):
+    ExecutorConfig(step_size_deadband=-0.1)

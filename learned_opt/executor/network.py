@@ -98,6 +98,10 @@ class ExecutorConfig:
       symmetric in log space). Under minibatch noise the gradient turns against
       the momentum at any step size, so the greedy signal keeps shrinking the
       step; a floor nearer 1 stops that where the learned step is already sound.
+    step_size_deadband: a band of width w >= 0 of cosines just below
+      step_size_target in which the step size holds still (learned_opt.executor.step
+      .deadband); below the band it shrinks as if the target were w lower. 0.0
+      (the default): no band.
     learned_step_size: the tensor net also emits, per tensor, offsets to the
       integrator's rate and target (a zero-initialized linear head,
       `step_size_head`, on the tensor net's input), so meta-training can set
@@ -186,6 +190,7 @@ class ExecutorConfig:
   step_size_adaptation: float = 0.0
   step_size_target: float = 0.0
   min_step_size_factor: float = 1.0 / 30.0
+  step_size_deadband: float = 0.0
   learned_step_size: bool = False
   sign_gain: str = "softplus"
   normalizer_constant: str = "exp"
@@ -201,6 +206,8 @@ class ExecutorConfig:
     if not 0.0 < self.min_step_size_factor <= 1.0:
       raise ValueError(f"min_step_size_factor must be in (0, 1] (a floor under the learned "
                        f"step size), got {self.min_step_size_factor}.")
+    if self.step_size_deadband < 0:
+      raise ValueError(f"step_size_deadband must be >= 0, got {self.step_size_deadband}.")
 
   @property
   def num_hyper_outputs(self) -> int:

@@ -46,7 +46,10 @@ cosine between the new gradient and the old first moment, read on the same row
 sample, and adds to log mu:
   l' = clip(l + beta (cos(g, s1) - c), log f, log MAX_STEP_SIZE_FACTOR),
 c = ExecutorConfig.step_size_target, f = ExecutorConfig.min_step_size_factor
-(1/MAX_STEP_SIZE_FACTOR by default). Gradients that keep agreeing with the
+(1/MAX_STEP_SIZE_FACTOR by default). With ExecutorConfig.step_size_deadband = w > 0,
+cos - c is replaced by 0 where it lies in [-w, 0] and by cos - c + w below: a
+gradient only slightly against the momentum, as minibatch noise makes it at any
+step size, holds the step instead of shrinking it; a clear reversal still does. Gradients that keep agreeing with the
 momentum say the steps are short; gradients that turn against it say they
 overshoot (hypergradient descent on the log step size, with a scale-free
 signal). With c = 0 it settles where the next gradient is orthogonal to the
@@ -322,6 +325,14 @@ def _readout_sample(old: tuple, new: tuple, new_moments: Any) -> tuple:
       default=lambda old, new: _row_sample(new))
 
 
+def deadband(x: jax.Array, width: float) -> jax.Array:
+  """x above 0, x + width below -width, 0 between: the integrator's signal with a band of
+  cosines just under the target that hold the step size still (ExecutorConfig.step_size_deadband)."""
+  if not width:
+    return x
+  return jnp.where(x > 0, x, jnp.minimum(x + width, 0.0))
+
+
 def _cosine(g: jax.Array, s1: jax.Array) -> jax.Array:
   """cos(g, s1) over all entries, 0 where either is all zero (float32)."""
   g, s1 = g.astype(jnp.float32), s1.astype(jnp.float32)
@@ -480,7 +491,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     log_gain = jnp.zeros((len(outs),))
   log_step = state.log_step
   if adapting:
-    log_step = jnp.clip(log_step + step_rate * (jnp.stack(alignments) - step_target),
+    signal = deadband(jnp.stack(alignments) - step_target, config.step_size_deadband)
+    log_step = jnp.clip(log_step + step_rate * signal,
                         math.log(config.min_step_size_factor), math.log(MAX_STEP_SIZE_FACTOR))
     log_gain = log_gain + log_step
   lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
