@@ -46,6 +46,7 @@ RECIPES = {
     "logistic_regression": Recipe(3e-2, 150, 0.3),
     "quadratic": Recipe(1e-1, 200, 0.2, split="valid"),
     "text_transformer": Recipe(1e-2, 100, 3.0),
+    "family_sample": Recipe(1e-2, 150, 0.5),   # seed 0 of the default image-MLP family
     # TFDS, on mock data (64 examples per split, 58 of them train)
     "mnist_mlp": Recipe(1e-3, 60, 0.5, kwargs=(("batch_size", 16),)),
     "fashion_mnist_mlp": Recipe(1e-3, 60, 0.5, kwargs=(("batch_size", 16),)),
