@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import json
 import pathlib
 import shutil
 from collections.abc import Mapping, Sequence
@@ -113,7 +112,13 @@ def apply_edits(weights: Any, config: ExecutorConfig, edits: Edits) -> tuple[Any
 
 def ship(source: str, name: str, max_time: int | None = None,
          target_root: str | None = None, edits: Edits = Edits()) -> pathlib.Path:
-  """Copies the latest step of `source`, edited; returns the new step directory."""
+  """Copies the latest step of `source`, edited; returns the new step directory.
+
+  `max_time` is the edit `fields={'max_time': max_time}`. Without edits the
+  step's files are copied as they are.
+  """
+  if max_time is not None:
+    edits = dataclasses.replace(edits, fields={**edits.fields, "max_time": int(max_time)})
   step_dir, meta = checkpoint.read_config(source)
   weights, config, _ = checkpoint.restore(source)  # refuse to ship anything that does not load
   root = (pathlib.Path(target_root) if target_root else
@@ -132,17 +137,6 @@ def ship(source: str, name: str, max_time: int | None = None,
   else:
     for item in ("weights", "config"):
       shutil.copytree(step_dir / item, target / item)
-  if max_time is not None:
-    _, meta = checkpoint.read_config(target)
-    meta["executor"]["max_time"] = int(max_time)
-    meta["provenance"]["shipped_with_max_time"] = int(max_time)
-    for path in (target / "config").iterdir():
-      if path.is_file() and path.suffix != ".txt":
-        try:
-          json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-          continue
-        path.write_text(json.dumps(meta))
   checkpoint.restore(target)  # the copy loads
   return target
 

@@ -130,7 +130,7 @@ def restore_source(source: str) -> tuple[PyTree, ExecutorConfig]:
 
 def build_family(config: ml_collections.ConfigDict) -> tasks.TaskFamily:
   """`config.family` as a family (see `tasks.families.from_spec`)."""
-  return tasks.families.from_spec(config.family.to_dict())
+  return tasks.families.from_spec(config.family)
 
 
 def structures(config: ml_collections.ConfigDict, family: tasks.TaskFamily) -> list[Any]:

@@ -338,8 +338,7 @@ def from_spec(spec: Mapping[str, Any]) -> TaskFamily:
     raise ValueError(f"A mixture family takes 'name' and 'members' (label -> family spec "
                      f"with a 'share'); got keys {sorted(spec)}.")
   members, shares = {}, {}
-  for label, member in spec["members"].items():
-    member = dict(member)
+  for label, member in spec["members"].items():   # fresh dicts (_plain): pop in place
     shares[label] = member.pop("share", 1.0)
     members[label] = _one_family(member)
   return MixtureFamily(members, shares)
@@ -353,4 +352,3 @@ def sample_task(spec: Mapping[str, Any], seed: int = 0) -> Task:
   """
   family = from_spec(spec)
   return family.task(family.sample(jax.random.PRNGKey(seed)))
-

@@ -11,10 +11,10 @@ from typing import Any
 import jax
 
 from tasks import families, models
+from tasks.base import Task
 from tasks.data import images, mnist1d, sklearn, synthetic, text, tfds
 from tasks.data.splits import Datasets, SequenceSplit, array_datasets
 from tasks.quadratic import QuadraticTask
-from tasks.base import Task
 from tasks.registry import register
 from tasks.supervised import AutoencoderTask, LanguageModelTask, SupervisedTask
 

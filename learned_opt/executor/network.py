@@ -42,6 +42,10 @@ NUM_TENSOR_OUTPUTS = NUM_NORMALIZER_OUTPUTS + NUM_GAIN_COEFFS
 # on log RMS(direction); see layer_log_gain.
 DIRECTION_GAIN_INDEX = NUM_NORMALIZER_OUTPUTS + 4
 NUM_TENSOR_FEATURES = 8
+# The step-size integrator keeps its adapted step within [min_step_size_factor,
+# MAX_STEP_SIZE_FACTOR] x the learned one (ExecutorConfig; learned_opt.executor.step).
+MAX_STEP_SIZE_FACTOR = 30.0
+
 # With ExecutorConfig.learned_step_size, the tensor net's last columns: offsets to the
 # step-size integrator's rate and target (learned_opt.executor.step).
 NUM_STEP_SIZE_OUTPUTS = 2
@@ -94,7 +98,7 @@ class ExecutorConfig:
     step_size_target: the cosine at which the adapted step size holds still
       (see step_size_adaptation).
     min_step_size_factor: the adapted step size's lower bound, as a factor of
-      the learned one (default 1/MAX_STEP_SIZE_FACTOR = 1/30, the bound being
+      the learned one (default 1/MAX_STEP_SIZE_FACTOR = 1/30, the bounds being
       symmetric in log space). Under minibatch noise the gradient turns against
       the momentum at any step size, so the greedy signal keeps shrinking the
       step; a floor nearer 1 stops that where the learned step is already sound.
@@ -189,7 +193,7 @@ class ExecutorConfig:
   normalizer_degree: float | None = None
   step_size_adaptation: float = 0.0
   step_size_target: float = 0.0
-  min_step_size_factor: float = 1.0 / 30.0
+  min_step_size_factor: float = 1.0 / MAX_STEP_SIZE_FACTOR
   step_size_deadband: float = 0.0
   learned_step_size: bool = False
   sign_gain: str = "softplus"

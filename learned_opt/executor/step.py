@@ -49,10 +49,10 @@ c = ExecutorConfig.step_size_target, f = ExecutorConfig.min_step_size_factor
 (1/MAX_STEP_SIZE_FACTOR by default). With ExecutorConfig.step_size_deadband = w > 0,
 cos - c is replaced by 0 where it lies in [-w, 0] and by cos - c + w below: a
 gradient only slightly against the momentum, as minibatch noise makes it at any
-step size, holds the step instead of shrinking it; a clear reversal still does. Gradients that keep agreeing with the
-momentum say the steps are short; gradients that turn against it say they
-overshoot (hypergradient descent on the log step size, with a scale-free
-signal). With c = 0 it settles where the next gradient is orthogonal to the
+step size, holds the step instead of shrinking it; a clear reversal still does.
+Gradients that keep agreeing with the momentum say the steps are short;
+gradients that turn against it say they overshoot (hypergradient descent on the
+log step size, with a scale-free signal). With c = 0 it settles where the next gradient is orthogonal to the
 momentum, the greedy one-step optimum, whose steps are too short over a long
 run (on a digits ConvNet the log step sizes fell to the -log 30 bound); a
 slightly negative c accepts some overshoot.
@@ -87,7 +87,7 @@ PyTree = Any
 _TINY = 1e-30
 A1_FLOOR = 0.05  # see _folded_edge_weights
 READOUT_ROWS = 64  # see _row_sample
-MAX_STEP_SIZE_FACTOR = 30.0  # the adapted step size stays within [1/30, 30] x the learned one
+MAX_STEP_SIZE_FACTOR = network.MAX_STEP_SIZE_FACTOR  # the adapted step's upper bound
 _MAX_LOG = 60.0  # exp(60) ~ 1e26: finite in float32 whatever the learned exponents
 FORMS = ("fused", "plain")
 
@@ -326,8 +326,9 @@ def _readout_sample(old: tuple, new: tuple, new_moments: Any) -> tuple:
 
 
 def deadband(x: jax.Array, width: float) -> jax.Array:
-  """x above 0, x + width below -width, 0 between: the integrator's signal with a band of
-  cosines just under the target that hold the step size still (ExecutorConfig.step_size_deadband)."""
+  """x above 0, x + width below -width, 0 between: the integrator's signal with a band
+  of cosines just under the target that hold the step size still
+  (ExecutorConfig.step_size_deadband)."""
   if not width:
     return x
   return jnp.where(x > 0, x, jnp.minimum(x + width, 0.0))

@@ -19,6 +19,7 @@ Adam(1e-3)). Seed 0, one run each.
 import ast
 import dataclasses
 import sys
+from typing import Callable
 
 import jax
 import numpy as np
@@ -36,8 +37,13 @@ DIGITS_TASKS = (dict(hidden=(64, 64), batch_size=64),)
 STEPS = 2000
 
 
-def train(task: tasks.Task, tx: optax.GradientTransformation, steps: int = STEPS):
-  """(final optimizer state, per-step training losses) of a seed-0 run of `steps` steps."""
+def trace(task: tasks.Task, tx: optax.GradientTransformation, steps: int = STEPS,
+          record: Callable = lambda grads, before, updates, after: ()):
+  """(final optimizer state, per-step training losses, per-step records) of a seed-0 run.
+
+  `record(grads, state before, updates, state after)` is called inside the jitted
+  scan at every step; its outputs come back stacked over the steps.
+  """
   key = jax.random.PRNGKey(0)
   params = task.init(key)
 
@@ -46,13 +52,19 @@ def train(task: tasks.Task, tx: optax.GradientTransformation, steps: int = STEPS
     def body(carry, batch):
       p, s = carry
       loss, grads = jax.value_and_grad(task.loss)(p, key, batch)
-      updates, s = tx.update(grads, s, p)
-      return (optax.apply_updates(p, updates), s), loss
-    (_, state), losses = jax.lax.scan(body, (params, tx.init(params)), batches)
-    return state, losses
+      updates, new_s = tx.update(grads, s, p)
+      return (optax.apply_updates(p, updates), new_s), (loss, record(grads, s, updates, new_s))
+    (_, state), (losses, records) = jax.lax.scan(body, (params, tx.init(params)), batches)
+    return state, losses, records
 
-  state, losses = run(params, task.datasets.train.stacked(key, steps))
-  return state, np.asarray(losses)
+  state, losses, records = run(params, task.datasets.train.stacked(key, steps))
+  return state, np.asarray(losses), jax.tree.map(np.asarray, records)
+
+
+def train(task: tasks.Task, tx: optax.GradientTransformation, steps: int = STEPS):
+  """(final optimizer state, per-step training losses) of a seed-0 run of `steps` steps."""
+  state, losses, _ = trace(task, tx, steps)
+  return state, losses
 
 
 def losses(task: tasks.Task, tx: optax.GradientTransformation) -> np.ndarray:

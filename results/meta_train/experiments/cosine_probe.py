@@ -14,10 +14,10 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import learned_opt
 import tasks
+from compare_mean_log import trace
 from configs import evaluate
 from learned_opt.executor import ExecutorState
 
@@ -27,24 +27,13 @@ def executor_state(state) -> ExecutorState:
   return [x for x in jax.tree.leaves(state, is_leaf=is_state) if is_state(x)][0]
 
 
-def cosines(task: tasks.Task, tx: optax.GradientTransformation, steps: int):
-  key = jax.random.PRNGKey(0)
-
-  @jax.jit
-  def run(params, batches):
-    def body(carry, batch):
-      params, state = carry
-      s1 = executor_state(state).s1
-      loss, grads = jax.value_and_grad(task.loss)(params, key, batch)
-      cos = jnp.stack([jnp.vdot(g, m) / (jnp.linalg.norm(g) * jnp.linalg.norm(m) + 1e-30)
-                       for g, m in zip(jax.tree.leaves(grads), jax.tree.leaves(s1))])
-      updates, state = tx.update(grads, state, params)
-      return ((optax.apply_updates(params, updates), state),
-              (loss, cos, executor_state(state).log_step))
-    params = task.init(key)
-    return jax.lax.scan(body, (params, tx.init(params)), batches)[1]
-
-  return [np.asarray(x) for x in run(task.init(key), task.datasets.train.stacked(key, steps))]
+def alignment(grads, before, updates, after):
+  """(cos(g, s1) per tensor, the log step sizes after the step)."""
+  del updates
+  s1 = executor_state(before).s1
+  cos = jnp.stack([jnp.vdot(g, m) / (jnp.linalg.norm(g) * jnp.linalg.norm(m) + 1e-30)
+                   for g, m in zip(jax.tree.leaves(grads), jax.tree.leaves(s1))])
+  return cos, executor_state(after).log_step
 
 
 def main(path: str, labels: str) -> None:
@@ -54,11 +43,12 @@ def main(path: str, labels: str) -> None:
     entry = suite[label]
     steps = int(entry.get("steps", 1000))
     task = tasks.get(entry["name"], **dict(entry.get("kwargs", {})))
-    loss, cos, log_step = cosines(task, learned_opt.load(path), steps)
+    _, loss, (cos, log_step) = trace(task, learned_opt.load(path), steps, alignment)
     print(f"{label}: final {loss[-steps // 20:].mean():.3g}")
     for a, b in ((1, steps // 10), (steps // 10, steps // 2), (steps // 2, steps)):
-      print(f"  steps {a}-{b}: median cos {np.round(np.median(cos[a:b], 0), 2)} | median |cos| "
-            f"{np.round(np.median(np.abs(cos[a:b]), 0), 2)} | log steps {np.round(log_step[b - 1], 1)}")
+      print(f"  steps {a}-{b}: median cos {np.round(np.median(cos[a:b], 0), 2)} | median "
+            f"|cos| {np.round(np.median(np.abs(cos[a:b]), 0), 2)} | log steps "
+            f"{np.round(log_step[b - 1], 1)}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 The checkpoint (conditioned on its default rule) against optax.adam(3e-3) and
 adam(1e-3), seed 0; prints the loss (mean of the 21 steps up to t) and, per tensor
 (bias, weights of each layer), the update RMS and the gradient RMS at a few steps t.
+Then the checkpoint's step-size controls on this network: the second moment's
+decay at a few clocks and the step-size integrator's rate per tensor
+(max(step_size_adaptation + learned offset, 0); 0 means it is off).
 """
 
 import sys
@@ -16,37 +19,53 @@ import optax
 
 import learned_opt
 import tasks
+from compare_mean_log import trace
+from learned_opt.executor import network, step as step_lib
+from learned_opt.executor.optimizer import graph_of
 
 
-def trace(task: tasks.Task, tx: optax.GradientTransformation, steps: int):
-  key = jax.random.PRNGKey(0)
+def rms(tree) -> jax.Array:
+  return jnp.stack([jnp.sqrt(jnp.mean(x ** 2)) for x in jax.tree.leaves(tree)])
 
-  @jax.jit
-  def run(params, batches):
-    def body(carry, batch):
-      params, state = carry
-      loss, grads = jax.value_and_grad(task.loss)(params, key, batch)
-      updates, state = tx.update(grads, state, params)
-      rms = lambda tree: jnp.stack([jnp.sqrt(jnp.mean(x ** 2)) for x in jax.tree.leaves(tree)])
-      return (optax.apply_updates(params, updates), state), (loss, rms(updates), rms(grads))
-    params = task.init(key)
-    return jax.lax.scan(body, (params, tx.init(params)), batches)[1]
 
-  return [np.asarray(x) for x in run(task.init(key), task.datasets.train.stacked(key, steps))]
+def sizes(task: tasks.Task, tx: optax.GradientTransformation, steps: int):
+  """(losses, update RMS [steps, tensors], gradient RMS [steps, tensors])."""
+  _, losses, (updates, grads) = trace(
+      task, tx, steps, lambda grads, before, updates, after: (rms(updates), rms(grads)))
+  return losses, updates, grads
+
+
+def controls(path: str, task: tasks.Task) -> None:
+  opt = learned_opt.checkpoint.load_optimizer(path)
+  config = opt.config
+  params = task.init(jax.random.PRNGKey(0))
+  feats = step_lib.tensor_features(graph_of(params), None)
+  for clock in (0, 10, 100, 1000, 2000):
+    c, coeffs = step_lib.hyper_coefficients(opt.weights, config, opt.rule_id,
+                                            opt.hyper_features, jnp.asarray(clock))
+    line = f"clock {clock}: second-moment decay {float(coeffs.decays[1]):.4f}"
+    if config.learned_step_size:
+      head = network.build(config).apply[2](opt.weights, c, feats)[:, network.NUM_TENSOR_OUTPUTS]
+      rates = np.maximum(config.step_size_adaptation + np.asarray(head), 0.0)
+      line += f" | integrator rate per tensor {np.round(rates, 3)}"
+    else:
+      line += f" | integrator rate {config.step_size_adaptation} on every tensor"
+    print(line)
 
 
 def main(path: str, steps: str = "2000") -> None:
   steps = int(steps)
   task = tasks.get("mnist1d_mlp", hidden=(128,) * 3, activation="gelu", batch_size=128)
-  runs = {"learned": trace(task, learned_opt.load(path), steps),
-          "adam(3e-3)": trace(task, optax.adam(3e-3), steps),
-          "adam(1e-3)": trace(task, optax.adam(1e-3), steps)}
+  runs = {"learned": sizes(task, learned_opt.load(path), steps),
+          "adam(3e-3)": sizes(task, optax.adam(3e-3), steps),
+          "adam(1e-3)": sizes(task, optax.adam(1e-3), steps)}
   for t in (10, 100, 300, 600, 1000, 1500, steps - 1):
     print(f"t={t}: " + " | ".join(f"{k} loss {v[0][max(0, t - 20):t + 1].mean():.3g}"
                                   for k, v in runs.items()))
     for k, (_, upd, grad) in runs.items():
       print(f"  {k:11s} update RMS " + " ".join(f"{x:.1e}" for x in upd[t]) +
             " | gradient RMS " + " ".join(f"{x:.1e}" for x in grad[t]))
+  controls(path, task)
 
 
 if __name__ == "__main__":
