@@ -132,45 +132,46 @@ def test_deadband_in_the_integrator(params):
 
 
 @hypothesis.settings(max_examples=30, deadline=None)
-@hypothesis.given(st.floats(-0.1, 0.1), st.floats(-20.0, 5.0))
-def test_gradient_trend_reads_a_steady_slope(slope, start):
-  means = jnp.zeros((2, 1), jnp.float32)
-  for t in range(400):
-    x = jnp.asarray([start + slope * t], jnp.float32)
-    means, trend = step.gradient_trend(means, x, jnp.asarray(t == 0))
-  assert float(trend[0]) == pytest.approx(slope, rel=1e-2, abs=1e-4)
+@hypothesis.given(st.floats(-8.0, 8.0), st.floats(-8.0, 8.0), st.floats(0.5, 0.999))
+def test_gradient_fall_compares_the_gradient_with_the_remembered_rms(log_g, log_s2, a2):
+  g = jnp.full((3, 5), math.exp(log_g), jnp.float32)
+  s2 = jnp.full((3, 5), math.exp(log_s2), jnp.float32)
+  b2 = 1.0 - a2
+  got = float(step.gradient_fall(g, s2, jnp.float32(a2), jnp.float32(b2), jnp.float32(1.0)))
+  v = math.sqrt(a2 * math.exp(2 * log_s2) + b2 * math.exp(2 * log_g))
+  assert got == pytest.approx(log_g - math.log(v), rel=1e-4, abs=1e-4)
+  assert got <= 0.5 * math.log(1 / b2) + 1e-4   # the new gradient is part of v
 
 
 @hypothesis.settings(max_examples=50, deadline=None)
-@hypothesis.given(st.floats(-1.0, 1.0), st.floats(1e-4, 0.1), st.floats(0.0, 0.5))
-def test_gated_width_closes_as_the_gradient_falls(trend, scale, width):
-  got = float(step.gated_width(width, jnp.float32(trend), scale))
+@hypothesis.given(st.floats(-10.0, 3.0), st.floats(0.1, 5.0), st.floats(0.0, 0.5))
+def test_gated_width_closes_as_the_gradient_falls(fall, scale, width):
+  got = float(step.gated_width(width, jnp.float32(fall), scale))
   assert 0.0 <= got <= width + 1e-7
-  if trend >= 0:
+  if fall >= 0:
     assert got == pytest.approx(width, rel=1e-6)
-  elif trend <= -scale:
+  elif fall <= -scale:
     assert got == 0.0
   else:
-    assert got == pytest.approx(width * (1 + trend / scale), rel=1e-4, abs=1e-7)
+    assert got == pytest.approx(width * (1 + fall / scale), rel=1e-4, abs=1e-7)
 
 
-def test_the_trend_gate_in_the_integrator(params):
-  """One step against the momentum (cosine -1, signal -0.9): a level gradient RMS keeps
-  the band open (2 wide: the step holds); a falling one closes it (the step shrinks)."""
+def test_the_fall_gate_in_the_integrator(params):
+  """One step against the momentum (cosine -1, signal -0.9): a gradient at the second
+  moment's level keeps the band open (2 wide: the step holds); one far below it closes
+  the band (the step shrinks)."""
   rng = np.random.default_rng(4)
   grads = jax.tree.map(lambda x: jnp.asarray(rng.choice([-1.0, 1.0], x.shape), x.dtype), params)
-  gated = dataclasses.replace(_ADAPTING, step_size_deadband=2.0, step_size_deadband_trend=1e-3)
+  gated = dataclasses.replace(_ADAPTING, step_size_deadband=2.0, step_size_deadband_fall=1.0)
   executor = _executor(gated)
   state = executor.init(params)
-  state = state._replace(count=jnp.asarray(5, jnp.int32), s1=jax.tree.map(jnp.negative, grads))
-  # log RMS(g) = 0 on every tensor: running means at 0 read a level gradient.
-  level = executor.step(grads, state, params).state
-  np.testing.assert_allclose(level.log_step, 0.0, atol=1e-6)
-  np.testing.assert_allclose(level.log_grad_rms, 0.0, atol=1e-6)
-  falling = state._replace(log_grad_rms=state.log_grad_rms.at[0].set(-10.0))
-  np.testing.assert_allclose(executor.step(grads, falling, params).state.log_step, -0.45,
+  state = state._replace(count=jnp.asarray(5, jnp.int32), s1=jax.tree.map(jnp.negative, grads),
+                         s2=jax.tree.map(jnp.abs, grads), z=jnp.ones((3,), jnp.float32))
+  np.testing.assert_allclose(executor.step(grads, state, params).state.log_step, 0.0, atol=1e-6)
+  fallen = state._replace(s2=jax.tree.map(lambda s: 1e3 * s, state.s2))
+  np.testing.assert_allclose(executor.step(grads, fallen, params).state.log_step, -0.45,
                              rtol=1e-5)
-  ungated = _executor(dataclasses.replace(gated, step_size_deadband_trend=0.0))
-  np.testing.assert_allclose(ungated.step(grads, falling, params).state.log_step, 0.0, atol=1e-6)
-  with pytest.raises(ValueError, match="step_size_deadband_trend must be >= 0"):
-    ExecutorConfig(step_size_deadband_trend=-1e-3)
+  ungated = _executor(dataclasses.replace(gated, step_size_deadband_fall=0.0))
+  np.testing.assert_allclose(ungated.step(grads, fallen, params).state.log_step, 0.0, atol=1e-6)
+  with pytest.raises(ValueError, match="step_size_deadband_fall must be >= 0"):
+    ExecutorConfig(step_size_deadband_fall=-1.0)

@@ -106,14 +106,15 @@ class ExecutorConfig:
       step_size_target in which the step size holds still (learned_opt.executor.step
       .deadband); below the band it shrinks as if the target were w lower. 0.0
       (the default): no band.
-    step_size_deadband_trend: t > 0 gates the band by the tensor's gradient trend:
-      its width is w (1 - clip(-r / t, 0, 1)), r the per-step slope of log RMS(g)
-      (learned_opt.executor.step.gradient_trend, two running means with memories of
-      about 10 and 50 steps, O(layers) state). Where the loss can go to zero
-      (interpolation) the gradient falls with it and the band closes: mildly
-      negative cosines shrink the step as without a band. Where minibatch noise
-      holds the gradient RMS level, they hold the step. 0.0 (the default): the
-      band is always w wide.
+    step_size_deadband_fall: K > 0 gates the band by how far the tensor's gradient
+      has fallen below the second moment's memory: its width is
+      w (1 - clip(-f / K, 0, 1)), f = log RMS(g) - log RMS(v) on the integrator's
+      row sample (learned_opt.executor.step.gradient_fall; no extra state). Where
+      the loss can go to zero (interpolation) the gradient falls with it, and
+      where it settles at a noise floor far below its start it has fallen too:
+      the band closes and mildly negative cosines shrink the step as without a
+      band. Where minibatch noise keeps the gradient at its usual level, they
+      hold the step. 0.0 (the default): the band is always w wide.
     learned_step_size: the tensor net also emits, per tensor, offsets to the
       integrator's rate and target (a zero-initialized linear head,
       `step_size_head`, on the tensor net's input), so meta-training can set
@@ -203,7 +204,7 @@ class ExecutorConfig:
   step_size_target: float = 0.0
   min_step_size_factor: float = 1.0 / MAX_STEP_SIZE_FACTOR
   step_size_deadband: float = 0.0
-  step_size_deadband_trend: float = 0.0
+  step_size_deadband_fall: float = 0.0
   learned_step_size: bool = False
   sign_gain: str = "softplus"
   normalizer_constant: str = "exp"
@@ -221,9 +222,9 @@ class ExecutorConfig:
                        f"step size), got {self.min_step_size_factor}.")
     if self.step_size_deadband < 0:
       raise ValueError(f"step_size_deadband must be >= 0, got {self.step_size_deadband}.")
-    if self.step_size_deadband_trend < 0:
-      raise ValueError(f"step_size_deadband_trend must be >= 0 (a falling rate of log RMS(g) "
-                       f"per step), got {self.step_size_deadband_trend}.")
+    if self.step_size_deadband_fall < 0:
+      raise ValueError(f"step_size_deadband_fall must be >= 0 (a fall of log RMS(g) below "
+                       f"the second moment's), got {self.step_size_deadband_fall}.")
 
   @property
   def num_hyper_outputs(self) -> int:

@@ -50,10 +50,12 @@ c = ExecutorConfig.step_size_target, f = ExecutorConfig.min_step_size_factor
 cos - c is replaced by 0 where it lies in [-w, 0] and by cos - c + w below: a
 gradient only slightly against the momentum, as minibatch noise makes it at any
 step size, holds the step instead of shrinking it; a clear reversal still does.
-With ExecutorConfig.step_size_deadband_trend = t > 0 the band's width is
-w (1 - clip(-r / t, 0, 1)), r the per-step slope of the tensor's log RMS(g)
-(`gradient_trend`): gradients that vanish with the loss (interpolation) close the
-band, gradients held level by the noise keep it open.
+With ExecutorConfig.step_size_deadband_fall = K > 0 the band's width is
+w (1 - clip(-f / K, 0, 1)), f = log RMS(g) - log RMS(v) on the same sample
+(`gradient_fall`): how far the gradient has fallen below the second moment's
+long memory. Gradients that vanish with the loss (interpolation), or that
+have settled at a noise floor far below where they started, close the band;
+gradients that minibatch noise keeps at their usual level leave it open.
 Gradients that keep agreeing with the momentum say the steps are short;
 gradients that turn against it say they overshoot (hypergradient descent on the
 log step size, with a scale-free signal). With c = 0 it settles where the next gradient is orthogonal to the
@@ -92,7 +94,6 @@ _TINY = 1e-30
 A1_FLOOR = 0.05  # see _folded_edge_weights
 READOUT_ROWS = 64  # see _row_sample
 MAX_STEP_SIZE_FACTOR = network.MAX_STEP_SIZE_FACTOR  # the adapted step's upper bound
-TREND_DECAYS = (0.9, 0.98)  # the running means of log RMS(g) (memories ~10, ~50 steps)
 _MAX_LOG = 60.0  # exp(60) ~ 1e26: finite in float32 whatever the learned exponents
 FORMS = ("fused", "plain")
 
@@ -106,9 +107,6 @@ class ExecutorState(NamedTuple):
   cols: PyTree         # per tensor: (*multiplicity, n_out) float32, or () for rank < 2
   z: jax.Array         # (3,) float32: running averages of 1 (debiasing)
   log_step: jax.Array  # (num_tensors,) float32: adapted log step sizes (0 unless adapting)
-  # (2, num_tensors) float32: fast and slow running means of log RMS(g) per tensor, the
-  # gradient's trend that gates the step-size dead band (0 unless it is gated).
-  log_grad_rms: jax.Array
 
 
 class Coefficients(NamedTuple):
@@ -139,8 +137,7 @@ def init_state(params: PyTree) -> ExecutorState:
       rows=jax.tree.map(lambda x: node_zeros(x, -1), params),
       cols=jax.tree.map(lambda x: node_zeros(x, -2), params),
       z=jnp.zeros((3,), jnp.float32),
-      log_step=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32),
-      log_grad_rms=jnp.zeros((2, len(jax.tree.leaves(params))), jnp.float32))
+      log_step=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32))
 
 
 def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
@@ -343,24 +340,20 @@ def deadband(x: jax.Array, width: float | jax.Array) -> jax.Array:
   return jnp.where(x > 0, x, jnp.minimum(x + width, 0.0))
 
 
-def gradient_trend(log_grad_rms: jax.Array, log_rms: jax.Array,
-                   first: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(new running means, per-step slope of log RMS(g)) per tensor.
-
-  m_k' = a_k m_k + (1 - a_k) x with x = log RMS(g), a = (TREND_DECAYS); both start at
-  x. Under a steady slope r per step each mean lags x by r a_k / (1 - a_k), so
-  r = (m_fast - m_slow) / (lag_slow - lag_fast) with the lags per unit slope.
-  """
-  decays = jnp.asarray(TREND_DECAYS, jnp.float32)[:, None]
-  means = jnp.where(first, log_rms[None], decays * log_grad_rms + (1.0 - decays) * log_rms[None])
-  lags = [a / (1.0 - a) for a in TREND_DECAYS]
-  return means, (means[0] - means[1]) / (lags[1] - lags[0])
+def gradient_fall(g: jax.Array, s2: jax.Array, a2: jax.Array, b2: jax.Array,
+                  inv_z2: jax.Array) -> jax.Array:
+  """log RMS(g) - log RMS(v), v^2 = (a2 s2^2 + b2 g^2) / z2' the new debiased second
+  moment: <= 0 where the gradient has fallen below what the moment remembers."""
+  g, s2 = g.astype(jnp.float32), s2.astype(jnp.float32)
+  g2 = jnp.mean(jnp.square(g))
+  v2 = (a2 * jnp.mean(jnp.square(s2)) + b2 * g2) * inv_z2
+  return 0.5 * (jnp.log(g2 + _TINY) - jnp.log(v2 + _TINY))
 
 
-def gated_width(width: float, trend: jax.Array, scale: float) -> jax.Array:
-  """The dead band's width where the gradient RMS falls at `trend` per step: w where it
-  holds or rises, closing linearly to 0 as it falls at `scale` per step or faster."""
-  return width * (1.0 - jnp.clip(-trend / scale, 0.0, 1.0))
+def gated_width(width: float, fall: jax.Array, scale: float) -> jax.Array:
+  """The dead band's width where the gradient sits `fall` (log RMS, `gradient_fall`)
+  below its long memory: w where it does not, closing linearly to 0 at `scale` below."""
+  return width * (1.0 - jnp.clip(-fall / scale, 0.0, 1.0))
 
 
 def _cosine(g: jax.Array, s1: jax.Array) -> jax.Array:
@@ -455,8 +448,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     scaled_g = jnp.sqrt(b[1]) * g   # (sqrt(b) g)^2: not CSE'd with the row squares
     return a[0] * s1 + b[0] * g, jnp.sqrt(a[1] * jnp.square(s2) + scaled_g * scaled_g + _TINY)
 
-  gated = adapting and config.step_size_deadband > 0 and config.step_size_deadband_trend > 0
-  outs, log_rms_d, log_rms_p, alignments, log_rms_g = [], [], [], [], []
+  gated = adapting and config.step_size_deadband > 0 and config.step_size_deadband_fall > 0
+  outs, log_rms_d, log_rms_p, alignments, falls = [], [], [], [], []
   for idx, info in enumerate(graph.tensors):
     g = g_leaves[idx].astype(jnp.float32)
     s1 = s1_leaves[idx].astype(jnp.float32)
@@ -509,10 +502,10 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_rms_p.append(jnp.zeros(()) if p is None else
                        0.5 * jnp.log(jnp.mean(jnp.square(p_read.astype(jnp.float32))) + _TINY))
     if adapting:
-      pair = (g, s1) if form == "plain" or len(info.shape) < 2 else _row_sample((g, s1))
-      alignments.append(_cosine(*pair))
+      read = (g, s1, s2) if form == "plain" or len(info.shape) < 2 else _row_sample((g, s1, s2))
+      alignments.append(_cosine(read[0], read[1]))
       if gated:
-        log_rms_g.append(0.5 * jnp.log(jnp.mean(jnp.square(pair[0])) + _TINY))
+        falls.append(gradient_fall(read[0], read[2], a[1], b[1], 1.0 / z[1]))
     outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2,
                  denominator))
 
@@ -522,12 +515,11 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     log_gain = network.layer_log_gain(gain_coeffs, log_rms_p, log_rms_d)
   else:
     log_gain = jnp.zeros((len(outs),))
-  log_step, log_grad_rms = state.log_step, state.log_grad_rms
+  log_step = state.log_step
   if adapting:
     width = config.step_size_deadband
     if gated:
-      log_grad_rms, trend = gradient_trend(log_grad_rms, jnp.stack(log_rms_g), state.count == 0)
-      width = gated_width(width, trend, config.step_size_deadband_trend)
+      width = gated_width(width, jnp.stack(falls), config.step_size_deadband_fall)
     signal = deadband(jnp.stack(alignments) - step_target, width)
     log_step = jnp.clip(log_step + step_rate * signal,
                         math.log(config.min_step_size_factor), math.log(MAX_STEP_SIZE_FACTOR))
@@ -551,7 +543,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   new_state = ExecutorState(
       count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1,
       s1=unflat(s1s), s2=unflat(s2s), rows=unflat(rows_out), cols=unflat(cols_out), z=z,
-      log_step=log_step, log_grad_rms=log_grad_rms)
+      log_step=log_step)
   return StepOutput(unflat(updates), new_state,
                     {"first_moment": unflat(ms), "second_moment_rms": unflat(vs),
                      "denominator": unflat(dens)})

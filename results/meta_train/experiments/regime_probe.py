@@ -7,7 +7,8 @@ LABEL is a task of configs/evaluate.py, `long`, or `draw_N` (configs/evaluate_fa
 For a seed-0 run it prints, per span of steps, medians over tensors of per-span medians of:
 cos(g, s1) (what the integrator reads), trend = log rms(g) minus its value 10 steps back,
 snr = rms(s1 / z1) / rms(s2 / sqrt(z2)) (the debiased moments: near 1 when the
-gradient is consistent, near sqrt((1 - b1) / (1 + b1)) under pure noise), and the log
+gradient is consistent, near sqrt((1 - b1) / (1 + b1)) under pure noise), fall = log
+RMS(g) - log RMS(s2 / sqrt(z2)) (how far the gradient sits below its long memory), and the log
 step sizes at the end of the span.
 """
 
@@ -38,7 +39,9 @@ def statistics(grads, before, updates, after):
   log_g = jnp.stack([jnp.log(_rms(a) + 1e-30) for a in g])
   snr = jnp.stack([_rms(a / new.z[0]) / (_rms(b / jnp.sqrt(new.z[1])) + 1e-30)
                    for a, b in zip(m, v)])
-  return cos, log_g, snr, new.log_step
+  fall = jnp.stack([jnp.log(_rms(a) + 1e-30) - jnp.log(_rms(b / jnp.sqrt(new.z[1])) + 1e-30)
+                    for a, b in zip(g, v)])
+  return cos, log_g, snr, fall, new.log_step
 
 
 def main(path: str, labels: str) -> None:
@@ -50,7 +53,7 @@ def main(path: str, labels: str) -> None:
     entry = suite[label]
     steps = int(entry.get("steps", 1000 if not label.startswith("draw") else default_steps))
     task = tasks.get(entry["name"], **dict(entry.get("kwargs", {})))
-    _, loss, (cos, log_g, snr, log_step) = trace(task, learned_opt.load(path), steps,
+    _, loss, (cos, log_g, snr, fall, log_step) = trace(task, learned_opt.load(path), steps,
                                                 statistics)
     trend = np.zeros_like(log_g)
     trend[10:] = log_g[10:] - log_g[:-10]
@@ -60,6 +63,7 @@ def main(path: str, labels: str) -> None:
     for a, b in spans:
       med = lambda x: np.round(np.median(np.median(x[a:b], 0)), 3)   # noqa: E731
       print(f"  {a:5d}-{b:5d}: cos {med(cos):+.3f} trend {med(trend):+.3f} snr {med(snr):.3f}"
+            f" fall {med(fall):+.2f}"
             f" log step {np.round(np.median(log_step[b - 1]), 2):+.2f}")
 
 
