@@ -10,6 +10,7 @@ import pytest
 import learned_opt
 import tasks
 from configs import evaluate as evaluate_config
+from configs import evaluate_validation
 from learned_opt.executor import ExecutorConfig, init_weights
 from meta_train import evaluate
 
@@ -42,6 +43,17 @@ def test_long_horizon_is_ten_meta_training_horizons():
   assert config.long_horizon.steps == 10 * evaluate_config.meta_train_horizon()
   config.meta_train_horizon = 7
   assert config.long_horizon.steps == 70
+
+
+def test_the_validation_suite_shares_no_task_with_the_test_suite():
+  test_suite = evaluate_config.suite()
+  validation = evaluate_validation.get_config()
+  assert validation.long_horizon is None
+  specs = lambda suite: {(e["name"], json.dumps(dict(e.get("kwargs", {})), sort_keys=True))  # noqa: E731
+                         for e in suite.values()}
+  assert not specs(validation.tasks.to_dict()) & specs(test_suite)
+  assert not set(validation.tasks) & set(test_suite)
+  assert {e["name"] for e in validation.tasks.values()} <= set(tasks.names())
 
 
 def _tiny_config(learned_spec: str):

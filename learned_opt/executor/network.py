@@ -109,7 +109,8 @@ class ExecutorConfig:
     step_size_deadband_fall: K > 0 gates the band by how far the tensor's gradient
       has fallen below the second moment's memory: its width is
       w (1 - clip(-f / K, 0, 1)), f = log RMS(g) - log RMS(v) on the integrator's
-      row sample (learned_opt.executor.step.gradient_fall; no extra state). Where
+      row sample (learned_opt.executor.step.gradient_fall; one float per tensor of
+      state, no pass over s2). Where
       the loss can go to zero (interpolation) the gradient falls with it, and
       where it settles at a noise floor far below its start it has fallen too:
       the band closes and mildly negative cosines shrink the step as without a

@@ -52,8 +52,8 @@ gradient only slightly against the momentum, as minibatch noise makes it at any
 step size, holds the step instead of shrinking it; a clear reversal still does.
 With ExecutorConfig.step_size_deadband_fall = K > 0 the band's width is
 w (1 - clip(-f / K, 0, 1)), f = log RMS(g) - log RMS(v) on the same sample
-(`gradient_fall`): how far the gradient has fallen below the second moment's
-long memory. Gradients that vanish with the loss (interpolation), or that
+(`gradient_fall`, which keeps mean(v^2) as one number per tensor instead of
+reading s2): how far the gradient has fallen below the second moment's memory. Gradients that vanish with the loss (interpolation), or that
 have settled at a noise floor far below where they started, close the band;
 gradients that minibatch noise keeps at their usual level leave it open.
 Gradients that keep agreeing with the momentum say the steps are short;
@@ -107,6 +107,10 @@ class ExecutorState(NamedTuple):
   cols: PyTree         # per tensor: (*multiplicity, n_out) float32, or () for rank < 2
   z: jax.Array         # (3,) float32: running averages of 1 (debiasing)
   log_step: jax.Array  # (num_tensors,) float32: adapted log step sizes (0 unless adapting)
+  # (num_tensors,) float32: running mean square of g per tensor (on the integrator's row
+  # sample) with the second moment's decay and gain, for the dead band's gate (0 unless
+  # gated): mean(s2^2) follows the same recursion, so this is what s2 remembers.
+  grad_mean_square: jax.Array
 
 
 class Coefficients(NamedTuple):
@@ -137,7 +141,8 @@ def init_state(params: PyTree) -> ExecutorState:
       rows=jax.tree.map(lambda x: node_zeros(x, -1), params),
       cols=jax.tree.map(lambda x: node_zeros(x, -2), params),
       z=jnp.zeros((3,), jnp.float32),
-      log_step=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32))
+      log_step=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32),
+      grad_mean_square=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32))
 
 
 def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
@@ -340,14 +345,16 @@ def deadband(x: jax.Array, width: float | jax.Array) -> jax.Array:
   return jnp.where(x > 0, x, jnp.minimum(x + width, 0.0))
 
 
-def gradient_fall(g: jax.Array, s2: jax.Array, a2: jax.Array, b2: jax.Array,
-                  inv_z2: jax.Array) -> jax.Array:
-  """log RMS(g) - log RMS(v), v^2 = (a2 s2^2 + b2 g^2) / z2' the new debiased second
-  moment: <= 0 where the gradient has fallen below what the moment remembers."""
-  g, s2 = g.astype(jnp.float32), s2.astype(jnp.float32)
-  g2 = jnp.mean(jnp.square(g))
-  v2 = (a2 * jnp.mean(jnp.square(s2)) + b2 * g2) * inv_z2
-  return 0.5 * (jnp.log(g2 + _TINY) - jnp.log(v2 + _TINY))
+def gradient_fall(square: jax.Array, running: jax.Array, a2: jax.Array, b2: jax.Array,
+                  z2: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(f, m') per tensor: f = log RMS(g) - log sqrt(m' / z2'), m' = a2 m + b2 mean(g^2).
+
+  `square` is mean(g^2); m' / z2' is the debiased mean of v^2 = s2'^2 / z2', since
+  s2'^2 = a2 s2^2 + b2 g^2 elementwise: f <= 0 where the gradient has fallen below what
+  the second moment remembers, without reading s2.
+  """
+  running = a2 * running + b2 * square
+  return 0.5 * (jnp.log(square + _TINY) - jnp.log(running / z2 + _TINY)), running
 
 
 def gated_width(width: float, fall: jax.Array, scale: float) -> jax.Array:
@@ -356,10 +363,12 @@ def gated_width(width: float, fall: jax.Array, scale: float) -> jax.Array:
   return width * (1.0 - jnp.clip(-fall / scale, 0.0, 1.0))
 
 
-def _cosine(g: jax.Array, s1: jax.Array) -> jax.Array:
-  """cos(g, s1) over all entries, 0 where either is all zero (float32)."""
+def _alignment(g: jax.Array, s1: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(cos(g, s1) over all entries, 0 where either is all zero; mean(g^2)), float32."""
   g, s1 = g.astype(jnp.float32), s1.astype(jnp.float32)
-  return jnp.sum(g * s1) / jnp.sqrt(jnp.sum(g * g) * jnp.sum(s1 * s1) + _TINY)
+  g_squares = jnp.sum(g * g)
+  cos = jnp.sum(g * s1) / jnp.sqrt(g_squares * jnp.sum(s1 * s1) + _TINY)
+  return cos, g_squares / max(g.size, 1)
 
 
 def _edge_numerator(g: jax.Array, s1: jax.Array, linear: jax.Array, hidden_in: jax.Array,
@@ -449,7 +458,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     return a[0] * s1 + b[0] * g, jnp.sqrt(a[1] * jnp.square(s2) + scaled_g * scaled_g + _TINY)
 
   gated = adapting and config.step_size_deadband > 0 and config.step_size_deadband_fall > 0
-  outs, log_rms_d, log_rms_p, alignments, falls = [], [], [], [], []
+  outs, log_rms_d, log_rms_p, alignments, g_squares = [], [], [], [], []
   for idx, info in enumerate(graph.tensors):
     g = g_leaves[idx].astype(jnp.float32)
     s1 = s1_leaves[idx].astype(jnp.float32)
@@ -502,10 +511,10 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_rms_p.append(jnp.zeros(()) if p is None else
                        0.5 * jnp.log(jnp.mean(jnp.square(p_read.astype(jnp.float32))) + _TINY))
     if adapting:
-      read = (g, s1, s2) if form == "plain" or len(info.shape) < 2 else _row_sample((g, s1, s2))
-      alignments.append(_cosine(read[0], read[1]))
-      if gated:
-        falls.append(gradient_fall(read[0], read[2], a[1], b[1], 1.0 / z[1]))
+      pair = (g, s1) if form == "plain" or len(info.shape) < 2 else _row_sample((g, s1))
+      cos, g_square = _alignment(*pair)
+      alignments.append(cos)
+      g_squares.append(g_square)
     outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2,
                  denominator))
 
@@ -515,11 +524,13 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     log_gain = network.layer_log_gain(gain_coeffs, log_rms_p, log_rms_d)
   else:
     log_gain = jnp.zeros((len(outs),))
-  log_step = state.log_step
+  log_step, grad_mean_square = state.log_step, state.grad_mean_square
   if adapting:
     width = config.step_size_deadband
     if gated:
-      width = gated_width(width, jnp.stack(falls), config.step_size_deadband_fall)
+      fall, grad_mean_square = gradient_fall(jnp.stack(g_squares), grad_mean_square, a[1], b[1],
+                                             z[1])
+      width = gated_width(width, fall, config.step_size_deadband_fall)
     signal = deadband(jnp.stack(alignments) - step_target, width)
     log_step = jnp.clip(log_step + step_rate * signal,
                         math.log(config.min_step_size_factor), math.log(MAX_STEP_SIZE_FACTOR))
@@ -543,7 +554,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   new_state = ExecutorState(
       count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1,
       s1=unflat(s1s), s2=unflat(s2s), rows=unflat(rows_out), cols=unflat(cols_out), z=z,
-      log_step=log_step)
+      log_step=log_step, grad_mean_square=grad_mean_square)
   return StepOutput(unflat(updates), new_state,
                     {"first_moment": unflat(ms), "second_moment_rms": unflat(vs),
                      "denominator": unflat(dens)})
