@@ -151,28 +151,27 @@ def test_gradient_fall_tracks_the_second_moments_mean_square(log_rms, a2):
 
 @hypothesis.settings(max_examples=50, deadline=None)
 @hypothesis.given(st.floats(-10.0, 3.0), st.floats(0.1, 5.0), st.floats(0.0, 0.5))
-def test_gated_width_closes_as_the_gradient_falls(fall, scale, width):
+def test_gated_width_closes_as_the_gradient_leaves_its_level(fall, scale, width):
   got = float(step.gated_width(width, jnp.float32(fall), scale))
   assert 0.0 <= got <= width + 1e-7
-  if fall >= 0:
-    assert got == pytest.approx(width, rel=1e-6)
-  elif fall <= -scale:
+  if abs(fall) >= scale:
     assert got == 0.0
   else:
-    assert got == pytest.approx(width * (1 + fall / scale), rel=1e-4, abs=1e-7)
+    assert got == pytest.approx(width * (1 - abs(fall) / scale), rel=1e-4, abs=1e-7)
+  assert float(step.gated_width(width, jnp.float32(0.0), scale)) == pytest.approx(width)
 
 
 def test_the_fall_gate_in_the_integrator(params):
   """One step against the momentum (cosine -1, signal -0.9): a gradient at the level the
   second moment remembers keeps the band open (2 wide: the step holds); one far below
-  it closes the band (the step shrinks)."""
+  or far above it closes the band (the step shrinks)."""
   rng = np.random.default_rng(4)
   grads = jax.tree.map(lambda x: jnp.asarray(rng.choice([-1.0, 1.0], x.shape), x.dtype), params)
   gated = dataclasses.replace(_ADAPTING, step_size_deadband=2.0, step_size_deadband_fall=1.0)
   executor = _executor(gated)
   state = executor.init(params)
   # Every gradient entry is +-1 (mean square 1); the running mean square says what s2
-  # remembers: 1 (level: the band stays open) or 1e6 (fallen far: it closes).
+  # remembers: 1 (level: the band stays open), 1e6 (fallen far) or 1e-6 (jumped: closed).
   count = jnp.asarray(5, jnp.int32)
   state = state._replace(count=count, s1=jax.tree.map(jnp.negative, grads),
                          z=jnp.ones((3,), jnp.float32),
@@ -180,6 +179,9 @@ def test_the_fall_gate_in_the_integrator(params):
   np.testing.assert_allclose(executor.step(grads, state, params).state.log_step, 0.0, atol=1e-6)
   fallen = state._replace(grad_mean_square=1e6 * state.grad_mean_square)
   np.testing.assert_allclose(executor.step(grads, fallen, params).state.log_step, -0.45,
+                             rtol=1e-5)
+  jumped = state._replace(grad_mean_square=1e-6 * state.grad_mean_square)
+  np.testing.assert_allclose(executor.step(grads, jumped, params).state.log_step, -0.45,
                              rtol=1e-5)
   ungated = _executor(dataclasses.replace(gated, step_size_deadband_fall=0.0))
   np.testing.assert_allclose(ungated.step(grads, fallen, params).state.log_step, 0.0, atol=1e-6)

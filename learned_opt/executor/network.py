@@ -107,15 +107,15 @@ class ExecutorConfig:
       .deadband); below the band it shrinks as if the target were w lower. 0.0
       (the default): no band.
     step_size_deadband_fall: K > 0 gates the band by how far the tensor's gradient
-      has fallen below the second moment's memory: its width is
-      w (1 - clip(-f / K, 0, 1)), f = log RMS(g) - log RMS(v) on the integrator's
-      row sample (learned_opt.executor.step.gradient_fall; one float per tensor of
-      state, no pass over s2). Where
-      the loss can go to zero (interpolation) the gradient falls with it, and
-      where it settles at a noise floor far below its start it has fallen too:
-      the band closes and mildly negative cosines shrink the step as without a
-      band. Where minibatch noise keeps the gradient at its usual level, they
-      hold the step. 0.0 (the default): the band is always w wide.
+      sits off the second moment's memory: its width is w (1 - clip(|f| / K, 0, 1)),
+      f = log RMS(g) - log RMS(v) on the integrator's row sample
+      (learned_opt.executor.step.gradient_fall; one float per tensor of state, no
+      pass over s2). Where the loss can go to zero (interpolation) the gradient
+      falls with it, where it settles at a noise floor far below its start it has
+      fallen too, and in an instability it jumps: the band closes and mildly
+      negative cosines shrink the step as without a band. Where minibatch noise
+      keeps the gradient at its usual level, they hold the step. 0.0 (the
+      default): the band is always w wide.
     learned_step_size: the tensor net also emits, per tensor, offsets to the
       integrator's rate and target (a zero-initialized linear head,
       `step_size_head`, on the tensor net's input), so meta-training can set

@@ -51,11 +51,13 @@ cos - c is replaced by 0 where it lies in [-w, 0] and by cos - c + w below: a
 gradient only slightly against the momentum, as minibatch noise makes it at any
 step size, holds the step instead of shrinking it; a clear reversal still does.
 With ExecutorConfig.step_size_deadband_fall = K > 0 the band's width is
-w (1 - clip(-f / K, 0, 1)), f = log RMS(g) - log RMS(v) on the same sample
+w (1 - clip(|f| / K, 0, 1)), f = log RMS(g) - log RMS(v) on the same sample
 (`gradient_fall`, which keeps mean(v^2) as one number per tensor instead of
-reading s2): how far the gradient has fallen below the second moment's memory. Gradients that vanish with the loss (interpolation), or that
-have settled at a noise floor far below where they started, close the band;
-gradients that minibatch noise keeps at their usual level leave it open.
+reading s2): how far the gradient sits off what the second moment remembers.
+Gradients that vanish with the loss (interpolation), or that have settled at a
+noise floor far below where they started, close the band, and so do gradients
+that jump above it (an instability); gradients that minibatch noise keeps at
+their usual level leave it open.
 Gradients that keep agreeing with the momentum say the steps are short;
 gradients that turn against it say they overshoot (hypergradient descent on the
 log step size, with a scale-free signal). With c = 0 it settles where the next gradient is orthogonal to the
@@ -359,8 +361,9 @@ def gradient_fall(square: jax.Array, running: jax.Array, a2: jax.Array, b2: jax.
 
 def gated_width(width: float, fall: jax.Array, scale: float) -> jax.Array:
   """The dead band's width where the gradient sits `fall` (log RMS, `gradient_fall`)
-  below its long memory: w where it does not, closing linearly to 0 at `scale` below."""
-  return width * (1.0 - jnp.clip(-fall / scale, 0.0, 1.0))
+  off its long memory: w at 0, closing linearly to 0 at `scale` below or above (a
+  gradient that vanishes with the loss, or one that jumps in an instability)."""
+  return width * (1.0 - jnp.clip(jnp.abs(fall) / scale, 0.0, 1.0))
 
 
 def _alignment(g: jax.Array, s1: jax.Array) -> tuple[jax.Array, jax.Array]:
