@@ -352,8 +352,8 @@ def gradient_fall(square: jax.Array, running: jax.Array, a2: jax.Array, b2: jax.
   """(f, m') per tensor: f = log RMS(g) - log sqrt(m' / z2'), m' = a2 m + b2 mean(g^2).
 
   `square` is mean(g^2); m' / z2' is the debiased mean of v^2 = s2'^2 / z2', since
-  s2'^2 = a2 s2^2 + b2 g^2 elementwise: f <= 0 where the gradient has fallen below what
-  the second moment remembers, without reading s2.
+  s2'^2 = a2 s2^2 + b2 g^2 elementwise: f < 0 where the gradient has fallen below what
+  the second moment remembers, f > 0 where it has jumped above it; s2 is never read.
   """
   running = a2 * running + b2 * square
   return 0.5 * (jnp.log(square + _TINY) - jnp.log(running / z2 + _TINY)), running
