@@ -373,9 +373,13 @@ def task_summary(records: list[dict], baseline: str, specs: list[str]) -> dict[s
 
 
 def aggregate(task_summaries: list[dict], baseline: str) -> dict[str, dict]:
-  """Per optimizer over the suite (long-horizon run excluded but counted in divergences)."""
+  """Per optimizer over the suite (long-horizon run excluded but counted in divergences).
+
+  Each optimizer is counted over the tasks that ran it (summaries of several runs with
+  different optimizer lists may be concatenated).
+  """
   out = {}
-  specs = [r["optimizer"] for r in task_summaries[0]["rows"]] if task_summaries else []
+  specs = list(dict.fromkeys(r["optimizer"] for t in task_summaries for r in t["rows"]))
   for spec in specs:
     rows = [(t, r) for t in task_summaries for r in t["rows"] if r["optimizer"] == spec]
     suite = [r for t, r in rows if not t["long_horizon"]]

@@ -2,7 +2,7 @@
 
   PYTHONPATH=. python results/meta_train/experiments/cosine_probe.py CHECKPOINT LABEL[,LABEL...]
 
-LABEL is a task of configs/evaluate.py (or `long`: its 5000-step MNIST-1D MLP). For a
+LABEL is a task of configs/evaluate.py, `long` or `draw_N` (see `suite_task`). For a
 seed-0 run it prints, over the first 10%, the next 40% and the last half of the
 steps, the median per tensor of cos(g, s1) (the new gradient against the old first
 moment, on whole tensors rather than the integrator's row sample) and of its
@@ -18,7 +18,7 @@ import numpy as np
 import learned_opt
 import tasks
 from compare_mean_log import trace
-from configs import evaluate
+from configs import evaluate, evaluate_family
 from learned_opt.executor import ExecutorState
 
 
@@ -36,13 +36,21 @@ def alignment(grads, before, updates, after):
   return cos, executor_state(after).log_step
 
 
-def main(path: str, labels: str) -> None:
+def suite_task(label: str) -> tuple[tasks.Task, int]:
+  """(task, steps) of a label of configs/evaluate.py, `long` (its 5000-step MNIST-1D
+  MLP) or `draw_N` (configs/evaluate_family.py)."""
   suite = dict(evaluate.get_config().tasks)
+  suite.update(dict(evaluate_family.get_config().tasks))
   suite["long"] = dict(name="mnist1d_mlp", kwargs=dict(hidden=(32, 32)), steps=5000)
+  entry = suite[label]
+  default = evaluate_family.get_config().steps if label.startswith("draw_") else 1000
+  return (tasks.get(entry["name"], **dict(entry.get("kwargs", {}))),
+          int(entry.get("steps", default)))
+
+
+def main(path: str, labels: str) -> None:
   for label in labels.split(","):
-    entry = suite[label]
-    steps = int(entry.get("steps", 1000))
-    task = tasks.get(entry["name"], **dict(entry.get("kwargs", {})))
+    task, steps = suite_task(label)
     _, loss, (cos, log_step) = trace(task, learned_opt.load(path), steps, alignment)
     print(f"{label}: final {loss[-steps // 20:].mean():.3g}")
     for a, b in ((1, steps // 10), (steps // 10, steps // 2), (steps // 2, steps)):

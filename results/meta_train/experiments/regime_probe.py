@@ -19,10 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import learned_opt
-import tasks
 from compare_mean_log import trace
-from configs import evaluate, evaluate_family
-from cosine_probe import executor_state
+from cosine_probe import executor_state, suite_task
 
 
 def _rms(x):
@@ -45,16 +43,10 @@ def statistics(grads, before, updates, after):
 
 
 def main(path: str, labels: str) -> None:
-  suite = dict(evaluate.get_config().tasks)
-  suite.update(dict(evaluate_family.get_config().tasks))
-  suite["long"] = dict(name="mnist1d_mlp", kwargs=dict(hidden=(32, 32)), steps=5000)
-  default_steps = evaluate_family.get_config().steps
   for label in labels.split(","):
-    entry = suite[label]
-    steps = int(entry.get("steps", 1000 if not label.startswith("draw") else default_steps))
-    task = tasks.get(entry["name"], **dict(entry.get("kwargs", {})))
+    task, steps = suite_task(label)
     _, loss, (cos, log_g, snr, fall, log_step) = trace(task, learned_opt.load(path), steps,
-                                                statistics)
+                                                      statistics)
     trend = np.zeros_like(log_g)
     trend[10:] = log_g[10:] - log_g[:-10]
     print(f"{label}: final {loss[-steps // 20:].mean():.3g}")
