@@ -10,7 +10,7 @@ import pytest
 import learned_opt
 import tasks
 from configs import evaluate as evaluate_config
-from configs import evaluate_validation
+from configs import evaluate_validation, evaluate_validation2
 from learned_opt.executor import ExecutorConfig, init_weights
 from meta_train import evaluate
 
@@ -45,15 +45,26 @@ def test_long_horizon_is_ten_meta_training_horizons():
   assert config.long_horizon.steps == 70
 
 
-def test_the_validation_suite_shares_no_task_with_the_test_suite():
+@pytest.mark.parametrize("validation_config", [evaluate_validation, evaluate_validation2])
+def test_a_validation_suite_shares_no_task_with_the_test_suite(validation_config):
   test_suite = evaluate_config.suite()
-  validation = evaluate_validation.get_config()
+  validation = validation_config.get_config()
   assert validation.long_horizon is None
-  specs = lambda suite: {(e["name"], json.dumps(dict(e.get("kwargs", {})), sort_keys=True))  # noqa: E731
-                         for e in suite.values()}
-  assert not specs(validation.tasks.to_dict()) & specs(test_suite)
+  assert not _specs(validation.tasks.to_dict()) & _specs(test_suite)
   assert not set(validation.tasks) & set(test_suite)
   assert {e["name"] for e in validation.tasks.values()} <= set(tasks.names())
+
+
+def test_the_two_validation_suites_share_no_task():
+  first, second = evaluate_validation.suite(), evaluate_validation2.suite()
+  assert not _specs(first) & _specs(second)
+  assert not set(first) & set(second)
+
+
+def _specs(suite: dict) -> set:
+  """(task name, its keyword overrides) for every entry of a suite."""
+  return {(e["name"], json.dumps(dict(e.get("kwargs", {})), sort_keys=True))
+          for e in suite.values()}
 
 
 def _tiny_config(learned_spec: str):
