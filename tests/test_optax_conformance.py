@@ -1,5 +1,6 @@
 """What `learned_opt.load` and `learned_opt.pretrained` return keeps optax's promises."""
 
+import collections
 import json
 import pathlib
 
@@ -225,3 +226,29 @@ def test_unknown_rule_and_untrained_option(ckpt_dir, tmp_path):
     learned_opt.load(path, algorithm="adam", learning_rate=1e-3, eps_root=1e-3)
   with pytest.raises(ValueError, match="not imitation-trained on 'sgd'"):
     learned_opt.load(path, algorithm="sgd", learning_rate=1e-3)
+
+
+def test_state_round_trips_through_orbax_and_bad_states_are_refused(ckpt_dir, tmp_path):
+  """A saved optimizer state restores onto the abstract target of init and continues
+  exactly; restored without a target, from older fields, or for other params it is
+  refused with an error that says what to do."""
+  tx = learned_opt.load(ckpt_dir)
+  params = _small_params()
+  grads = jax.tree.map(lambda p: jnp.full_like(p, 0.3), params)
+  _, state = tx.update(grads, tx.init(params), params)
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(tmp_path / "state", state)
+    ckptr.wait_until_finished()
+    restored = ckptr.restore(tmp_path / "state", jax.eval_shape(tx.init, params))
+    untargeted = ckptr.restore(tmp_path / "state")
+  expected, _ = tx.update(grads, state, params)
+  got, _ = tx.update(grads, restored, params)
+  for x, y in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
+    np.testing.assert_array_equal(x, y)
+  with pytest.raises(TypeError, match="without a target"):
+    tx.update(grads, untargeted, params)
+  older = collections.namedtuple("ExecutorState", state._fields[:-1])(*state[:-1])
+  with pytest.raises(TypeError, match=r"optimizer\.init\(params\)"):
+    tx.update(grads, older, params)
+  with pytest.raises(ValueError, match="optimizer state's s1"):
+    tx.update({"w": jnp.ones(3)}, state)

@@ -83,6 +83,29 @@ def hyper_features(config: network.ExecutorConfig, algorithm: str,
                                               config.decay_stats(algorithm))
 
 
+def check_state(state: Any, grads: PyTree) -> None:
+  """Raises a clear error unless `state` is an `ExecutorState` made for `grads`' tree.
+
+  A state restored from a checkpoint without a target comes back as plain lists or
+  dicts, and one saved by a learned_opt with other state fields cannot be read as
+  this version's; both are refused here, before any arithmetic, with what to do.
+  """
+  fields = step_lib.ExecutorState._fields
+  if not isinstance(state, step_lib.ExecutorState):
+    found = getattr(type(state), "_fields", None)
+    detail = (f"a {type(state).__name__} with fields {found}" if found
+              else f"a {type(state).__name__}")
+    raise TypeError(
+        f"The learned optimizer's state must be the ExecutorState its init returns "
+        f"(fields {fields}); got {detail}. A state restored from a checkpoint without a "
+        f"target comes back as plain lists or dicts: restore it onto the target "
+        f"jax.eval_shape(optimizer.init, params). A state saved by a learned_opt whose "
+        f"ExecutorState had other fields cannot be read by this version: call "
+        f"optimizer.init(params) to start a fresh one.")
+  _tree.check_same_structure(state.s1, grads, what="the optimizer state's s1",
+                             reference_name="grads")
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExecutorOptimizer:
   """A trained executor conditioned on one rule and its optax hyperparameters."""
@@ -111,6 +134,7 @@ class ExecutorOptimizer:
            ) -> step_lib.StepOutput:
     if params is not None:
       _tree.check_same_structure(grads, params)
+    check_state(state, grads)
     graph = graph_of(grads)
     feats = step_lib.tensor_features(graph, self.hyperparams.get("min_dim_size_to_factor"))
     return step_lib.executor_step(
