@@ -27,7 +27,10 @@ TASKS = {"128x3gelu": ("mnist1d_mlp", dict(hidden=(128,) * 3, activation="gelu",
          "32x8tanh": ("digits_mlp", dict(hidden=(32,) * 8, activation="tanh"), 1000),
          "convdigits": ("digits_convnet", {}, 1000),
          "logreg": ("logistic_regression", {}, 1000),
-         "autoenc": ("digits_autoencoder", {}, 2000)}
+         "autoenc": ("digits_autoencoder", {}, 2000),
+         # configs/evaluate_validation2.py's autoencoders (not in the test suite).
+         "autoenc_deep": ("digits_autoencoder", dict(hidden=(64, 32), latent=8, seed=2), 1500),
+         "autoenc_narrow": ("digits_autoencoder", dict(hidden=(16,), latent=4, seed=3), 2000)}
 _ORIGINAL = step_lib.hyper_coefficients
 
 
