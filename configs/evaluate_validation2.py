@@ -6,8 +6,8 @@
 configs/evaluate_validation.py's 9 tasks and the 12 family draws of
 configs/evaluate_family.py tied four step-size-controller settings at 17 of 21.
 This suite adds resolution, weighted toward the kinds where those settings
-differ: minibatch-noisy tasks (language models, autoencoders, regressions, a
-noisy quadratic) and deep MLPs, which can stall on plateaus. Its tasks were
+differ: minibatch-noisy tasks (language models, autoencoders, regressions) and
+deep MLPs, which can stall on plateaus, plus a noise-free quadratic. Its tasks were
 written down before any optimizer was run on them, with other sizes, depths,
 activations and data seeds than either other suite. Tuned Adam, the fraction
 of tasks at or below it and the speedups are computed as in configs/evaluate.py.
