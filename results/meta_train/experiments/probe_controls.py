@@ -30,7 +30,9 @@ TASKS = {"128x3gelu": ("mnist1d_mlp", dict(hidden=(128,) * 3, activation="gelu",
          "autoenc": ("digits_autoencoder", {}, 2000),
          # configs/evaluate_validation2.py's autoencoders (not in the test suite).
          "autoenc_deep": ("digits_autoencoder", dict(hidden=(64, 32), latent=8, seed=2), 1500),
-         "autoenc_narrow": ("digits_autoencoder", dict(hidden=(16,), latent=4, seed=3), 2000)}
+         "autoenc_narrow": ("digits_autoencoder", dict(hidden=(16,), latent=4, seed=3), 2000),
+         "lm_3layer": ("text_transformer", dict(num_layers=3, seed=2), 1000),
+         "mlp_128x5": ("digits_mlp", dict(hidden=(128,) * 5, seed=2), 1000)}
 _ORIGINAL = step_lib.hyper_coefficients
 
 
