@@ -1,6 +1,6 @@
 """Per-tensor update and gradient RMS along each optimizer's own run on the 128x3 GELU MLP.
 
-  PYTHONPATH=. python results/meta_train/experiments/update_sizes.py CHECKPOINT [STEPS]
+  PYTHONPATH=. python results/meta_train/experiments/update_sizes.py CHECKPOINT [STEPS [LABEL]]
 
 The checkpoint (conditioned on its default rule) against optax.adam(3e-3) and
 adam(1e-3), seed 0; prints the loss (mean of the 21 steps up to t) and, per tensor
@@ -20,6 +20,7 @@ import optax
 import learned_opt
 import tasks
 from compare_mean_log import trace
+from cosine_probe import suite_task
 from learned_opt.executor import network, step as step_lib
 from learned_opt.executor.optimizer import graph_of
 
@@ -53,13 +54,17 @@ def controls(path: str, task: tasks.Task) -> None:
     print(line)
 
 
-def main(path: str, steps: str = "2000") -> None:
+def main(path: str, steps: str = "2000", label: str | None = None) -> None:
+  """LABEL, a task of `cosine_probe.suite_task`, replaces the 128x3 GELU MLP."""
   steps = int(steps)
-  task = tasks.get("mnist1d_mlp", hidden=(128,) * 3, activation="gelu", batch_size=128)
+  if label is None:
+    task = tasks.get("mnist1d_mlp", hidden=(128,) * 3, activation="gelu", batch_size=128)
+  else:
+    task = suite_task(label)[0]
   runs = {"learned": sizes(task, learned_opt.load(path), steps),
           "adam(3e-3)": sizes(task, optax.adam(3e-3), steps),
           "adam(1e-3)": sizes(task, optax.adam(1e-3), steps)}
-  for t in (10, 100, 300, 600, 1000, 1500, steps - 1):
+  for t in sorted({t for t in (10, 100, 300, 600, 1000, 1500) if t < steps} | {steps - 1}):
     print(f"t={t}: " + " | ".join(f"{k} loss {v[0][max(0, t - 20):t + 1].mean():.3g}"
                                   for k, v in runs.items()))
     for k, (_, upd, grad) in runs.items():
