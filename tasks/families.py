@@ -1,10 +1,13 @@
-"""Task families for meta-training: image MLPs, noisy quadratics and their mixtures.
+"""Task families for meta-training: image MLPs and autoencoders, noisy quadratics, mixtures.
 
 Each family's config is a `TaskConfig(static, dynamic)` (see `tasks.base`):
 
 * `ImageMLPFamily`: static = dataset, width (log-uniform integer in
   [16, 256]), depth (1 to 4), activation, batch size, layer norm; dynamic =
   `init_scale` (log-uniform in [0.5, 2], multiplies the initial weights).
+* `ImageAutoencoderFamily`: static = dataset, width, depth per side, latent
+  width (log-uniform integer in [4, 16]), activation, batch size; dynamic =
+  `init_scale`, as for the image MLPs.
 * `QuadraticFamily`: static = dimension, batch size; dynamic =
   `log10_condition` (uniform in [0, 4]), `noise_scale` (uniform in [0, 0.5]),
   `init_scale` and `seed` (uint32[2], draws the eigenbasis and the optimum).
@@ -38,7 +41,7 @@ from tasks.base import Task, TaskConfig, TaskFamily, key_seed
 from tasks.data import images
 from tasks.data.splits import Datasets
 from tasks.quadratic import QuadraticTask, noise_datasets
-from tasks.supervised import SupervisedTask
+from tasks.supervised import AutoencoderTask, SupervisedTask
 
 
 def _log_uniform(key: jax.Array, lo: float, hi: float) -> jax.Array:
@@ -145,6 +148,66 @@ class ImageMLPFamily(TaskFamily):
     return SupervisedTask(
         name, data, lambda x: models.MLP(hidden, classes, act, ln)(x),
         init_scale=config.dynamic["init_scale"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageAutoencoderStatic:
+  """Structure of an image autoencoder task."""
+
+  dataset: str
+  width: int
+  depth: int
+  latent: int
+  activation: str
+  batch_size: int
+
+
+class ImageAutoencoderFamily(ImageMLPFamily):
+  """MLP autoencoders on the same images: encoder of `depth` hidden layers of
+  `width` to a `latent` bottleneck, mirrored decoder, mean squared reconstruction
+  error. Minibatch-noisy regression of a kind the image MLPs are not: the
+  evaluation's autoencoders are where a step-size controller tuned on classifiers
+  goes wrong (results/meta_train/experiments)."""
+
+  name = "image_autoencoder"
+
+  def __init__(self, datasets=("digits", "mnist1d"), widths=(16, 128), depths=(1, 2),
+               latents=(4, 16), activations=("relu", "gelu", "tanh"),
+               batch_sizes=(32, 64, 128), init_scales=(0.5, 2.0),
+               data_dir: str | None = None, backend: str = "auto"):
+    """Configures the distribution.
+
+    Args:
+      datasets: image dataset names, as for `ImageMLPFamily`.
+      widths: (min, max) hidden width, log-uniform integer.
+      depths: (min, max) hidden layers on each side, uniform integer.
+      latents: (min, max) bottleneck width, log-uniform integer.
+      activations: activation names to choose from.
+      batch_sizes: batch sizes to choose from.
+      init_scales: (min, max) weight-init multiplier, log-uniform.
+      data_dir: TFDS data dir (TFDS datasets only).
+      backend: TFDS read path.
+    """
+    super().__init__(datasets, widths, depths, activations, batch_sizes, init_scales,
+                     (False,), data_dir, backend)
+    self.latents = tuple(latents)
+
+  def sample_static(self, key: jax.Array) -> ImageAutoencoderStatic:
+    mlp = super().sample_static(key)
+    rng = np.random.default_rng(key_seed(jax.random.fold_in(key, 1)))
+    return ImageAutoencoderStatic(mlp.dataset, mlp.width, mlp.depth,
+                                  _log_uniform_int(rng, *self.latents), mlp.activation,
+                                  mlp.batch_size)
+
+  def task(self, config: TaskConfig) -> AutoencoderTask:
+    _check(config.static, ImageAutoencoderStatic)
+    s = config.static
+    data = self._load(s)[0]
+    name = (f"image_autoencoder/{s.dataset}/{s.width}x{s.depth}/z{s.latent}/"
+            f"{s.activation}/b{s.batch_size}")
+    hidden, latent, act = (s.width,) * s.depth, s.latent, s.activation
+    return AutoencoderTask(name, data, lambda x: models.Autoencoder(hidden, latent, act)(x),
+                           init_scale=config.dynamic["init_scale"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,7 +364,8 @@ class MixtureFamily(TaskFamily):
     return member.task(TaskConfig(config.static.static, config.dynamic))
 
 
-FAMILY_CLASSES = {"image_mlp": ImageMLPFamily, "quadratic": QuadraticFamily}
+FAMILY_CLASSES = {"image_mlp": ImageMLPFamily, "image_autoencoder": ImageAutoencoderFamily,
+                  "quadratic": QuadraticFamily}
 
 
 def _one_family(spec: dict[str, Any]) -> TaskFamily:

@@ -13,8 +13,9 @@ import pytest
 from jax import lax
 
 import tasks
-from tasks.families import (ImageMLPFamily, ImageMLPStatic, MixtureFamily, MixtureStatic,
-                            QuadraticFamily, QuadraticStatic)
+from tasks.families import (ImageAutoencoderFamily, ImageAutoencoderStatic, ImageMLPFamily,
+                            ImageMLPStatic, MixtureFamily, MixtureStatic, QuadraticFamily,
+                            QuadraticStatic)
 
 
 # Test-only: cheapest XLA CPU optimization level, ~3x faster compiles.
@@ -30,8 +31,9 @@ def assert_same_config(a, b):
   jax.tree.map(np.testing.assert_array_equal, a.dynamic, b.dynamic)
 
 
-@pytest.mark.parametrize("family", [ImageMLPFamily(), QuadraticFamily()],
-                         ids=["image_mlp", "quadratic"])
+@pytest.mark.parametrize("family", [ImageMLPFamily(), QuadraticFamily(),
+                                    ImageAutoencoderFamily()],
+                         ids=["image_mlp", "quadratic", "image_autoencoder"])
 def test_deterministic_per_key(family):
   key = jax.random.PRNGKey(42)
   assert_same_config(family.sample(key), family.sample(key))
@@ -147,6 +149,37 @@ def test_image_mlp_population_trains_in_one_vectorized_call():
   assert before.shape == after.shape == (4,)
   assert (np.asarray(after) < 0.5 * np.asarray(before)).all()
   assert len(set(np.round(np.asarray(before), 5))) == 4  # different tasks
+
+
+def test_image_autoencoder_covers_its_ranges_and_its_population_trains():
+  family = ImageAutoencoderFamily()
+  statics = [family.sample_static(k) for k in np.asarray(keys(300))]
+  latents = [s.latent for s in statics]
+  assert min(latents) == 4 and max(latents) == 16
+  assert {s.depth for s in statics} == {1, 2}
+  assert {s.dataset for s in statics} == {"digits", "mnist1d"}
+  assert 16 <= min(s.width for s in statics) <= 20 and max(s.width for s in statics) >= 110
+  static = ImageAutoencoderStatic("digits", 32, 1, 8, "relu", 64)
+  population = family.sample_population(jax.random.PRNGKey(0), 3, static=static)
+  task = family.task(jax.tree.map(lambda x: x[0], population))
+  assert isinstance(task, tasks.supervised.AutoencoderTask)
+  shapes = sorted(x.shape for x in jax.tree.leaves(task.init(jax.random.PRNGKey(0))))
+  assert (64, 32) in shapes and (32, 8) in shapes and (8, 32) in shapes and (32, 64) in shapes
+  before, after = train_population(family, population, 100, 1e-2)
+  assert (np.asarray(after) < 0.7 * np.asarray(before)).all()
+  with pytest.raises(TypeError, match="ImageAutoencoderStatic"):
+    family.task(ImageMLPFamily().sample(jax.random.PRNGKey(0)))
+
+
+def test_a_mixture_spec_takes_image_autoencoders():
+  family = tasks.families.from_spec({"name": "mixture", "members": {
+      "image": {"name": "image_mlp", "widths": (16, 32), "depths": (1, 1), "share": 2.0},
+      "autoencoder": {"name": "image_autoencoder", "widths": (16, 32), "share": 1.0}}})
+  statics = family.sample_structures(jax.random.PRNGKey(0), 3)
+  assert [s.member for s in statics] == ["autoencoder", "image", "image"]
+  config = family.sample_population(jax.random.PRNGKey(1), 2, static=statics[0])
+  assert isinstance(family.task(jax.tree.map(lambda x: x[0], config)),
+                    tasks.supervised.AutoencoderTask)
 
 
 def test_quadratic_population_trains_in_one_vectorized_call():
