@@ -386,7 +386,7 @@ def _plain(spec: Any) -> Any:
 def from_spec(spec: Mapping[str, Any]) -> TaskFamily:
   """A family from its spec: {name, **kwargs}, or a mixture of such.
 
-  A single family is {name: 'image_mlp' | 'quadratic', **constructor kwargs}
+  A single family is {name: 'image_mlp' | 'image_autoencoder' | 'quadratic', **kwargs}
   (name defaults to 'image_mlp'). A mixture is {name: 'mixture', members:
   {label: {name, share, **kwargs}}}: each member is a family spec plus its share.
 
