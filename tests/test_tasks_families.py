@@ -270,3 +270,12 @@ def test_evaluate_family_config_draws_held_out_training_tasks():
   assert len(names) == 12 and len(set(names)) == 12
   assert {n.split("/")[0] for n in names} == {"image_mlp", "quadratic"}
   assert config.long_horizon is None and config.steps == 2000
+
+
+def test_the_autoencoder_meta_training_config_builds_its_mixture():
+  from configs import meta_train_autoencoders  # pylint: disable=import-outside-toplevel
+  family = tasks.families.from_spec(meta_train_autoencoders.get_config().family)
+  assert isinstance(family, MixtureFamily)
+  assert family.shares == pytest.approx({"image": 0.5, "quadratic": 1 / 6, "autoencoder": 1 / 3})
+  assert isinstance(family.members["autoencoder"], ImageAutoencoderFamily)
+  assert family.counts(8) == {"autoencoder": 3, "image": 4, "quadratic": 1}
