@@ -52,13 +52,12 @@ def main(specs: list[str]) -> None:
       cells = []
       for floors, rows in runs:
         gap, floor = rows[rule][network]["gap"], floors[(rule, network)]
-        within += abs(gap) <= TARGET
-        if floor > TARGET:
-          chaotic += 1
-        else:
-          calm += 1
-          calm_within += abs(gap) <= TARGET
-        cells.append(f"{100 * gap:+.1f}% ({100 * floor:.1f}%{' chaotic' if floor > TARGET else ''})")
+        close, is_chaotic = abs(gap) <= TARGET, floor > TARGET
+        within += close
+        chaotic += is_chaotic
+        calm += not is_chaotic
+        calm_within += close and not is_chaotic
+        cells.append(f"{100 * gap:+.1f}% ({100 * floor:.1f}%{' chaotic' if is_chaotic else ''})")
       print(f"| {rule} | {network} | " + " | ".join(cells) + " |")
   total = len(RULES) * len(NETWORKS) * len(runs)
   print(f"\nwithin 5%: {within}/{total}; chaotic cells (floor > 5%): {chaotic}/{total}; "

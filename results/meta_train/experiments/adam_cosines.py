@@ -18,22 +18,15 @@ import numpy as np
 import optax
 
 from compare_mean_log import trace
-from cosine_probe import suite_task
-
-
-def _cos(a: jax.Array, b: jax.Array) -> jax.Array:
-  return jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b) + 1e-30)
+from cosine_probe import suite_task, tensor_cosines
 
 
 def cosines(grads, before, updates, after):
   """(raw, preconditioned) cosines per tensor, from the Adam state before the step."""
   del updates, after
   m, v = before[0].mu, before[0].nu
-  g_leaves, m_leaves, v_leaves = jax.tree.leaves(grads), jax.tree.leaves(m), jax.tree.leaves(v)
-  raw = jnp.stack([_cos(g, mu) for g, mu in zip(g_leaves, m_leaves)])
-  pre = jnp.stack([_cos(g, mu / (jnp.sqrt(nu) + 1e-8))
-                   for g, mu, nu in zip(g_leaves, m_leaves, v_leaves)])
-  return raw, pre
+  preconditioned = jax.tree.map(lambda mu, nu: mu / (jnp.sqrt(nu) + 1e-8), m, v)
+  return tensor_cosines(grads, m), tensor_cosines(grads, preconditioned)
 
 
 def main(lr: str, labels: str) -> None:

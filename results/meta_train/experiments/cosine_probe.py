@@ -27,13 +27,17 @@ def executor_state(state) -> ExecutorState:
   return [x for x in jax.tree.leaves(state, is_leaf=is_state) if is_state(x)][0]
 
 
+def tensor_cosines(a, b) -> jax.Array:
+  """cos(a, b) over all entries of each tensor of two same-structure trees (0 where
+  either is all zero)."""
+  return jnp.stack([jnp.vdot(x, y) / (jnp.linalg.norm(x) * jnp.linalg.norm(y) + 1e-30)
+                    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))])
+
+
 def alignment(grads, before, updates, after):
   """(cos(g, s1) per tensor, the log step sizes after the step)."""
   del updates
-  s1 = executor_state(before).s1
-  cos = jnp.stack([jnp.vdot(g, m) / (jnp.linalg.norm(g) * jnp.linalg.norm(m) + 1e-30)
-                   for g, m in zip(jax.tree.leaves(grads), jax.tree.leaves(s1))])
-  return cos, executor_state(after).log_step
+  return tensor_cosines(grads, executor_state(before).s1), executor_state(after).log_step
 
 
 def suite_task(label: str) -> tuple[tasks.Task, int]:

@@ -7,7 +7,8 @@ MODE is `as_is`, `adamLR` (optax.adam at LR, for reference), or `;`-separated ed
 `scale=S` (updates times S, via optax.scale), `a2=A` (the second moment's decay
 held at A at every step) and ExecutorConfig fields FIELD=VALUE (e.g.
 `learned_step_size=False;step_size_adaptation=0.1;step_size_target=0.0`). TASK is
-a key of TASKS (default: all). Prints the mean loss of the last 5% of steps, seed 0.
+a key of TASKS or a label of `cosine_probe.suite_task` (any suite's task; default:
+all of TASKS). Prints the mean loss of the last 5% of steps, seed 0.
 """
 
 import ast
@@ -19,6 +20,7 @@ import optax
 import learned_opt
 import tasks
 from compare_mean_log import train
+from cosine_probe import suite_task
 from learned_opt.executor import step as step_lib
 
 TASKS = {"128x3gelu": ("mnist1d_mlp", dict(hidden=(128,) * 3, activation="gelu",
@@ -27,12 +29,7 @@ TASKS = {"128x3gelu": ("mnist1d_mlp", dict(hidden=(128,) * 3, activation="gelu",
          "32x8tanh": ("digits_mlp", dict(hidden=(32,) * 8, activation="tanh"), 1000),
          "convdigits": ("digits_convnet", {}, 1000),
          "logreg": ("logistic_regression", {}, 1000),
-         "autoenc": ("digits_autoencoder", {}, 2000),
-         # configs/evaluate_validation2.py's autoencoders (not in the test suite).
-         "autoenc_deep": ("digits_autoencoder", dict(hidden=(64, 32), latent=8, seed=2), 1500),
-         "autoenc_narrow": ("digits_autoencoder", dict(hidden=(16,), latent=4, seed=3), 2000),
-         "lm_3layer": ("text_transformer", dict(num_layers=3, seed=2), 1000),
-         "mlp_128x5": ("digits_mlp", dict(hidden=(128,) * 5, seed=2), 1000)}
+         "autoenc": ("digits_autoencoder", {}, 2000)}
 _ORIGINAL = step_lib.hyper_coefficients
 
 
@@ -66,8 +63,11 @@ def optimizer(path: str, mode: str) -> optax.GradientTransformation:
 
 def main(path: str, modes: str, names: str = ",".join(TASKS)) -> None:
   for name in names.split(","):
-    task_name, kwargs, steps = TASKS[name]
-    task = tasks.get(task_name, **kwargs)
+    if name in TASKS:
+      task_name, kwargs, steps = TASKS[name]
+      task = tasks.get(task_name, **kwargs)
+    else:
+      task, steps = suite_task(name)
     finals = [f"{mode}: {train(task, optimizer(path, mode), steps)[1][-steps // 20:].mean():.3g}"
               for mode in modes.split(",")]
     print(f"{name:12s} | " + " | ".join(finals), flush=True)
