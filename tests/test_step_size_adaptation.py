@@ -66,6 +66,12 @@ def test_the_log_step_scales_the_update_and_is_bounded(params):
   outs = _run(_executor(fast), params, lambda t: direction, 3)
   np.testing.assert_allclose(outs[-1].state.log_step, math.log(step.MAX_STEP_SIZE_FACTOR),
                              rtol=1e-6)
+  raised = _run(_executor(dataclasses.replace(fast, max_step_size_factor=100.0)), params,
+                lambda t: direction, 3)
+  np.testing.assert_allclose(raised[-1].state.log_step, math.log(100.0), rtol=1e-6)
+  for bad in (0.5, math.inf):
+    with pytest.raises(ValueError, match=r"max_step_size_factor must be finite and >= 1"):
+      ExecutorConfig(max_step_size_factor=bad)
 
 
 def test_learned_head_starts_neutral_and_its_outputs_set_rate_and_target(params):

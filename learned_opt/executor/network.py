@@ -43,7 +43,8 @@ NUM_TENSOR_OUTPUTS = NUM_NORMALIZER_OUTPUTS + NUM_GAIN_COEFFS
 DIRECTION_GAIN_INDEX = NUM_NORMALIZER_OUTPUTS + 4
 NUM_TENSOR_FEATURES = 8
 # The step-size integrator keeps its adapted step within [min_step_size_factor,
-# MAX_STEP_SIZE_FACTOR] x the learned one (ExecutorConfig; learned_opt.executor.step).
+# max_step_size_factor] x the learned one, by default [1/30, 30] (ExecutorConfig;
+# learned_opt.executor.step).
 MAX_STEP_SIZE_FACTOR = 30.0
 
 # With ExecutorConfig.learned_step_size, the tensor net's last columns: offsets to the
@@ -91,7 +92,8 @@ class ExecutorConfig:
       (hypergradient style, see learned_opt.executor.step): each step the
       tensor's log step size moves by beta times (the cosine between the new
       gradient and the old first moment, read on the readout's row sample,
-      minus step_size_target), within +-log(MAX_STEP_SIZE_FACTOR).
+      minus step_size_target), within [log min_step_size_factor,
+      log max_step_size_factor].
       Consistently aligned gradients (steps too short) raise it; oscillation
       (steps too long) lowers it. 0.0 (the default) leaves it at 0, as every
       imitated rule needs. The weights keep their shapes.
@@ -102,6 +104,11 @@ class ExecutorConfig:
       symmetric in log space). Under minibatch noise the gradient turns against
       the momentum at any step size, so the greedy signal keeps shrinking the
       step; a floor nearer 1 stops that where the learned step is already sound.
+    max_step_size_factor: the adapted step size's upper bound, as a factor of
+      the learned one (default MAX_STEP_SIZE_FACTOR = 30). A run whose best
+      step is further above the learned one (an ill-conditioned quadratic wants
+      Adam at 0.1-0.3 against the learned step's conditioning at 3e-3) stops
+      at the bound.
     step_size_deadband: a band of width w >= 0 of cosines just below
       step_size_target in which the step size holds still (learned_opt.executor.step
       .deadband); below the band it shrinks as if the target were w lower. 0.0
@@ -204,6 +211,7 @@ class ExecutorConfig:
   step_size_adaptation: float = 0.0
   step_size_target: float = 0.0
   min_step_size_factor: float = 1.0 / MAX_STEP_SIZE_FACTOR
+  max_step_size_factor: float = MAX_STEP_SIZE_FACTOR
   step_size_deadband: float = 0.0
   step_size_deadband_fall: float = 0.0
   learned_step_size: bool = False
@@ -221,6 +229,9 @@ class ExecutorConfig:
     if not 0.0 < self.min_step_size_factor <= 1.0:
       raise ValueError(f"min_step_size_factor must be in (0, 1] (a floor under the learned "
                        f"step size), got {self.min_step_size_factor}.")
+    if not 1.0 <= self.max_step_size_factor < math.inf:
+      raise ValueError(f"max_step_size_factor must be finite and >= 1 (a ceiling over the "
+                       f"learned step size), got {self.max_step_size_factor}.")
     if self.step_size_deadband < 0:
       raise ValueError(f"step_size_deadband must be >= 0, got {self.step_size_deadband}.")
     if self.step_size_deadband_fall < 0:

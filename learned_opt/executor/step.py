@@ -44,12 +44,13 @@ Step-size adaptation (ExecutorConfig.step_size_adaptation = beta > 0; off for
 imitation): per tensor, a log step size l (O(layers) state) integrates the
 cosine between the new gradient and the old first moment, read on the same row
 sample, and adds to log mu:
-  l' = clip(l + beta (cos(g, s1) - c), log f, log MAX_STEP_SIZE_FACTOR),
+  l' = clip(l + beta (cos(g, s1) - c), log f, log F),
 c = ExecutorConfig.step_size_target, f = ExecutorConfig.min_step_size_factor
-(1/MAX_STEP_SIZE_FACTOR by default). With ExecutorConfig.step_size_deadband = w > 0,
-cos - c is replaced by 0 where it lies in [-w, 0] and by cos - c + w below: a
-gradient only slightly against the momentum, as minibatch noise makes it at any
-step size, holds the step instead of shrinking it; a clear reversal still does.
+(1/30 by default), F = ExecutorConfig.max_step_size_factor (30 by default).
+With ExecutorConfig.step_size_deadband = w > 0, cos - c is replaced by 0 where
+it lies in [-w, 0] and by cos - c + w below: a gradient only slightly against
+the momentum, as minibatch noise makes it at any step size, holds the step
+instead of shrinking it; a clear reversal still does.
 With ExecutorConfig.step_size_deadband_fall = K > 0 the band's width is
 w (1 - clip(|f| / K, 0, 1)), f = log RMS(g) - log RMS(v) on the same sample
 (`gradient_fall`, which keeps mean(v^2) as one number per tensor instead of
@@ -95,7 +96,7 @@ PyTree = Any
 _TINY = 1e-30
 A1_FLOOR = 0.05  # see _folded_edge_weights
 READOUT_ROWS = 64  # see _row_sample
-MAX_STEP_SIZE_FACTOR = network.MAX_STEP_SIZE_FACTOR  # the adapted step's upper bound
+MAX_STEP_SIZE_FACTOR = network.MAX_STEP_SIZE_FACTOR  # the adapted step's default upper bound
 _MAX_LOG = 60.0  # exp(60) ~ 1e26: finite in float32 whatever the learned exponents
 FORMS = ("fused", "plain")
 
@@ -535,8 +536,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
                                              z[1])
       width = gated_width(width, fall, config.step_size_deadband_fall)
     signal = deadband(jnp.stack(alignments) - step_target, width)
-    log_step = jnp.clip(log_step + step_rate * signal,
-                        math.log(config.min_step_size_factor), math.log(MAX_STEP_SIZE_FACTOR))
+    log_step = jnp.clip(log_step + step_rate * signal, math.log(config.min_step_size_factor),
+                        math.log(config.max_step_size_factor))
     log_gain = log_gain + log_step
   lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
   gains = -lr * jnp.exp(jnp.clip(log_gain, -30.0, 30.0))
