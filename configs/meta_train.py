@@ -53,6 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_steps = 6000
   config.learning_rate = 1e-4
   config.clip_norm = 1.0
+  # Names of executor modules to meta-train (e.g. ('step_size_head',)); the others are
+  # held exactly where init_from left them. () trains every module.
+  config.trainable_modules = ()
   # Imitation of `rule` as a regularizer (weight 0 turns it off).
   config.imitation_weight = 0.3
   config.imitation = ml_collections.ConfigDict(dict(

@@ -116,10 +116,17 @@ def objective_parts(objective: str, segment: unroll.Segment, scale: str = "linea
   raise ValueError(f"Unknown meta-objective {objective!r}; use one of {OBJECTIVES}.")
 
 
-def perturbation(key: jax.Array, theta: PyTree, sigma: float) -> PyTree:
-  """eps ~ N(0, sigma^2 I), shaped like theta (one draw for all leaves: one RNG call)."""
+def perturbation(key: jax.Array, theta: PyTree, sigma: float,
+                 trainable: PyTree | None = None) -> PyTree:
+  """eps ~ N(0, sigma^2 I), shaped like theta (one draw for all leaves: one RNG call).
+
+  `trainable`: per leaf of theta, 1.0 or 0.0; leaves at 0.0 are not perturbed, so
+  the estimate of their gradient is exactly 0 and the other leaves' estimates do
+  not carry their noise.
+  """
   flat, unravel = jax.flatten_util.ravel_pytree(theta)
-  return unravel(sigma * jax.random.normal(key, flat.shape, flat.dtype))
+  eps = unravel(sigma * jax.random.normal(key, flat.shape, flat.dtype))
+  return eps if trainable is None else jax.tree.map(lambda e, m: e * m, eps, trainable)
 
 
 def _all_finite(tree: PyTree) -> jax.Array:
@@ -138,10 +145,11 @@ class _TaskResult(NamedTuple):
 
 def antithetic_task(problem: unroll.Problem, objective: str, sigma: float, length: int,
                     theta: PyTree, task: unroll.Task, particles: unroll.Particle,
-                    accumulator: PyTree, train: Any, valid: Any) -> _TaskResult:
-  """One task's PES (or ES) segment and gradient estimate."""
+                    accumulator: PyTree, train: Any, valid: Any,
+                    trainable: PyTree | None = None) -> _TaskResult:
+  """One task's PES (or ES) segment and gradient estimate (see `perturbation`)."""
   plan = unroll.plan_segment(problem, task, train, valid, length)
-  eps = perturbation(plan.key, theta, sigma)
+  eps = perturbation(plan.key, theta, sigma, trainable)
   thetas = jax.tree.map(lambda t, e: jnp.stack([t + e, t - e]), theta, eps)
   particles, segments = jax.vmap(unroll.run_segment, in_axes=(None, 0, 0, None, None))(
       problem, thetas, particles, task, plan)
@@ -176,7 +184,8 @@ def tbptt_task(problem: unroll.Problem, objective: str, length: int, theta: PyTr
 
 def make(kind: str, problem: unroll.Problem, population: int, objective: str = "train",
          sigma: float = 0.01, mesh: Mesh | None = None,
-         compiler_options: dict[str, Any] | None = None) -> Estimator:
+         compiler_options: dict[str, Any] | None = None,
+         trainable: PyTree | None = None) -> Estimator:
   """Builds an estimator of `kind` ('pes', 'tbptt', 'es') for a population.
 
   Args:
@@ -188,6 +197,9 @@ def make(kind: str, problem: unroll.Problem, population: int, objective: str = "
     sigma: perturbation standard deviation (pes, es).
     mesh: a mesh with a 'tasks' axis; default: all devices.
     compiler_options: XLA options for the jitted `init`.
+    trainable: per leaf of theta, 1.0 (meta-trained) or 0.0 (held fixed: pes and
+      es do not perturb it, so its estimate is 0); None: every leaf. tbptt
+      differentiates every leaf; the caller masks its gradient.
 
   Returns:
     An `Estimator`; jit `estimate` (alone or inside a larger step).
@@ -226,9 +238,9 @@ def make(kind: str, problem: unroll.Problem, population: int, objective: str = "
       grad_sum, out = jax.grad(total, has_aux=True)(theta)
     else:
       out = jax.vmap(antithetic_task,
-                     in_axes=(None, None, None, None, None, 0, 0, 0, None, None))(
+                     in_axes=(None, None, None, None, None, 0, 0, 0, None, None, None))(
           problem, objective, sigma, length, theta, state.tasks, state.particles,
-          state.accumulators, train, valid)
+          state.accumulators, train, valid, trainable)
       grad_sum = jax.tree.map(lambda c: jnp.sum(c, 0), out.contribution)
     grad = jax.tree.map(lambda g: jax.lax.psum(g, AXIS) / population, grad_sum)
     metrics = {

@@ -173,6 +173,27 @@ def imitation_regularizer(problem: unroll.Problem, exec_config: ExecutorConfig,
   return lambda weights, key, train: spread(weights, jax.random.split(key, total), train)
 
 
+def trainable_mask(weights: PyTree, modules: tuple[str, ...]) -> PyTree | None:
+  """Per leaf of `weights`, 1.0 where its module is in `modules`, else 0.0 (None: all).
+
+  Meta-training only some modules (`config.trainable_modules`, e.g. the learned
+  step-size head) holds the rest exactly: PES and ES do not perturb them and
+  their meta-gradient is masked to 0.
+
+  Raises:
+    ValueError: a name in `modules` is not a module of `weights`.
+  """
+  if not modules:
+    return None
+  unknown = sorted(set(modules) - set(weights))
+  if unknown:
+    raise ValueError(f"trainable_modules names {unknown}, which the executor does not have; "
+                     f"its modules are {sorted(weights)} (step_size_head needs "
+                     "learned_step_size=True).")
+  return {name: jax.tree.map(lambda _, on=name in modules: float(on), module)
+          for name, module in weights.items()}
+
+
 def meta_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   return optax.chain(optax.clip_by_global_norm(config.clip_norm),
                      optax.adam(config.learning_rate))
@@ -190,11 +211,13 @@ def apply_meta_update(meta_opt: optax.GradientTransformation, weights: PyTree,
 
 def make_train_step(estimator: estimators.Estimator, meta_opt: optax.GradientTransformation,
                     regularizer: Callable | None, weight: float,
-                    compiler_options: dict[str, Any] | None = None) -> Callable:
+                    compiler_options: dict[str, Any] | None = None,
+                    trainable: PyTree | None = None) -> Callable:
   """Jitted (weights, opt_state, population, skipped, key, train, valid) -> same + metrics.
 
   `regularizer(weights, key, train) -> (loss, grad)` (see `imitation_regularizer`)
-  adds `weight * grad` to the estimator's meta-gradient.
+  adds `weight * grad` to the estimator's meta-gradient. `trainable` (see
+  `trainable_mask`) zeroes the meta-gradient of the modules held fixed.
   """
 
   def step(weights, opt_state, population, skipped, key, train, valid):
@@ -203,6 +226,8 @@ def make_train_step(estimator: estimators.Estimator, meta_opt: optax.GradientTra
       reg, reg_grad = regularizer(weights, key, train)
       grad = jax.tree.map(lambda g, r: g + weight * r, grad, reg_grad)
       metrics["imitation_loss"] = reg
+    if trainable is not None:
+      grad = jax.tree.map(lambda g, m: g * m, grad, trainable)
     metrics["grad_norm"] = optax.global_norm(grad)
     weights, opt_state, finite = apply_meta_update(meta_opt, weights, opt_state, grad)
     metrics["skipped_now"] = ~finite
@@ -239,6 +264,7 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
                                         config.get("executor_form", "fused"))
   family = build_family(config)
   meta_opt = meta_optimizer(config)
+  trainable = trainable_mask(weights, tuple(config.get("trainable_modules", ())))
   options = dict(config.get("compiler_options", {})) or None
   ests, splits, steps = [], [], []
   for static in structures(config, family):
@@ -246,7 +272,7 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
                              config.num_truncations, config.max_normalized_loss,
                              config.get("loss_scale", "linear"))
     est = estimators.make(config.estimator, problem, config.population, config.objective,
-                          config.sigma, mesh, options)
+                          config.sigma, mesh, options, trainable)
     regularizer = None
     if config.imitation_weight > 0:
       regularizer = imitation_regularizer(
@@ -256,7 +282,7 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
     ests.append(est)
     splits.append((replicate(data.train, mesh), replicate(data.valid, mesh)))
     steps.append(make_train_step(est, meta_opt, regularizer, config.imitation_weight,
-                                 options))
+                                 options, trainable))
   return Setup(config, exec_config, weights, mesh, meta_opt, tuple(ests), tuple(splits),
                tuple(steps))
 

@@ -152,3 +152,19 @@ def test_population_must_divide_over_devices():
   mesh = Mesh(np.asarray(jax.devices()[:4]), (estimators.AXIS,))
   with pytest.raises(ValueError, match="multiple of the 4 devices"):
     estimators.make("pes", PROBLEM, 6, mesh=mesh)
+
+
+@pytest.mark.parametrize("kind", ["pes", "es"])
+def test_a_held_leaf_is_not_perturbed_and_the_others_still_estimate_its_gradient(kind):
+  mesh = Mesh(np.asarray(jax.devices()[:4]), (estimators.AXIS,))
+  held = {"log_lr": 1.0, "logit_beta": 0.0}
+  est = estimators.make(kind, PROBLEM, POPULATION, "train", sigma=0.01, mesh=mesh,
+                        compiler_options=FAST_COMPILE, trainable=held)
+  state = est.init(jax.random.PRNGKey(0), THETA, DATA.train)
+  exact = _exact(9, 1) if kind == "es" else _exact(3, 1)
+  grad, _, _ = jax.jit(est.estimate, compiler_options=FAST_COMPILE)(
+      THETA, state, DATA.train, DATA.valid)
+  assert float(grad["logit_beta"]) == 0.0
+  want = float(exact(THETA, state)["log_lr"])
+  assert np.sign(float(grad["log_lr"])) == np.sign(want)
+  np.testing.assert_allclose(float(grad["log_lr"]), want, rtol=0.3)

@@ -246,3 +246,24 @@ def test_build_family_reads_single_families_and_mixtures():
   config.family = {"name": "mixture", "member": {}}
   with pytest.raises(ValueError, match="takes 'name' and 'members'"):
     train.build_family(config)
+
+
+def test_trainable_modules_hold_the_others_exactly():
+  config = smoke.get_config()
+  config.init_from = ""
+  config.executor = dict(embed_dim=2, hidden=4, edge_hidden=1, node_messages=True,
+                         layer_readout=True)
+  config.learned_step_size = True
+  config.trainable_modules = ("step_size_head",)
+  setup = train.build(config)
+  state = init = train.init_state(setup)
+  for step in range(2):
+    state, metrics = train.train_step(setup, state, step)
+  before, after = train.to_host(init.weights), train.to_host(state.weights)
+  assert np.isfinite(float(metrics["meta_loss"]))
+  for name in before:
+    moved = any(np.any(a != b) for a, b in zip(jax.tree.leaves(before[name]),
+                                               jax.tree.leaves(after[name])))
+    assert moved == (name == "step_size_head"), name
+  with pytest.raises(ValueError, match=r"trainable_modules names \['step_size_hed'\]"):
+    train.trainable_mask(before, ("step_size_hed",))
