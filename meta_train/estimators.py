@@ -19,7 +19,9 @@ parameters (`unroll`: normalized by the episode's initial loss, clipped):
 
 On the "log_mean" loss scale (`unroll.Problem.loss_scale`) each part of the
 segment contributes (k/T) log(mean of its k values of n_i) (and 'valid' log v):
-the log of a smoothed loss, not the mean of logs of minibatch losses.
+the log of a smoothed loss, not the mean of logs of minibatch losses. ES reads its
+whole-episode segment in windows of the truncation length, each contributing so, and
+so estimates the objective PES does.
 
 J is split at the segment's reset (if any) into the part earned by the old
 episode and the part earned by the new one, J = J_old + J_new.
@@ -95,20 +97,33 @@ def default_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), (AXIS,))
 
 
-def objective_parts(objective: str, segment: unroll.Segment, scale: str = "linear"
-                    ) -> tuple[jax.Array, jax.Array]:
-  """(J_old, J_new): the objective earned by the old and by the new episode."""
+def objective_parts(objective: str, segment: unroll.Segment, scale: str = "linear",
+                    window: int | None = None) -> tuple[jax.Array, jax.Array]:
+  """(J_old, J_new): the objective earned by the old and by the new episode.
+
+  `window` (log_mean only): the segment's T steps are read as T / window windows,
+  each contributing (k/T) log(mean of its k values) per part, so a whole-episode
+  ES segment earns the objective that PES earns over truncations of `window`
+  steps, instead of the log of one mean over the episode, which its first,
+  largest losses dominate. None: one window (the segment).
+  """
   if objective == "train":
     total = segment.normalized.shape[-1]
+    window = window or total
+    if total % window:
+      raise ValueError(f"A segment of {total} steps does not split into windows of {window}.")
+    windowed = lambda x: x.reshape(x.shape[:-1] + (total // window, window))  # noqa: E731
+    normalized = windowed(segment.normalized)
 
     def part(mask):
-      earned = jnp.sum(jnp.where(mask, segment.normalized, 0.0), -1)
+      earned = jnp.sum(jnp.where(mask, normalized, 0.0), -1)
       if scale != "log_mean":
-        return earned / total
+        return jnp.sum(earned, -1) / total
       count = jnp.sum(mask, -1)
-      return count / total * unroll.floored_log(earned / jnp.maximum(count, 1))
+      return jnp.sum(count / total * unroll.floored_log(earned / jnp.maximum(count, 1)), -1)
 
-    return part(~segment.fresh), part(segment.fresh)
+    fresh = windowed(segment.fresh)
+    return part(~fresh), part(fresh)
   if objective == "valid":
     reset = segment.fresh[..., -1]
     valid = unroll.floored_log(segment.valid) if scale == "log_mean" else segment.valid
@@ -153,7 +168,8 @@ def antithetic_task(problem: unroll.Problem, objective: str, sigma: float, lengt
   thetas = jax.tree.map(lambda t, e: jnp.stack([t + e, t - e]), theta, eps)
   particles, segments = jax.vmap(unroll.run_segment, in_axes=(None, 0, 0, None, None))(
       problem, thetas, particles, task, plan)
-  old, new = objective_parts(objective, segments, problem.loss_scale)
+  old, new = objective_parts(objective, segments, problem.loss_scale,
+                             problem.truncation_length)
   d_old, d_new = (old[0] - old[1]) / (2 * sigma**2), (new[0] - new[1]) / (2 * sigma**2)
   has_old = plan.reset_at > 0
   reset = plan.reset_at < length

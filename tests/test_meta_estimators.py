@@ -168,3 +168,25 @@ def test_a_held_leaf_is_not_perturbed_and_the_others_still_estimate_its_gradient
   want = float(exact(THETA, state)["log_lr"])
   assert np.sign(float(grad["log_lr"])) == np.sign(want)
   np.testing.assert_allclose(float(grad["log_lr"]), want, rtol=0.3)
+
+
+def test_windowed_log_mean_is_the_sum_of_its_windows_objectives():
+  rng = np.random.default_rng(0)
+  normalized = jnp.asarray(np.exp(rng.normal(size=(2, 12))), jnp.float32)
+  fresh = jnp.asarray(np.arange(12) >= 5)[None].repeat(2, 0)   # a reset inside window 2
+  seg = unroll.Segment(loss=jnp.zeros((2, 12)), normalized=normalized, fresh=fresh,
+                       valid=jnp.zeros(2), finite=jnp.ones(2, bool))
+  got = estimators.objective_parts("train", seg, "log_mean", window=4)
+  want = np.zeros((2, 2))
+  for w in range(3):
+    part = seg._replace(normalized=normalized[:, 4 * w:4 * w + 4], fresh=fresh[:, 4 * w:4 * w + 4])
+    want += np.asarray(estimators.objective_parts("train", part, "log_mean")) / 3
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  # One window is the whole segment, as without `window`; linear scales ignore windows.
+  for scale in ("log_mean", "linear"):
+    np.testing.assert_allclose(estimators.objective_parts("train", seg, scale, window=12),
+                               estimators.objective_parts("train", seg, scale), rtol=1e-6)
+  np.testing.assert_allclose(estimators.objective_parts("train", seg, "linear", window=4),
+                             estimators.objective_parts("train", seg, "linear"), rtol=1e-6)
+  with pytest.raises(ValueError, match="does not split into windows of 5"):
+    estimators.objective_parts("train", seg, "log_mean", window=5)
