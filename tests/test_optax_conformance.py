@@ -126,6 +126,20 @@ def test_composes_with_chain_multisteps_and_apply_if_finite(optimizers):
     assert all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates))
 
 
+def test_python_scalar_leaves_work_and_unreadable_leaves_are_refused_at_init(optimizers):
+  params = {"w": jnp.ones((3, 2)), "scale": 1.0}   # optax accepts Python scalars as leaves
+  grads = {"w": jnp.ones((3, 2)), "scale": 0.5}
+  for name, tx in optimizers.items():
+    state = tx.init(params)
+    updates, state = jax.jit(tx.update)(grads, state, params)
+    assert jax.tree.structure(updates) == jax.tree.structure(params), name
+    assert all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates)), name
+    with pytest.raises(TypeError, match=r"Leaf 'name' is a str, not an array"):
+      tx.init({"w": jnp.ones(3), "name": "layer"})
+    with pytest.raises(TypeError, match=r"Leaf 'step' has dtype int32"):
+      tx.init({"w": jnp.ones(3), "step": jnp.zeros((), jnp.int32)})
+
+
 def test_inject_hyperparams(ckpt_dir):
   params = _small_params()
   grads = jax.tree.map(jnp.ones_like, params)

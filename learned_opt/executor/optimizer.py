@@ -28,9 +28,22 @@ def _graph_for(treedef: Any, shapes: tuple[tuple[tuple[int, ...], str], ...]) ->
 
 
 def graph_of(tree: PyTree) -> ParamGraph:
-  """The (cached) parameter graph of a pytree's structure and shapes."""
+  """The (cached) parameter graph of a pytree's structure and shapes.
+
+  Raises:
+    TypeError: a leaf the graph cannot read (not an array, or not floating point),
+      naming the leaf and what to do.
+  """
   leaves, treedef = jax.tree.flatten(tree)
+  if not all(hasattr(x, "shape") and hasattr(x, "dtype") for x in leaves):
+    return ParamGraph.from_params(tree)   # raises the graph's error for the leaf
   return _graph_for(treedef, tuple((tuple(x.shape), jnp.dtype(x.dtype).name) for x in leaves))
+
+
+def _as_arrays(tree: PyTree) -> PyTree:
+  """Python scalars as arrays (optax accepts them as leaves); arrays and
+  jax.ShapeDtypeStruct leaves as they are."""
+  return jax.tree.map(lambda x: x if hasattr(x, "shape") else jnp.asarray(x), tree)
 
 
 def check_algorithm(config: network.ExecutorConfig, algorithm: str,
@@ -128,10 +141,12 @@ class ExecutorOptimizer:
     return hyper_features(self.config, self.algorithm, self.hyperparams)
 
   def init(self, params: PyTree) -> step_lib.ExecutorState:
-    return step_lib.init_state(params)
+    graph_of(params)   # a pytree the graph cannot read is refused here, with the reason
+    return step_lib.init_state(_as_arrays(params))
 
   def step(self, grads: PyTree, state: step_lib.ExecutorState, params: PyTree | None = None
            ) -> step_lib.StepOutput:
+    grads, params = _as_arrays(grads), _as_arrays(params)
     if params is not None:
       _tree.check_same_structure(grads, params)
     check_state(state, grads)
