@@ -10,7 +10,7 @@ import pytest
 import learned_opt
 import tasks
 from configs import evaluate as evaluate_config
-from configs import evaluate_validation, evaluate_validation2
+from configs import evaluate_validation, evaluate_validation2, evaluate_validation3
 from learned_opt.executor import ExecutorConfig, init_weights
 from meta_train import evaluate
 
@@ -45,7 +45,8 @@ def test_long_horizon_is_ten_meta_training_horizons():
   assert config.long_horizon.steps == 70
 
 
-@pytest.mark.parametrize("validation_config", [evaluate_validation, evaluate_validation2])
+@pytest.mark.parametrize("validation_config",
+                         [evaluate_validation, evaluate_validation2, evaluate_validation3])
 def test_a_validation_suite_shares_no_task_with_the_test_suite(validation_config):
   test_suite = evaluate_config.suite()
   validation = validation_config.get_config()
@@ -55,10 +56,13 @@ def test_a_validation_suite_shares_no_task_with_the_test_suite(validation_config
   assert {e["name"] for e in validation.tasks.values()} <= set(tasks.names())
 
 
-def test_the_two_validation_suites_share_no_task():
-  first, second = evaluate_validation.suite(), evaluate_validation2.suite()
-  assert not _specs(first) & _specs(second)
-  assert not set(first) & set(second)
+def test_the_validation_suites_share_no_task():
+  suites = [evaluate_validation.suite(), evaluate_validation2.suite(),
+            evaluate_validation3.suite()]
+  for i, first in enumerate(suites):
+    for second in suites[i + 1:]:
+      assert not _specs(first) & _specs(second)
+      assert not set(first) & set(second)
 
 
 def _specs(suite: dict) -> set:

@@ -18,7 +18,8 @@ import numpy as np
 import learned_opt
 import tasks
 from compare_mean_log import trace
-from configs import evaluate, evaluate_family, evaluate_validation, evaluate_validation2
+from configs import (evaluate, evaluate_family, evaluate_validation, evaluate_validation2,
+                     evaluate_validation3)
 from learned_opt.executor import ExecutorState
 
 
@@ -43,11 +44,13 @@ def alignment(grads, before, updates, after):
 def suite_task(label: str) -> tuple[tasks.Task, int]:
   """(task, steps) of a label of configs/evaluate.py, `long` (its 5000-step MNIST-1D
   MLP), `draw_N` (configs/evaluate_family.py) or a validation suite's task
-  (configs/evaluate_validation.py, configs/evaluate_validation2.py)."""
+  (configs/evaluate_validation.py, configs/evaluate_validation2.py,
+  configs/evaluate_validation3.py)."""
   suite = dict(evaluate.get_config().tasks)
   suite.update(dict(evaluate_family.get_config().tasks))
   suite.update(evaluate_validation.suite())
   suite.update(evaluate_validation2.suite())
+  suite.update(evaluate_validation3.suite())
   suite["long"] = dict(name="mnist1d_mlp", kwargs=dict(hidden=(32, 32)), steps=5000)
   entry = suite[label]
   default = evaluate_family.get_config().steps if label.startswith("draw_") else 1000
