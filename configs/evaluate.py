@@ -90,3 +90,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.divergence_factor = 10.0         # final loss above this x initial loss: diverged
   config.eval_batches = 20                # valid/test loss over at most this many batches
   return config
+
+
+def held_out_config(tasks: dict) -> ml_collections.ConfigDict:
+  """This protocol on another task list, without the long-horizon run (the
+  validation suites: configs/evaluate_validation*.py)."""
+  config = get_config()
+  config.tasks = tasks
+  config.long_horizon = None
+  return config

@@ -45,7 +45,4 @@ def suite() -> dict:
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = evaluate.get_config()
-  config.tasks = suite()
-  config.long_horizon = None
-  return config
+  return evaluate.held_out_config(suite())

@@ -19,25 +19,18 @@ import numpy as np
 
 import learned_opt
 from compare_mean_log import trace
-from cosine_probe import suite_task
+from cosine_probe import executor_state, suite_task, tensor_cosines
 from learned_opt import checkpoint
-from learned_opt.executor import ExecutorState, step as step_lib
-
-
-def executor_state(state) -> ExecutorState:
-  return [x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ExecutorState))
-          if isinstance(x, ExecutorState)][0]
+from learned_opt.executor import step as step_lib
 
 
 def record(grads, before, updates, after):
   """(log steps, cosines, falls) per tensor at one step."""
   del updates
   old, new = executor_state(before), executor_state(after)
-  cosines, squares = zip(*(step_lib._alignment(g, s1)   # pylint: disable=protected-access
-                           for g, s1 in zip(jax.tree.leaves(grads), jax.tree.leaves(old.s1))))
-  square = jnp.stack(squares)
+  square = jnp.stack([jnp.mean(g * g) for g in jax.tree.leaves(grads)])
   fall = 0.5 * (jnp.log(square + 1e-30) - jnp.log(new.grad_mean_square / new.z[1] + 1e-30))
-  return new.log_step, jnp.stack(cosines), fall
+  return new.log_step, tensor_cosines(grads, old.s1), fall
 
 
 def main(path: str, labels: list[str]) -> None:

@@ -11,21 +11,18 @@ zero when it is off).
 
 import sys
 
-import jax
 import numpy as np
 import optax
 
 import learned_opt
 import tasks
 from compare_mean_log import train
-from learned_opt.executor import ExecutorState
+from cosine_probe import executor_state
 
 
 def probe(task: tasks.Task, tx: optax.GradientTransformation, steps: int):
   state, losses = train(task, tx, steps)
-  executor_states = [x for x in jax.tree.leaves(
-      state, is_leaf=lambda x: isinstance(x, ExecutorState)) if isinstance(x, ExecutorState)]
-  return losses, np.asarray(executor_states[0].log_step)
+  return losses, np.asarray(executor_state(state).log_step)
 
 
 def main(task_name: str, steps: str, *checkpoints: str) -> None:
