@@ -74,6 +74,20 @@ def test_the_log_step_scales_the_update_and_is_bounded(params):
       ExecutorConfig(max_step_size_factor=bad)
 
 
+def test_the_leak_pulls_the_log_step_back_to_the_learned_step(params):
+  rng = np.random.default_rng(3)
+  direction = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
+  leaky = dataclasses.replace(_ADAPTING, step_size_leak=0.25)
+  executor = _executor(leaky)
+  state = executor.init(params)
+  state = state._replace(log_step=jnp.full_like(state.log_step, -2.0))
+  # First step (s1 = 0, cosine 0): l' = 0.75 * -2 + 0.5 * (0 + 0.1).
+  out = jax.jit(executor.step)(direction, state, params)
+  np.testing.assert_allclose(out.state.log_step, 0.75 * -2.0 + 0.05, rtol=1e-5)
+  with pytest.raises(ValueError, match=r"step_size_leak must be in \[0, 1\)"):
+    ExecutorConfig(step_size_leak=1.0)
+
+
 def test_learned_head_starts_neutral_and_its_outputs_set_rate_and_target(params):
   base = init_weights(ExecutorConfig(), jax.random.PRNGKey(0))
   learned = dataclasses.replace(_ADAPTING, learned_step_size=True)

@@ -123,6 +123,12 @@ class ExecutorConfig:
       negative cosines shrink the step as without a band. Where minibatch noise
       keeps the gradient at its usual level, they hold the step. 0.0 (the
       default): the band is always w wide.
+    step_size_leak: a rate lambda in [0, 1) at which the log step size decays
+      back to 0 (the learned step) each step, before the signal is added:
+      l' = (1 - lambda) l + beta signal. A tensor whose steps fell to the floor
+      early in training comes back over about 1/lambda steps once its signal
+      goes quiet; a signal that persists holds the step at about
+      beta signal / lambda. 0.0 (the default): no leak.
     learned_step_size: the tensor net also emits, per tensor, offsets to the
       integrator's rate and target (a zero-initialized linear head,
       `step_size_head`, on the tensor net's input), so meta-training can set
@@ -214,6 +220,7 @@ class ExecutorConfig:
   max_step_size_factor: float = MAX_STEP_SIZE_FACTOR
   step_size_deadband: float = 0.0
   step_size_deadband_fall: float = 0.0
+  step_size_leak: float = 0.0
   learned_step_size: bool = False
   sign_gain: str = "softplus"
   normalizer_constant: str = "exp"
@@ -234,6 +241,10 @@ class ExecutorConfig:
                        f"learned step size), got {self.max_step_size_factor}.")
     if self.step_size_deadband < 0:
       raise ValueError(f"step_size_deadband must be >= 0, got {self.step_size_deadband}.")
+    if not 0.0 <= self.step_size_leak < 1.0:
+      raise ValueError(f"step_size_leak must be in [0, 1) (the fraction of the log step size "
+                       f"that decays back to the learned step each step), got "
+                       f"{self.step_size_leak}.")
     if self.step_size_deadband_fall < 0:
       raise ValueError(f"step_size_deadband_fall must be >= 0 (a fall of log RMS(g) below "
                        f"the second moment's), got {self.step_size_deadband_fall}.")

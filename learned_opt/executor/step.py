@@ -51,6 +51,8 @@ With ExecutorConfig.step_size_deadband = w > 0, cos - c is replaced by 0 where
 it lies in [-w, 0] and by cos - c + w below: a gradient only slightly against
 the momentum, as minibatch noise makes it at any step size, holds the step
 instead of shrinking it; a clear reversal still does.
+With ExecutorConfig.step_size_leak = lambda > 0, l decays toward 0 first:
+  l' = clip((1 - lambda) l + beta (cos(g, s1) - c), log f, log F).
 With ExecutorConfig.step_size_deadband_fall = K > 0 the band's width is
 w (1 - clip(|f| / K, 0, 1)), f = log RMS(g) - log RMS(v) on the same sample
 (`gradient_fall`, which keeps mean(v^2) as one number per tensor instead of
@@ -536,6 +538,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
                                              z[1])
       width = gated_width(width, fall, config.step_size_deadband_fall)
     signal = deadband(jnp.stack(alignments) - step_target, width)
+    if config.step_size_leak:
+      log_step = (1.0 - config.step_size_leak) * log_step
     log_step = jnp.clip(log_step + step_rate * signal, math.log(config.min_step_size_factor),
                         math.log(config.max_step_size_factor))
     log_gain = log_gain + log_step
