@@ -19,7 +19,7 @@ import learned_opt
 import tasks
 from compare_mean_log import trace
 from configs import (evaluate, evaluate_family, evaluate_validation, evaluate_validation2,
-                     evaluate_validation3)
+                     evaluate_validation3, evaluate_validation4)
 from learned_opt.executor import ExecutorState
 
 
@@ -45,12 +45,13 @@ def suite_task(label: str) -> tuple[tasks.Task, int]:
   """(task, steps) of a label of configs/evaluate.py, `long` (its 5000-step MNIST-1D
   MLP), `draw_N` (configs/evaluate_family.py) or a validation suite's task
   (configs/evaluate_validation.py, configs/evaluate_validation2.py,
-  configs/evaluate_validation3.py)."""
+  configs/evaluate_validation3.py, configs/evaluate_validation4.py)."""
   suite = dict(evaluate.get_config().tasks)
   suite.update(dict(evaluate_family.get_config().tasks))
   suite.update(evaluate_validation.suite())
   suite.update(evaluate_validation2.suite())
   suite.update(evaluate_validation3.suite())
+  suite.update(evaluate_validation4.suite())
   suite["long"] = dict(name="mnist1d_mlp", kwargs=dict(hidden=(32, 32)), steps=5000)
   entry = suite[label]
   default = evaluate_family.get_config().steps if label.startswith("draw_") else 1000
