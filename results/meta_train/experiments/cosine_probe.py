@@ -41,11 +41,12 @@ def alignment(grads, before, updates, after):
   return tensor_cosines(grads, executor_state(before).s1), executor_state(after).log_step
 
 
-def suite_task(label: str) -> tuple[tasks.Task, int]:
+def suite_task(label: str, **overrides) -> tuple[tasks.Task, int]:
   """(task, steps) of a label of configs/evaluate.py, `long` (its 5000-step MNIST-1D
   MLP), `draw_N` (configs/evaluate_family.py) or a validation suite's task
   (configs/evaluate_validation.py, configs/evaluate_validation2.py,
-  configs/evaluate_validation3.py, configs/evaluate_validation4.py)."""
+  configs/evaluate_validation3.py, configs/evaluate_validation4.py); `overrides`
+  replace the task's keyword arguments (e.g. batch_size)."""
   suite = dict(evaluate.get_config().tasks)
   suite.update(dict(evaluate_family.get_config().tasks))
   suite.update(evaluate_validation.suite())
@@ -55,7 +56,7 @@ def suite_task(label: str) -> tuple[tasks.Task, int]:
   suite["long"] = dict(name="mnist1d_mlp", kwargs=dict(hidden=(32, 32)), steps=5000)
   entry = suite[label]
   default = evaluate_family.get_config().steps if label.startswith("draw_") else 1000
-  return (tasks.get(entry["name"], **dict(entry.get("kwargs", {}))),
+  return (tasks.get(entry["name"], **dict(entry.get("kwargs", {}), **overrides)),
           int(entry.get("steps", default)))
 
 
