@@ -123,6 +123,12 @@ class ExecutorConfig:
       negative cosines shrink the step as without a band. Where minibatch noise
       keeps the gradient at its usual level, they hold the step. 0.0 (the
       default): the band is always w wide.
+    matrix_momentum_shift: s shortens the first moment's memory on plain weight
+      matrices (rank 2, not kernels, biases or scalars) e^s times: their decay is
+      1 - (1 - a1) e^s, with its own debiasing (one float of state). 0.0 (the
+      default): every tensor keeps the hypernet's a1. The meta-trained optimizer's
+      momentum remembers about 130 steps; dense networks that fit their data train
+      faster with a shorter one, ConvNets slower (results/meta_train/experiments).
     step_size_leak: a rate lambda in [0, 1) at which the log step size decays
       back to 0 (the learned step) each step, before the signal is added:
       l' = (1 - lambda) l + beta signal. A tensor whose steps fell to the floor
@@ -221,6 +227,7 @@ class ExecutorConfig:
   step_size_deadband: float = 0.0
   step_size_deadband_fall: float = 0.0
   step_size_leak: float = 0.0
+  matrix_momentum_shift: float = 0.0
   learned_step_size: bool = False
   sign_gain: str = "softplus"
   normalizer_constant: str = "exp"

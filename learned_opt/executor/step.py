@@ -85,6 +85,7 @@ more than READOUT_ROWS in-neurons and the fused fold floors a1 at A1_FLOOR.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -116,6 +117,9 @@ class ExecutorState(NamedTuple):
   # sample) with the second moment's decay and gain, for the dead band's gate (0 unless
   # gated): mean(s2^2) follows the same recursion, so this is what s2 remembers.
   grad_mean_square: jax.Array
+  # () float32: the running average of 1 under the matrices' own first-moment decay
+  # (ExecutorConfig.matrix_momentum_shift; 0 unless shifting): their debiasing.
+  z_matrix_first: jax.Array
 
 
 class Coefficients(NamedTuple):
@@ -147,7 +151,8 @@ def init_state(params: PyTree) -> ExecutorState:
       cols=jax.tree.map(lambda x: node_zeros(x, -2), params),
       z=jnp.zeros((3,), jnp.float32),
       log_step=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32),
-      grad_mean_square=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32))
+      grad_mean_square=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32),
+      z_matrix_first=jnp.zeros((), jnp.float32))
 
 
 def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
@@ -235,6 +240,20 @@ def decay(raw: jax.Array, form: str, clock_term: jax.Array | None = None) -> jax
   if clock_term is not None:
     neg_log_keep = jnp.maximum(neg_log_keep + clock_term, 0.0)
   return 1.0 - jnp.exp(-neg_log_keep)
+
+
+def is_matrix(info) -> bool:
+  """A plain weight matrix: rank 2, no multiplicity (not a kernel, bias or scalar);
+  the tensors ExecutorConfig.matrix_momentum_shift applies to."""
+  return len(info.shape) == 2 and info.role == EDGES
+
+
+def matrix_first_decay(a1: jax.Array, shift: float) -> jax.Array:
+  """The first moment's decay on matrices: 1 - a1 (about 1 / its memory) times e^shift,
+  so the memory is e^shift times shorter (floored at a decay of 0). The same as moving
+  the hypernet's raw decay output by shift where the memory is long (softplus form:
+  ship's --decay_shift=first:shift does it on every tensor)."""
+  return jnp.maximum(1.0 - (1.0 - a1) * math.exp(shift), 0.0)
 
 
 def _folded_edge_weights(coeffs: Coefficients, inv_z1: jax.Array
@@ -421,7 +440,15 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   a, b = coeffs.decays, coeffs.gains
   z = a * state.z + b
   inv_z1, inv_sqrt_z2, inv_z3 = 1.0 / z[0], jax.lax.rsqrt(z[1]), 1.0 / z[2]
-  linear, hidden_in = _folded_edge_weights(coeffs, inv_z1)
+  # Per tensor: (first-moment decay, 1 / its debiasing z1', folded edge weights).
+  first = [(a[0], inv_z1, _folded_edge_weights(coeffs, inv_z1))] * len(graph.tensors)
+  z_matrix_first = state.z_matrix_first
+  if config.matrix_momentum_shift:
+    a1 = matrix_first_decay(a[0], config.matrix_momentum_shift)
+    z_matrix_first = a1 * z_matrix_first + b[0]
+    moved = coeffs._replace(decays=coeffs.decays.at[0].set(a1))
+    matrix = (a1, 1.0 / z_matrix_first, _folded_edge_weights(moved, 1.0 / z_matrix_first))
+    first = [matrix if is_matrix(info) else base for info, base in zip(graph.tensors, first)]
   # Decoupled weight decay can only pull weights toward zero: meta-training on short
   # horizons otherwise learns a negative one (growing weights lowers the loss for a few
   # hundred steps, then diverges; measured: omega -0.2..-0.38 and NaN after ~2000 steps).
@@ -434,16 +461,18 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   scaled_constant = config.normalizer_constant == "scaled"
   degree = _node_degree(config, rule_id)
 
-  def direction(g, s1_new, s2_new, p, row_scale, col_scale, constant, w, s1_old=None,
+  def direction(g, s1_new, s2_new, p, row_scale, col_scale, constant, w, first, s1_old=None,
                 with_denominator=False):
     """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise (constant: beta).
 
     With normalizer_constant='scaled': d = n / (alpha v + beta N + k |n| + e) + omega p.
-    `with_denominator`: (d, the denominator).
+    `first`: the tensor's (a1, 1 / z1', folded edge weights). `with_denominator`: (d,
+    the denominator).
     """
+    _, inv_first_z, (linear, hidden_in) = first
     if form == "plain":
       n = _plain_edge_numerator(
-          jnp.stack([g, s1_old, s1_new, s1_new * inv_z1], axis=-1), coeffs)
+          jnp.stack([g, s1_old, s1_new, s1_new * inv_first_z], axis=-1), coeffs)
     else:
       n = _edge_numerator(g, s1_new, linear, hidden_in, coeffs.hidden_out)
     node_scale = row_scale * col_scale
@@ -458,10 +487,11 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     d = d if p is None else d + weight_decay * p.astype(jnp.float32)
     return (d, denominator) if with_denominator else d
 
-  def new_moments(g, s1, s2):
-    """(s1', s2') from the gradient and the old moments, elementwise."""
+  def new_moments(g, s1, s2, a1):
+    """(s1', s2') from the gradient and the old moments, elementwise (a1: the first
+    moment's decay for this tensor)."""
     scaled_g = jnp.sqrt(b[1]) * g   # (sqrt(b) g)^2: not CSE'd with the row squares
-    return a[0] * s1 + b[0] * g, jnp.sqrt(a[1] * jnp.square(s2) + scaled_g * scaled_g + _TINY)
+    return a1 * s1 + b[0] * g, jnp.sqrt(a[1] * jnp.square(s2) + scaled_g * scaled_g + _TINY)
 
   gated = adapting and config.step_size_deadband > 0 and config.step_size_deadband_fall > 0
   outs, log_rms_d, log_rms_p, alignments, g_squares = [], [], [], [], []
@@ -469,7 +499,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     g = g_leaves[idx].astype(jnp.float32)
     s1 = s1_leaves[idx].astype(jnp.float32)
     s2 = s2_leaves[idx].astype(jnp.float32)
-    s1_new, s2_new = new_moments(g, s1, s2)
+    a1 = first[idx][0]
+    s1_new, s2_new = new_moments(g, s1, s2, a1)
     w = normalizer[idx]
     p = p_leaves[idx]
     if info.role == EDGES and config.node_messages:
@@ -500,18 +531,18 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_mean_r = None
     constant = normalizer_constant(w[5], config.normalizer_constant, log_mean_r)
     inputs = (g, s1_new, s2_new, p, row_scale, col_scale, constant)
-    d, denominator = direction(*inputs, w, s1_old=s1, with_denominator=True)
+    d, denominator = direction(*inputs, w, first[idx], s1_old=s1, with_denominator=True)
     if config.layer_readout:
       if form == "plain":
         readout, p_read = d, p
       elif len(info.shape) >= 2:
         sample = _readout_sample((g, s1, s2, p, row_scale, col_scale, constant), inputs,
-                                 new_moments)
+                                 functools.partial(new_moments, a1=a1))
       else:
         sample = inputs
       if form != "plain":
         p_read = sample[3]
-        readout = direction(*sample, w) if config.direction_readout else None
+        readout = direction(*sample, w, first[idx]) if config.direction_readout else None
       if config.direction_readout:
         log_rms_d.append(0.5 * jnp.log(jnp.mean(jnp.square(readout)) + _TINY))
       log_rms_p.append(jnp.zeros(()) if p is None else
@@ -521,7 +552,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       cos, g_square = _alignment(*pair)
       alignments.append(cos)
       g_squares.append(g_square)
-    outs.append((d, s1_new, s2_new, rows, cols, s1_new * inv_z1, s2_new * inv_sqrt_z2,
+    outs.append((d, s1_new, s2_new, rows, cols, s1_new * first[idx][1], s2_new * inv_sqrt_z2,
                  denominator))
 
   if config.layer_readout:
@@ -562,7 +593,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   new_state = ExecutorState(
       count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1,
       s1=unflat(s1s), s2=unflat(s2s), rows=unflat(rows_out), cols=unflat(cols_out), z=z,
-      log_step=log_step, grad_mean_square=grad_mean_square)
+      log_step=log_step, grad_mean_square=grad_mean_square, z_matrix_first=z_matrix_first)
   return StepOutput(unflat(updates), new_state,
                     {"first_moment": unflat(ms), "second_moment_rms": unflat(vs),
                      "denominator": unflat(dens)})

@@ -1,0 +1,69 @@
+"""A shorter first-moment memory on plain weight matrices (ExecutorConfig.matrix_momentum_shift)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, step
+from learned_opt.executor.optimizer import graph_of
+
+
+def _first_moments(config, params, grads, steps=2):
+  """(s1 per leaf after each step, debiased first moments after the last, updates)."""
+  weights = init_weights(ExecutorConfig(), jax.random.PRNGKey(0))
+  executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
+  state, run, s1s = executor.init(params), jax.jit(executor.step), []
+  for _ in range(steps):
+    out = run(grads, state, params)
+    state = out.state
+    s1s.append(jax.tree.leaves(state.s1))
+  return s1s, jax.tree.leaves(out.predictions["first_moment"]), out.updates
+
+
+def _decay(s1s, i):
+  """a from s1 = b g after one step and (a + 1) b g after two, under a constant g."""
+  ratio = np.asarray(s1s[1][i]) / np.asarray(s1s[0][i])
+  return float(np.median(ratio)) - 1.0
+
+
+def test_only_matrices_remember_shorter_and_each_debiases_on_its_own(params):
+  rng = np.random.default_rng(0)
+  grads = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
+  matrices = [step.is_matrix(info) for info in graph_of(params).tensors]
+  assert matrices.count(True) == 2   # dense/w and the head; not the kernels or biases
+  base, base_first, _ = _first_moments(ExecutorConfig(), params, grads)
+  shifted, shifted_first, _ = _first_moments(ExecutorConfig(matrix_momentum_shift=1.0),
+                                             params, grads)
+  a1 = _decay(base, 0)
+  assert 0.5 < a1 < 1.0
+  for i, matrix in enumerate(matrices):
+    want = 1.0 - (1.0 - a1) * math.e if matrix else a1
+    assert _decay(shifted, i) == pytest.approx(want, rel=1e-4)
+    # A constant gradient's debiased average is the gradient, whatever the decay.
+    np.testing.assert_allclose(shifted_first[i], jax.tree.leaves(grads)[i], rtol=1e-4)
+    np.testing.assert_allclose(base_first[i], jax.tree.leaves(grads)[i], rtol=1e-4)
+
+
+def test_the_plain_form_agrees_with_the_fused_one(params):
+  rng = np.random.default_rng(1)
+  grads = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
+  config = ExecutorConfig(matrix_momentum_shift=0.7)
+  weights = jax.tree.map(lambda w: w + 0.05, init_weights(config, jax.random.PRNGKey(0)))
+  executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
+  graph = graph_of(params)
+  feats = step.tensor_features(graph, None)
+  outs = {}
+  for form in step.FORMS:
+    state = executor.init(params)
+    for _ in range(3):
+      out = step.executor_step(weights, config, graph, executor.rule_id,
+                               executor.hyper_features, 1e-2, feats, grads, state, params,
+                               form=form)
+      state = out.state
+    outs[form] = out
+  for a, b in zip(jax.tree.leaves(outs["fused"].updates), jax.tree.leaves(outs["plain"].updates)):
+    np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-7)
+  assert float(outs["fused"].state.z_matrix_first) > 0.0
