@@ -59,9 +59,16 @@ def _param_like_split(state, params):
   return per_param, other
 
 
-@pytest.fixture(scope="module")
-def compiled():
-  config = ExecutorConfig()
+def _shipped_config() -> ExecutorConfig:
+  """The config of `learned_opt.pretrained()`: the step-size integrator, its gated band
+  and the matrices' own momentum on top of the defaults."""
+  from learned_opt import checkpoint, shipped  # pylint: disable=import-outside-toplevel
+  return checkpoint.restore(str(shipped.shipped_path("meta_executor")))[1]
+
+
+@pytest.fixture(scope="module", params=["default", "shipped"])
+def compiled(request):
+  config = ExecutorConfig() if request.param == "default" else _shipped_config()
   tx = ExecutorOptimizer(_random_weights(config), config, "adam",
                          {"learning_rate": 1e-3}).as_optax()
   state = jax.eval_shape(tx.init, PARAMS)
