@@ -499,8 +499,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     g = g_leaves[idx].astype(jnp.float32)
     s1 = s1_leaves[idx].astype(jnp.float32)
     s2 = s2_leaves[idx].astype(jnp.float32)
-    a1 = first[idx][0]
-    s1_new, s2_new = new_moments(g, s1, s2, a1)
+    first_decay = first[idx][0]
+    s1_new, s2_new = new_moments(g, s1, s2, first_decay)
     w = normalizer[idx]
     p = p_leaves[idx]
     if info.role == EDGES and config.node_messages:
@@ -537,7 +537,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
         readout, p_read = d, p
       elif len(info.shape) >= 2:
         sample = _readout_sample((g, s1, s2, p, row_scale, col_scale, constant), inputs,
-                                 functools.partial(new_moments, a1=a1))
+                                 functools.partial(new_moments, a1=first_decay))
       else:
         sample = inputs
       if form != "plain":
