@@ -1,4 +1,5 @@
-"""A shorter first-moment memory on plain weight matrices (ExecutorConfig.matrix_momentum_shift)."""
+"""A shorter first-moment memory on weight matrices and on vectors
+(ExecutorConfig.matrix_momentum_shift, vector_momentum_shift)."""
 
 import math
 
@@ -29,19 +30,23 @@ def _decay(s1s, i):
   return float(np.median(ratio)) - 1.0
 
 
-def test_only_matrices_remember_shorter_and_each_debiases_on_its_own(params):
+def test_each_kind_of_tensor_remembers_as_shifted_and_debiases_on_its_own(params):
   rng = np.random.default_rng(0)
   grads = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
-  matrices = [step.is_matrix(info) for info in graph_of(params).tensors]
+  tensors = graph_of(params).tensors
+  matrices = [step.is_matrix(info) for info in tensors]
+  vectors = [len(info.shape) <= 1 for info in tensors]
   assert matrices.count(True) == 2   # dense/w and the head; not the kernels or biases
+  assert vectors.count(True) == 3    # two biases and the scalar
   base, base_first, _ = _first_moments(ExecutorConfig(), params, grads)
-  shifted, shifted_first, _ = _first_moments(ExecutorConfig(matrix_momentum_shift=1.0),
-                                             params, grads)
+  config = ExecutorConfig(matrix_momentum_shift=1.0, vector_momentum_shift=0.5)
+  shifted, shifted_first, _ = _first_moments(config, params, grads)
   a1 = _decay(base, 0)
   assert 0.5 < a1 < 1.0
-  for i, matrix in enumerate(matrices):
-    want = 1.0 - (1.0 - a1) * math.e if matrix else a1
-    assert _decay(shifted, i) == pytest.approx(want, rel=1e-4)
+  for i, info in enumerate(tensors):
+    shift = step.momentum_shift(info, config)
+    assert shift == (1.0 if matrices[i] else 0.5 if vectors[i] else 0.0)
+    assert _decay(shifted, i) == pytest.approx(1.0 - (1.0 - a1) * math.exp(shift), rel=1e-4)
     # A constant gradient's debiased average is the gradient, whatever the decay.
     np.testing.assert_allclose(shifted_first[i], jax.tree.leaves(grads)[i], rtol=1e-4)
     np.testing.assert_allclose(base_first[i], jax.tree.leaves(grads)[i], rtol=1e-4)
@@ -50,7 +55,7 @@ def test_only_matrices_remember_shorter_and_each_debiases_on_its_own(params):
 def test_the_plain_form_agrees_with_the_fused_one(params):
   rng = np.random.default_rng(1)
   grads = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
-  config = ExecutorConfig(matrix_momentum_shift=0.7)
+  config = ExecutorConfig(matrix_momentum_shift=0.7, vector_momentum_shift=0.3)
   weights = jax.tree.map(lambda w: w + 0.05, init_weights(config, jax.random.PRNGKey(0)))
   executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
   graph = graph_of(params)
@@ -66,4 +71,5 @@ def test_the_plain_form_agrees_with_the_fused_one(params):
     outs[form] = out
   for a, b in zip(jax.tree.leaves(outs["fused"].updates), jax.tree.leaves(outs["plain"].updates)):
     np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-7)
-  assert float(outs["fused"].state.z_matrix_first) > 0.0
+  z_first = np.asarray(outs["fused"].state.z_first)
+  assert (z_first > 0).sum() == 5 and (z_first == 0).sum() == 2   # conv and attention kernels

@@ -129,6 +129,9 @@ class ExecutorConfig:
       default): every tensor keeps the hypernet's a1. The meta-trained optimizer's
       momentum remembers about 130 steps; dense networks that fit their data train
       faster with a shorter one, ConvNets slower (results/meta_train/experiments).
+    vector_momentum_shift: the same on vectors and scalars (biases, gains, a
+      quadratic's point): their decay is 1 - (1 - a1) e^s, debiased on its own.
+      0.0 (the default): unchanged.
     step_size_leak: a rate lambda in [0, 1) at which the log step size decays
       back to 0 (the learned step) each step, before the signal is added:
       l' = (1 - lambda) l + beta signal. A tensor whose steps fell to the floor
@@ -228,6 +231,7 @@ class ExecutorConfig:
   step_size_deadband_fall: float = 0.0
   step_size_leak: float = 0.0
   matrix_momentum_shift: float = 0.0
+  vector_momentum_shift: float = 0.0
   learned_step_size: bool = False
   sign_gain: str = "softplus"
   normalizer_constant: str = "exp"

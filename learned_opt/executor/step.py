@@ -117,9 +117,10 @@ class ExecutorState(NamedTuple):
   # sample) with the second moment's decay and gain, for the dead band's gate (0 unless
   # gated): mean(s2^2) follows the same recursion, so this is what s2 remembers.
   grad_mean_square: jax.Array
-  # () float32: the running average of 1 under the matrices' own first-moment decay
-  # (ExecutorConfig.matrix_momentum_shift; 0 unless shifting): their debiasing.
-  z_matrix_first: jax.Array
+  # (num_tensors,) float32: per tensor, the running average of 1 under its own
+  # first-moment decay where ExecutorConfig.matrix_momentum_shift or
+  # vector_momentum_shift moves it (0 elsewhere): its debiasing.
+  z_first: jax.Array
 
 
 class Coefficients(NamedTuple):
@@ -152,7 +153,7 @@ def init_state(params: PyTree) -> ExecutorState:
       z=jnp.zeros((3,), jnp.float32),
       log_step=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32),
       grad_mean_square=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32),
-      z_matrix_first=jnp.zeros((), jnp.float32))
+      z_first=jnp.zeros((len(jax.tree.leaves(params)),), jnp.float32))
 
 
 def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
@@ -248,8 +249,17 @@ def is_matrix(info) -> bool:
   return len(info.shape) == 2 and info.role == EDGES
 
 
-def matrix_first_decay(a1: jax.Array, shift: float) -> jax.Array:
-  """The first moment's decay on matrices: 1 - a1 (about 1 / its memory) times e^shift,
+def momentum_shift(info, config: network.ExecutorConfig) -> float:
+  """The tensor's first-moment memory shift: matrix_momentum_shift on plain weight
+  matrices, vector_momentum_shift on vectors and scalars (biases, gains, a
+  quadratic's point), 0 on kernels and other batched tensors."""
+  if is_matrix(info):
+    return config.matrix_momentum_shift
+  return config.vector_momentum_shift if len(info.shape) <= 1 else 0.0
+
+
+def shifted_first_decay(a1: jax.Array, shift: float) -> jax.Array:
+  """A shifted first-moment decay: 1 - a1 (about 1 / its memory) times e^shift,
   so the memory is e^shift times shorter (floored at a decay of 0). The same as moving
   the hypernet's raw decay output by shift where the memory is long (softplus form:
   ship's --decay_shift=first:shift does it on every tensor)."""
@@ -440,15 +450,19 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   a, b = coeffs.decays, coeffs.gains
   z = a * state.z + b
   inv_z1, inv_sqrt_z2, inv_z3 = 1.0 / z[0], jax.lax.rsqrt(z[1]), 1.0 / z[2]
-  # Per tensor: (first-moment decay, 1 / its debiasing z1', folded edge weights).
-  first = [(a[0], inv_z1, _folded_edge_weights(coeffs, inv_z1))] * len(graph.tensors)
-  z_matrix_first = state.z_matrix_first
-  if config.matrix_momentum_shift:
-    a1 = matrix_first_decay(a[0], config.matrix_momentum_shift)
-    z_matrix_first = a1 * z_matrix_first + b[0]
+  # Per tensor: (first-moment decay, 1 / its debiasing z1', folded edge weights); the
+  # tensors of one momentum shift share them (and their z1' recursion).
+  shifts = [momentum_shift(info, config) for info in graph.tensors]
+  by_shift = {0.0: (a[0], inv_z1, _folded_edge_weights(coeffs, inv_z1))}
+  z_first = state.z_first
+  for shift in sorted(set(shifts) - {0.0}):
+    members = [i for i, value in enumerate(shifts) if value == shift]
+    a1 = shifted_first_decay(a[0], shift)
+    z1 = a1 * state.z_first[members[0]] + b[0]
+    z_first = z_first.at[jnp.asarray(members)].set(z1)
     moved = coeffs._replace(decays=coeffs.decays.at[0].set(a1))
-    matrix = (a1, 1.0 / z_matrix_first, _folded_edge_weights(moved, 1.0 / z_matrix_first))
-    first = [matrix if is_matrix(info) else base for info, base in zip(graph.tensors, first)]
+    by_shift[shift] = (a1, 1.0 / z1, _folded_edge_weights(moved, 1.0 / z1))
+  first = [by_shift[shift] for shift in shifts]
   # Decoupled weight decay can only pull weights toward zero: meta-training on short
   # horizons otherwise learns a negative one (growing weights lowers the loss for a few
   # hundred steps, then diverges; measured: omega -0.2..-0.38 and NaN after ~2000 steps).
@@ -593,7 +607,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   new_state = ExecutorState(
       count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1,
       s1=unflat(s1s), s2=unflat(s2s), rows=unflat(rows_out), cols=unflat(cols_out), z=z,
-      log_step=log_step, grad_mean_square=grad_mean_square, z_matrix_first=z_matrix_first)
+      log_step=log_step, grad_mean_square=grad_mean_square, z_first=z_first)
   return StepOutput(unflat(updates), new_state,
                     {"first_moment": unflat(ms), "second_moment_rms": unflat(vs),
                      "denominator": unflat(dens)})
