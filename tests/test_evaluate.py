@@ -17,6 +17,9 @@ from learned_opt.executor import ExecutorConfig, init_weights
 from meta_train import evaluate
 
 STEPS = 30
+VALIDATION_CONFIGS = [evaluate_validation, evaluate_validation2, evaluate_validation3,
+                      evaluate_validation4, evaluate_validation5, evaluate_validation6,
+                      evaluate_validation7]
 SHIPPED = "pretrained:executor:adam:1e-3"
 
 
@@ -47,10 +50,7 @@ def test_long_horizon_is_ten_meta_training_horizons():
   assert config.long_horizon.steps == 70
 
 
-@pytest.mark.parametrize("validation_config",
-                         [evaluate_validation, evaluate_validation2, evaluate_validation3,
-                          evaluate_validation4, evaluate_validation5, evaluate_validation6,
-                          evaluate_validation7])
+@pytest.mark.parametrize("validation_config", VALIDATION_CONFIGS)
 def test_a_validation_suite_shares_no_task_with_the_test_suite(validation_config):
   test_suite = evaluate_config.suite()
   validation = validation_config.get_config()
@@ -61,10 +61,7 @@ def test_a_validation_suite_shares_no_task_with_the_test_suite(validation_config
 
 
 def test_the_validation_suites_share_no_task():
-  suites = [evaluate_validation.suite(), evaluate_validation2.suite(),
-            evaluate_validation3.suite(), evaluate_validation4.suite(),
-            evaluate_validation5.suite(), evaluate_validation6.suite(),
-            evaluate_validation7.suite()]
+  suites = [config.suite() for config in VALIDATION_CONFIGS]
   for i, first in enumerate(suites):
     for second in suites[i + 1:]:
       assert not _specs(first) & _specs(second)

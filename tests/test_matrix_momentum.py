@@ -13,7 +13,7 @@ from learned_opt.executor.optimizer import graph_of
 
 
 def _first_moments(config, params, grads, steps=2):
-  """(s1 per leaf after each step, debiased first moments after the last, updates)."""
+  """(s1 per leaf after each step, debiased first moments after the last)."""
   weights = init_weights(ExecutorConfig(), jax.random.PRNGKey(0))
   executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
   state, run, s1s = executor.init(params), jax.jit(executor.step), []
@@ -21,7 +21,7 @@ def _first_moments(config, params, grads, steps=2):
     out = run(grads, state, params)
     state = out.state
     s1s.append(jax.tree.leaves(state.s1))
-  return s1s, jax.tree.leaves(out.predictions["first_moment"]), out.updates
+  return s1s, jax.tree.leaves(out.predictions["first_moment"])
 
 
 def _decay(s1s, i):
@@ -38,9 +38,9 @@ def test_each_kind_of_tensor_remembers_as_shifted_and_debiases_on_its_own(params
   vectors = [len(info.shape) <= 1 for info in tensors]
   assert matrices.count(True) == 2   # dense/w and the head; not the kernels or biases
   assert vectors.count(True) == 3    # two biases and the scalar
-  base, base_first, _ = _first_moments(ExecutorConfig(), params, grads)
+  base, base_first = _first_moments(ExecutorConfig(), params, grads)
   config = ExecutorConfig(matrix_momentum_shift=1.0, vector_momentum_shift=0.5)
-  shifted, shifted_first, _ = _first_moments(config, params, grads)
+  shifted, shifted_first = _first_moments(config, params, grads)
   a1 = _decay(base, 0)
   assert 0.5 < a1 < 1.0
   for i, info in enumerate(tensors):

@@ -123,6 +123,14 @@ class ExecutorState(NamedTuple):
   z_first: jax.Array
 
 
+class FirstMoment(NamedTuple):
+  """A tensor's first-moment decay, 1 / its debiasing z1', and the edge network's
+  weights folded onto (g, s1') with them (`_folded_edge_weights`)."""
+  decay: jax.Array
+  inv_z: jax.Array
+  folded: tuple[jax.Array, jax.Array]
+
+
 class Coefficients(NamedTuple):
   """Graph-level numbers the hypernet emits for one step."""
   decays: jax.Array    # (3,) a_k
@@ -450,10 +458,10 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   a, b = coeffs.decays, coeffs.gains
   z = a * state.z + b
   inv_z1, inv_sqrt_z2, inv_z3 = 1.0 / z[0], jax.lax.rsqrt(z[1]), 1.0 / z[2]
-  # Per tensor: (first-moment decay, 1 / its debiasing z1', folded edge weights); the
-  # tensors of one momentum shift share them (and their z1' recursion).
+  # Per tensor: its FirstMoment; the tensors of one momentum shift share it (and
+  # their z1' recursion).
   shifts = [momentum_shift(info, config) for info in graph.tensors]
-  by_shift = {0.0: (a[0], inv_z1, _folded_edge_weights(coeffs, inv_z1))}
+  by_shift = {0.0: FirstMoment(a[0], inv_z1, _folded_edge_weights(coeffs, inv_z1))}
   z_first = state.z_first
   for shift in sorted(set(shifts) - {0.0}):
     members = [i for i, value in enumerate(shifts) if value == shift]
@@ -461,7 +469,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     z1 = a1 * state.z_first[members[0]] + b[0]
     z_first = z_first.at[jnp.asarray(members)].set(z1)
     moved = coeffs._replace(decays=coeffs.decays.at[0].set(a1))
-    by_shift[shift] = (a1, 1.0 / z1, _folded_edge_weights(moved, 1.0 / z1))
+    by_shift[shift] = FirstMoment(a1, 1.0 / z1, _folded_edge_weights(moved, 1.0 / z1))
   first = [by_shift[shift] for shift in shifts]
   # Decoupled weight decay can only pull weights toward zero: meta-training on short
   # horizons otherwise learns a negative one (growing weights lowers the loss for a few
@@ -480,15 +488,13 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     """d = n / ((alpha v + beta) N + k |n| + e) + omega p, elementwise (constant: beta).
 
     With normalizer_constant='scaled': d = n / (alpha v + beta N + k |n| + e) + omega p.
-    `first`: the tensor's (a1, 1 / z1', folded edge weights). `with_denominator`: (d,
-    the denominator).
+    `first`: the tensor's FirstMoment. `with_denominator`: (d, the denominator).
     """
-    _, inv_first_z, (linear, hidden_in) = first
     if form == "plain":
       n = _plain_edge_numerator(
-          jnp.stack([g, s1_old, s1_new, s1_new * inv_first_z], axis=-1), coeffs)
+          jnp.stack([g, s1_old, s1_new, s1_new * first.inv_z], axis=-1), coeffs)
     else:
-      n = _edge_numerator(g, s1_new, linear, hidden_in, coeffs.hidden_out)
+      n = _edge_numerator(g, s1_new, *first.folded, coeffs.hidden_out)
     node_scale = row_scale * col_scale
     v = s2_new * inv_sqrt_z2
     if scaled_constant:   # the node factor shapes only the constant term
@@ -513,8 +519,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     g = g_leaves[idx].astype(jnp.float32)
     s1 = s1_leaves[idx].astype(jnp.float32)
     s2 = s2_leaves[idx].astype(jnp.float32)
-    first_decay = first[idx][0]
-    s1_new, s2_new = new_moments(g, s1, s2, first_decay)
+    s1_new, s2_new = new_moments(g, s1, s2, first[idx].decay)
     w = normalizer[idx]
     p = p_leaves[idx]
     if info.role == EDGES and config.node_messages:
@@ -551,7 +556,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
         readout, p_read = d, p
       elif len(info.shape) >= 2:
         sample = _readout_sample((g, s1, s2, p, row_scale, col_scale, constant), inputs,
-                                 functools.partial(new_moments, a1=first_decay))
+                                 functools.partial(new_moments, a1=first[idx].decay))
       else:
         sample = inputs
       if form != "plain":
@@ -566,7 +571,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       cos, g_square = _alignment(*pair)
       alignments.append(cos)
       g_squares.append(g_square)
-    outs.append((d, s1_new, s2_new, rows, cols, s1_new * first[idx][1], s2_new * inv_sqrt_z2,
+    outs.append((d, s1_new, s2_new, rows, cols, s1_new * first[idx].inv_z, s2_new * inv_sqrt_z2,
                  denominator))
 
   if config.layer_readout:
