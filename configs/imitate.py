@@ -74,6 +74,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Weight of the denominator hint (imitation.denominator_shape_error: the executor's
   # denominator proportional to that RMS per tensor); 0 as the shipped executor was trained.
   config.denominator_hint_weight = 0.0
+  # Weight of imitation.primitive_hint (each rule's denominator carried by the term its
+  # algorithm divides by: imitation.DENOMINATOR_PRIMITIVES); 0 as the shipped executor
+  # was trained.
+  config.primitive_hint_weight = 0.0
   # Weight of imitation.direction_readout_penalty (the layer gain reads RMS(d) only where
   # a rule needs it); 0 as the shipped executor was trained.
   config.direction_readout_penalty = 0.0

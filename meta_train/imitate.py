@@ -149,7 +149,8 @@ def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm:
                    mixture_penalty: float = 0.0, warmup_gradient: bool = False,
                    mixture_exempt: tuple[str, ...] = (),
                    preconditioner_hint_weight: float = 0.0,
-                   denominator_hint_weight: float = 0.0):
+                   denominator_hint_weight: float = 0.0,
+                   primitive_hint_weight: float = 0.0):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(
@@ -157,7 +158,8 @@ def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm:
       readout_penalty=readout_penalty, penalty_exempt=penalty_exempt,
       mixture_penalty=mixture_penalty, warmup_gradient=warmup_gradient,
       mixture_exempt=mixture_exempt, preconditioner_hint_weight=preconditioner_hint_weight,
-      denominator_hint_weight=denominator_hint_weight)
+      denominator_hint_weight=denominator_hint_weight,
+      primitive_hint_weight=primitive_hint_weight)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -192,7 +194,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       warmup_gradient=bool(config.get("warmup_gradient", False)),
       mixture_exempt=tuple(config.get("mixture_penalty_exempt", ())),
       preconditioner_hint_weight=config.get("preconditioner_hint_weight", 0.0),
-      denominator_hint_weight=config.get("denominator_hint_weight", 0.0))
+      denominator_hint_weight=config.get("denominator_hint_weight", 0.0),
+      primitive_hint_weight=config.get("primitive_hint_weight", 0.0))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0
@@ -222,7 +225,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
               "steps_per_s": rate, "eta_s": (config.num_steps - step - 1) / max(rate, 1e-9),
               "cosine": {k: float(np.median([c for c, _ in v[-50:]])) for k, v in window.items()},
               "rel_err": {k: float(np.median([e for _, e in v[-50:]])) for k, v in window.items()}}
-      for penalty in ("readout_penalty", "mixture_penalty"):
+      for penalty in ("readout_penalty", "mixture_penalty", "primitive_hint"):
         if penalty in m:
           last[penalty] = float(np.mean(m[penalty]))
       for hint in ("preconditioner_rel_err", "denominator_shape_err"):

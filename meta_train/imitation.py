@@ -370,16 +370,16 @@ PENALTY_CLOCKS = (0, 200, 2000)   # step counts at which the weight penalties lo
 
 
 def _mean_over_clocks(weights: Any, config: network.ExecutorConfig, conds: Conditioning,
-                      per_tensor_fn: Callable[[jax.Array], jax.Array],
+                      per_tensor_fn: Callable[[jax.Array, Conditioning], jax.Array],
                       exempt: tuple[str, ...] = ()) -> jax.Array:
-  """Mean of `per_tensor_fn(tensor-net outputs)` (a scalar) over the batch's
-  conditionings (vmapped `Conditioning`) and PENALTY_CLOCKS, leaving out the
+  """Mean of `per_tensor_fn(tensor-net outputs, conditioning)` (a scalar) over the
+  batch's conditionings (vmapped `Conditioning`) and PENALTY_CLOCKS, leaving out the
   conditionings on a rule named in `exempt`."""
   cond_fn, _, tensor_fn = network.build(config).apply
 
   def one(cond, clock):
     c = cond_fn(weights, cond.rule_id, cond.hyper_features, conditioning.time_features(clock))
-    return per_tensor_fn(tensor_fn(weights, c, cond.tensor_features))
+    return per_tensor_fn(tensor_fn(weights, c, cond.tensor_features), cond)
 
   clocks = jnp.asarray(PENALTY_CLOCKS, jnp.int32)
   per_clock = jax.vmap(lambda t: jax.vmap(lambda cond: one(cond, t))(conds))(clocks)
@@ -407,7 +407,7 @@ def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
   start = network.DIRECTION_GAIN_INDEX   # the direction's linear and hinge coefficients
   return _mean_over_clocks(
       weights, config, conds,
-      lambda out: jnp.mean(jnp.square(out[:, start:start + 2])), exempt)
+      lambda out, cond: jnp.mean(jnp.square(out[:, start:start + 2])), exempt)
 
 
 def normalizer_mixture(outputs: jax.Array, config: network.ExecutorConfig) -> jax.Array:
@@ -425,9 +425,67 @@ def normalizer_mixture(outputs: jax.Array, config: network.ExecutorConfig) -> ja
   alpha = jnp.abs(outputs[:, 0])
   beta = step_lib.normalizer_constant(outputs[:, 5], config.normalizer_constant, 0.0)
   k = step_lib.sign_gain(outputs[:, 6], config.sign_gain)
-  terms = jnp.stack([alpha, beta, k], axis=-1)
-  fractions = terms / (jnp.sum(terms, axis=-1, keepdims=True) + 1e-12)
+  fractions = _fractions(jnp.stack([alpha, beta, k], axis=-1))
   return 1.0 - jnp.sum(jnp.square(fractions), axis=-1)
+
+
+def _fractions(terms: jax.Array) -> jax.Array:
+  return terms / (jnp.sum(terms, axis=-1, keepdims=True) + 1e-12)
+
+
+# Which of the executor's three denominator terms (learned_opt.executor.step) each rule
+# divides by, on the tensors it does not factor and on those it does (only adafactor
+# factors): 'edge' (alpha v, the per-entry RMS), 'constant' (beta's term: 1 for SGD-like
+# rules, the factored row/column RMS through the node factor for adafactor), 'sign'
+# (k |n|). Rules not named get no primitive hint.
+DENOMINATOR_TERMS = ("edge", "constant", "sign")
+DENOMINATOR_PRIMITIVES = {
+    **{name: ("edge", "edge") for name in ("adam", "adamw", "nadam", "rmsprop", "lamb",
+                                            "adabelief", "adagrad")},
+    **{name: ("constant", "constant") for name in ("sgd", "lars")},
+    "lion": ("sign", "sign"),
+    "adafactor": ("edge", "constant"),
+}
+
+
+def primitive_targets(config: network.ExecutorConfig) -> jax.Array:
+  """(num rules, 2) int32: per rule of the embedding table, the index in DENOMINATOR_TERMS
+  of the term it divides by on unfactored and on factored tensors; -1 for no hint."""
+  return jnp.asarray([[DENOMINATOR_TERMS.index(term) for term in DENOMINATOR_PRIMITIVES[name]]
+                      if name in DENOMINATOR_PRIMITIVES else [-1, -1]
+                      for name in config.rules], jnp.int32)
+
+
+def primitive_error(outputs: jax.Array, config: network.ExecutorConfig, rule_id: jax.Array,
+                    tensor_feats: jax.Array) -> jax.Array:
+  """Mean over tensors of -log q_target: how little of the denominator the rule's own
+  term (DENOMINATOR_PRIMITIVES) carries.
+
+  q are the terms' coefficients (alpha, beta's, k) as fractions of their sum, beta's
+  with the node factor's bias e^{w_0} where only beta's term carries the node factor
+  (normalizer_constant='scaled'). 0 when the rule's term alone divides; 0 for rules
+  without a hint. A hint on the algorithm's structure in the sense of CLRS's hints: which
+  primitive a step uses, not what it computes (the update loss says that).
+  """
+  alpha = jnp.abs(outputs[:, 0])
+  beta = step_lib.normalizer_constant(outputs[:, 5], config.normalizer_constant, 0.0)
+  if config.normalizer_constant == "scaled":
+    beta = beta * jnp.exp(jnp.clip(outputs[:, 4], -30.0, 30.0))
+  k = step_lib.sign_gain(outputs[:, 6], config.sign_gain)
+  fractions = _fractions(jnp.stack([alpha, beta, k], axis=-1))
+  factored = step_lib.factored_by_rule(tensor_feats).astype(jnp.int32)
+  target = primitive_targets(config)[rule_id][factored]          # (num_tensors,)
+  share = jnp.take_along_axis(fractions, jnp.maximum(target, 0)[:, None], axis=-1)[:, 0]
+  hinted = (target >= 0).astype(jnp.float32)
+  return jnp.sum(hinted * -jnp.log(share + 1e-6)) / jnp.maximum(jnp.sum(hinted), 1.0)
+
+
+def primitive_hint(weights: Any, config: network.ExecutorConfig, conds: Conditioning
+                   ) -> jax.Array:
+  """`primitive_error` averaged over the batch's conditionings and PENALTY_CLOCKS."""
+  return _mean_over_clocks(
+      weights, config, conds,
+      lambda out, cond: primitive_error(out, config, cond.rule_id, cond.tensor_features))
 
 
 def normalizer_mixture_penalty(weights: Any, config: network.ExecutorConfig,
@@ -439,7 +497,8 @@ def normalizer_mixture_penalty(weights: Any, config: network.ExecutorConfig,
   adafactor, whose vectors divide by alpha's term and matrices by beta's: the
   tensor net's outputs for both come from one rule conditioning)."""
   return _mean_over_clocks(weights, config, conds,
-                           lambda out: jnp.mean(normalizer_mixture(out, config)), exempt)
+                           lambda out, cond: jnp.mean(normalizer_mixture(out, config)),
+                           exempt)
 
 
 def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
@@ -448,7 +507,8 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
                     mixture_penalty: float = 0.0, warmup_gradient: bool = False,
                     mixture_exempt: tuple[str, ...] = (),
                     preconditioner_hint_weight: float = 0.0,
-                    denominator_hint_weight: float = 0.0):
+                    denominator_hint_weight: float = 0.0,
+                    primitive_hint_weight: float = 0.0):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
@@ -457,7 +517,7 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
   `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off),
   leaving out the rules in `mixture_exempt`.
   `warmup_gradient`, `preconditioner_hint_weight` and `denominator_hint_weight`: see
-  `trajectory_loss`.
+  `trajectory_loss`. `primitive_hint_weight` weighs `primitive_hint` (0: off).
   """
 
   def batch_loss(weights, trajs, conds, warmup):
@@ -474,6 +534,10 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
       mixture = normalizer_mixture_penalty(weights, config, conds, mixture_exempt)
       metrics = dict(metrics, mixture_penalty=jnp.broadcast_to(mixture, losses.shape))
       loss = loss + mixture_penalty * mixture
+    if primitive_hint_weight:
+      hint = primitive_hint(weights, config, conds)
+      metrics = dict(metrics, primitive_hint=jnp.broadcast_to(hint, losses.shape))
+      loss = loss + primitive_hint_weight * hint
     return loss, metrics
 
   @functools.partial(jax.jit, static_argnames=("warmup",))

@@ -1,5 +1,6 @@
 """Imitation loop: runs, checkpoints with orbax, resumes, and is loadable as optax."""
 
+import dataclasses
 import json
 
 import jax
@@ -160,15 +161,61 @@ def test_normalizer_mixture_is_zero_for_one_term_and_pulls_toward_one():
   assert float(imitation.normalizer_mixture(jnp.asarray(prior), softplus)[0]) < 1e-4
 
 
+def test_primitive_error_reads_each_rules_own_term_per_tensor():
+  """Adam's term is alpha's, SGD's beta's (with the node bias where 'scaled' puts it
+  on beta alone), Lion's k; Adafactor's alpha on the tensors it does not factor and
+  beta on those it does. Rules without a primitive (none here but unknown names) count 0."""
+  from learned_opt.executor import ExecutorConfig
+  config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1, sign_gain="abs",
+                          normalizer_constant="scaled")
+  params = {"w": jnp.ones((32, 24)), "b": jnp.ones((24,))}
+  graph = imitation.graph_of(params)
+  order = [info.shape for info in graph.tensors]
+  alpha_only = np.zeros((2, 8), np.float32)
+  alpha_only[:, 0] = 1.0
+  beta_only = np.zeros((2, 8), np.float32)
+  beta_only[:, 5] = 1.0
+  rule = lambda name: jnp.asarray(config.rules.index(name))  # noqa: E731
+
+  def error(outputs, name, min_dim=None):
+    feats = imitation.step_lib.tensor_features(graph, min_dim)
+    return float(imitation.primitive_error(jnp.asarray(outputs), config, rule(name), feats))
+
+  assert error(alpha_only, "adam") < 1e-5
+  assert error(alpha_only, "sgd") > 10.0
+  assert error(beta_only, "sgd") < 1e-5
+  # Adafactor at min_dim 16 factors the (32, 24) matrix: alpha there, beta on the vector.
+  mixed = np.where(np.asarray([[len(s) == 2] for s in order]), beta_only, alpha_only)
+  assert error(mixed, "adafactor", 16) < 1e-5
+  assert error(mixed, "adafactor", 128) > 5.0    # 128 factors nothing: alpha everywhere
+  assert error(alpha_only, "adafactor", 128) < 1e-5
+  # The node bias e^{w_4} scales beta's term alone in the 'scaled' form.
+  blend = np.zeros((2, 8), np.float32)
+  blend[:, 0], blend[:, 5] = 1.0, 1.0
+  np.testing.assert_allclose(error(blend, "sgd"), np.log(2.0), rtol=1e-4)
+  blend[:, 4] = np.log(3.0)
+  np.testing.assert_allclose(error(blend, "sgd"), np.log(4.0 / 3.0), rtol=1e-4)
+  grad = jax.grad(lambda o: imitation.primitive_error(o, config, rule("sgd"),
+                                                      imitation.step_lib.tensor_features(
+                                                          graph, None)))(jnp.asarray(blend))
+  assert float(grad[0, 0]) > 0 and float(grad[0, 5]) < 0   # descent: less alpha, more beta
+  unknown = dataclasses.replace(config, rules=config.rules + ("muon",))
+  assert float(imitation.primitive_error(
+      jnp.asarray(blend), unknown, jnp.asarray(len(unknown.rules) - 1),
+      imitation.step_lib.tensor_features(graph, None))) == 0.0
+
+
 def test_imitation_with_penalties_logs_them(tmp_path):
   config = _tiny_config()
   config.num_steps = 1
   config.direction_readout_penalty = 0.1
   config.normalizer_mixture_penalty = 0.1
   config.mixture_penalty_exempt = ("sgd",)
+  config.primitive_hint_weight = 0.1
   last = imitate.train(config, str(tmp_path))
   assert last["readout_penalty"] >= 0.0 and np.isfinite(last["loss"])
   assert 0.0 <= last["mixture_penalty"] <= 2.0 / 3.0
+  assert last["primitive_hint"] > 0.0    # fresh weights: the Adam prior, wrong for SGD
 
 
 def test_imitation_with_adafactor_hints_logs_them(tmp_path):
