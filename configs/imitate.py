@@ -74,6 +74,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Weight of the denominator hint (imitation.denominator_shape_error: the executor's
   # denominator proportional to that RMS per tensor); 0 as the shipped executor was trained.
   config.denominator_hint_weight = 0.0
+  # The denominator hint on its scale too (equal to that RMS, not only proportional).
+  config.denominator_hint_scale = False
   # Weight of imitation.primitive_hint (each rule's denominator carried by the term its
   # algorithm divides by: imitation.DENOMINATOR_PRIMITIVES); 0 as the shipped executor
   # was trained.

@@ -169,7 +169,8 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
                     cond: Conditioning, hint_weight: float, warmup: int = 0,
                     magnitude_weight: float = 1.0, warmup_gradient: bool = False,
                     preconditioner_hint_weight: float = 0.0,
-                    denominator_hint_weight: float = 0.0) -> tuple[jax.Array, dict]:
+                    denominator_hint_weight: float = 0.0,
+                    denominator_hint_scale: bool = False) -> tuple[jax.Array, dict]:
   """Free-running imitation loss of the executor along one trajectory.
 
   The first `warmup` steps run the executor (its own state fed back, as at
@@ -187,7 +188,8 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   `preconditioner_hint_weight` (0: off) weighs the preconditioner hint
   (PRECONDITIONER_HINTS) into the loss, on the rules that provide it;
   `denominator_hint_weight` (0: off) weighs `denominator_shape_error` of the
-  executor's denominator against the same hint.
+  executor's denominator against the same hint (with `denominator_hint_scale`, its
+  scale too: the denominator equal to that RMS, not only proportional).
   """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
@@ -232,7 +234,8 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
       # Rules without the hint: the target is the (frozen) denominator, so no signal.
       rms = _where(traj.preconditioner_mask, preconditioner, jax.lax.stop_gradient(denominator))
       update_grads = _where(traj.preconditioner_mask, grads, jax.tree.map(jnp.ones_like, grads))
-      denominator_err = denominator_shape_error(denominator, rms, update_grads)
+      denominator_err = denominator_shape_error(denominator, rms, update_grads,
+                                                with_scale=denominator_hint_scale)
     else:
       denominator_err = jnp.zeros(())
     cosine = _cosine(out.updates, target)
@@ -260,26 +263,31 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   return loss, metrics
 
 
-def denominator_shape_error(denominator: PyTree, rms: PyTree, grads: PyTree) -> jax.Array:
-  """How far the denominator is from proportional to `rms`, per tensor, averaged.
+def denominator_shape_error(denominator: PyTree, rms: PyTree, grads: PyTree,
+                            with_scale: bool = False) -> jax.Array:
+  """How far the denominator is from proportional to `rms` (with `with_scale`: from
+  equal to it), per tensor, averaged.
 
   Per tensor with r = log(denominator) - log(rms) per entry, the variance of r under
   weights (g / rms)^2 normalized to sum 1 (the rule's own squared update: entries
   the rule barely moves, dead units above all, count little). Zero when the
   denominator is c * rms for any per-tensor c (the scale is the layer gain's and
-  the numerator's business); scalars count zero.
+  the numerator's business); scalars count zero. With `with_scale` it is the weighted
+  mean of r^2 instead (variance plus squared mean; scalars count too): zero only for
+  the rule's own denominator, which pins the scale the layer gain's readouts see
+  (Adafactor's update clipping acts at RMS(g / RMS) = 1).
   """
   errs = []
   for den, target, g in zip(jax.tree.leaves(denominator), jax.tree.leaves(rms),
                             jax.tree.leaves(grads)):
-    if den.size < 2:
+    if den.size < 2 and not with_scale:
       continue
     target = target.astype(jnp.float32)
     r = jnp.log(den + 1e-30) - jnp.log(target + 1e-30)
     w = jnp.square(g.astype(jnp.float32) / (target + 1e-30))
     w = w / (jnp.sum(w) + 1e-30)
     mean = jnp.sum(w * r)
-    errs.append(jnp.sum(w * jnp.square(r - mean)))
+    errs.append(jnp.sum(w * jnp.square(r - (0.0 if with_scale else mean))))
   return jnp.mean(jnp.stack(errs)) if errs else jnp.zeros(())
 
 
@@ -508,7 +516,8 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
                     mixture_exempt: tuple[str, ...] = (),
                     preconditioner_hint_weight: float = 0.0,
                     denominator_hint_weight: float = 0.0,
-                    primitive_hint_weight: float = 0.0):
+                    primitive_hint_weight: float = 0.0,
+                    denominator_hint_scale: bool = False):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
@@ -516,15 +525,16 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
   `direction_readout_penalty` into the loss (0: off), leaving out the rules in
   `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off),
   leaving out the rules in `mixture_exempt`.
-  `warmup_gradient`, `preconditioner_hint_weight` and `denominator_hint_weight`: see
-  `trajectory_loss`. `primitive_hint_weight` weighs `primitive_hint` (0: off).
+  `warmup_gradient`, `preconditioner_hint_weight`, `denominator_hint_weight` and
+  `denominator_hint_scale`: see `trajectory_loss`. `primitive_hint_weight` weighs
+  `primitive_hint` (0: off).
   """
 
   def batch_loss(weights, trajs, conds, warmup):
     losses, metrics = jax.vmap(trajectory_loss,
-                               in_axes=(None, None, 0, 0) + (None,) * 6)(
+                               in_axes=(None, None, 0, 0) + (None,) * 7)(
         weights, config, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient,
-        preconditioner_hint_weight, denominator_hint_weight)
+        preconditioner_hint_weight, denominator_hint_weight, denominator_hint_scale)
     loss = jnp.mean(losses)
     if readout_penalty:
       penalty = direction_readout_penalty(weights, config, conds, penalty_exempt)

@@ -428,16 +428,18 @@ def test_preconditioner_hint_is_exact_for_the_adafactor_executor(min_dim):
   assert float(traj.preconditioner_mask) == 1.0
   cond = imitation.conditioning_for(config, "adafactor", kwargs, params)
 
-  def hint_errors(weights):
+  def hint_errors(weights, scale=False):
     metrics = imitation.trajectory_loss(weights, config, traj, cond, 0.3,
                                         preconditioner_hint_weight=1.0,
-                                        denominator_hint_weight=1.0)[1]
+                                        denominator_hint_weight=1.0,
+                                        denominator_hint_scale=scale)[1]
     return metrics["preconditioner_rel_err"], metrics["denominator_shape_err"]
 
   preconditioner_err, denominator_err = hint_errors(_adafactor_weights(config))
   assert float(preconditioner_err) < 1e-8
-  if min_dim == 16:   # the hand weights divide every matrix by the factored RMS
+  if min_dim == 16:   # the hand weights divide every matrix by the factored RMS, itself
     assert float(denominator_err) < 1e-8
+    assert float(hint_errors(_adafactor_weights(config), scale=True)[1]) < 1e-8
   fresh = init_weights(config, jax.random.PRNGKey(0))
   assert min(float(e) for e in hint_errors(fresh)) > 1e-3
   grads = jax.grad(lambda w: hint_errors(w)[0])(fresh)

@@ -205,6 +205,17 @@ def test_primitive_error_reads_each_rules_own_term_per_tensor():
       imitation.step_lib.tensor_features(graph, None))) == 0.0
 
 
+def test_denominator_hint_scale_pins_the_scale_the_shape_error_leaves_free():
+  rms = {"w": jnp.asarray([[1.0, 2.0], [3.0, 4.0]]), "b": jnp.asarray([0.5])}
+  grads = jax.tree.map(jnp.ones_like, rms)
+  double = jax.tree.map(lambda x: 2.0 * x, rms)
+  assert float(imitation.denominator_shape_error(double, rms, grads)) < 1e-10
+  np.testing.assert_allclose(
+      float(imitation.denominator_shape_error(double, rms, grads, with_scale=True)),
+      np.log(2.0) ** 2, rtol=1e-5)   # the scalar-sized bias counts once its scale does
+  assert float(imitation.denominator_shape_error(rms, rms, grads, with_scale=True)) < 1e-10
+
+
 def test_imitation_with_penalties_logs_them(tmp_path):
   config = _tiny_config()
   config.num_steps = 1
@@ -224,6 +235,7 @@ def test_imitation_with_adafactor_hints_logs_them(tmp_path):
   config.rules = {"adafactor": imitate_config.rule_ranges()["adafactor"]}
   config.preconditioner_hint_weight = 1.0
   config.denominator_hint_weight = 1.0
+  config.denominator_hint_scale = True
   last = imitate.train(config, str(tmp_path))
   assert np.isfinite(last["loss"])
   assert last["preconditioner_rel_err"] > 0.0 and last["denominator_shape_err"] > 0.0
