@@ -12,7 +12,9 @@ from the same zero start), and is trained on
     + preconditioner_hint_weight * relative squared error of the RMS
       a factoring rule divides by                            (preconditioner hint)
     + denominator_hint_weight * the spread of log(executor's denominator / that RMS)
-      over each tensor                                          (denominator hint)
+      over each tensor (with denominator_hint_scale: its mean square)  (denominator hint)
+    + primitive_hint_weight * -log(share of the denominator the rule's own term
+      carries, DENOMINATOR_PRIMITIVES)                            (primitive hint)
 
 Direction and log-magnitude are separated on purpose: a relative squared error
 has a trap at u_exec = 0 (its gradient with respect to the log step size
