@@ -151,7 +151,8 @@ def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm:
                    preconditioner_hint_weight: float = 0.0,
                    denominator_hint_weight: float = 0.0,
                    primitive_hint_weight: float = 0.0,
-                   denominator_hint_scale: bool = False):
+                   denominator_hint_scale: bool = False,
+                   primitive_hint_exempt: tuple[str, ...] = ()):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(
@@ -160,7 +161,8 @@ def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm:
       mixture_penalty=mixture_penalty, warmup_gradient=warmup_gradient,
       mixture_exempt=mixture_exempt, preconditioner_hint_weight=preconditioner_hint_weight,
       denominator_hint_weight=denominator_hint_weight,
-      primitive_hint_weight=primitive_hint_weight, denominator_hint_scale=denominator_hint_scale)
+      primitive_hint_weight=primitive_hint_weight, denominator_hint_scale=denominator_hint_scale,
+      primitive_hint_exempt=primitive_hint_exempt)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -197,7 +199,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       preconditioner_hint_weight=config.get("preconditioner_hint_weight", 0.0),
       denominator_hint_weight=config.get("denominator_hint_weight", 0.0),
       primitive_hint_weight=config.get("primitive_hint_weight", 0.0),
-      denominator_hint_scale=bool(config.get("denominator_hint_scale", False)))
+      denominator_hint_scale=bool(config.get("denominator_hint_scale", False)),
+      primitive_hint_exempt=tuple(config.get("primitive_hint_exempt", ())))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0

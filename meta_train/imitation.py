@@ -490,12 +490,14 @@ def primitive_error(outputs: jax.Array, config: network.ExecutorConfig, rule_id:
   return jnp.sum(hinted * -jnp.log(share + 1e-6)) / jnp.maximum(jnp.sum(hinted), 1.0)
 
 
-def primitive_hint(weights: Any, config: network.ExecutorConfig, conds: Conditioning
-                   ) -> jax.Array:
-  """`primitive_error` averaged over the batch's conditionings and PENALTY_CLOCKS."""
+def primitive_hint(weights: Any, config: network.ExecutorConfig, conds: Conditioning,
+                   exempt: tuple[str, ...] = ()) -> jax.Array:
+  """`primitive_error` averaged over the batch's conditionings and PENALTY_CLOCKS,
+  leaving out the conditionings on a rule named in `exempt`."""
   return _mean_over_clocks(
       weights, config, conds,
-      lambda out, cond: primitive_error(out, config, cond.rule_id, cond.tensor_features))
+      lambda out, cond: primitive_error(out, config, cond.rule_id, cond.tensor_features),
+      exempt)
 
 
 def normalizer_mixture_penalty(weights: Any, config: network.ExecutorConfig,
@@ -519,7 +521,8 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
                     preconditioner_hint_weight: float = 0.0,
                     denominator_hint_weight: float = 0.0,
                     primitive_hint_weight: float = 0.0,
-                    denominator_hint_scale: bool = False):
+                    denominator_hint_scale: bool = False,
+                    primitive_hint_exempt: tuple[str, ...] = ()):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
@@ -529,7 +532,7 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
   leaving out the rules in `mixture_exempt`.
   `warmup_gradient`, `preconditioner_hint_weight`, `denominator_hint_weight` and
   `denominator_hint_scale`: see `trajectory_loss`. `primitive_hint_weight` weighs
-  `primitive_hint` (0: off).
+  `primitive_hint` (0: off), leaving out the rules in `primitive_hint_exempt`.
   """
 
   def batch_loss(weights, trajs, conds, warmup):
@@ -547,7 +550,7 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
       metrics = dict(metrics, mixture_penalty=jnp.broadcast_to(mixture, losses.shape))
       loss = loss + mixture_penalty * mixture
     if primitive_hint_weight:
-      hint = primitive_hint(weights, config, conds)
+      hint = primitive_hint(weights, config, conds, primitive_hint_exempt)
       metrics = dict(metrics, primitive_hint=jnp.broadcast_to(hint, losses.shape))
       loss = loss + primitive_hint_weight * hint
     return loss, metrics

@@ -165,7 +165,7 @@ def test_primitive_error_reads_each_rules_own_term_per_tensor():
   """Adam's term is alpha's, SGD's beta's (with the node bias where 'scaled' puts it
   on beta alone), Lion's k; Adafactor's alpha on the tensors it does not factor and
   beta on those it does. Rules without a primitive (none here but unknown names) count 0."""
-  from learned_opt.executor import ExecutorConfig
+  from learned_opt.executor import ExecutorConfig, init_weights
   config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1, sign_gain="abs",
                           normalizer_constant="scaled")
   params = {"w": jnp.ones((32, 24)), "b": jnp.ones((24,))}
@@ -199,6 +199,12 @@ def test_primitive_error_reads_each_rules_own_term_per_tensor():
                                                       imitation.step_lib.tensor_features(
                                                           graph, None)))(jnp.asarray(blend))
   assert float(grad[0, 0]) > 0 and float(grad[0, 5]) < 0   # descent: less alpha, more beta
+  # Exempt rules leave the batch mean: SGD's conditioning on an Adam-like executor.
+  weights = init_weights(config, jax.random.PRNGKey(0))
+  conds = imitation.stack([imitation.conditioning_for(config, "sgd", {"learning_rate": 0.1},
+                                                      params)])
+  assert float(imitation.primitive_hint(weights, config, conds)) > 1.0
+  assert float(imitation.primitive_hint(weights, config, conds, ("sgd",))) == 0.0
   unknown = dataclasses.replace(config, rules=config.rules + ("muon",))
   assert float(imitation.primitive_error(
       jnp.asarray(blend), unknown, jnp.asarray(len(unknown.rules) - 1),
