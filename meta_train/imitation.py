@@ -432,14 +432,21 @@ def normalizer_mixture(outputs: jax.Array, config: network.ExecutorConfig) -> ja
   generalizes worse: the shipped executor's Adam keeps beta ~0.2 alpha (its
   updates shrink against Adam's late in long runs).
   """
-  alpha = jnp.abs(outputs[:, 0])
-  beta = step_lib.normalizer_constant(outputs[:, 5], config.normalizer_constant, 0.0)
-  k = step_lib.sign_gain(outputs[:, 6], config.sign_gain)
-  fractions = _fractions(jnp.stack([alpha, beta, k], axis=-1))
+  fractions = _denominator_fractions(outputs, config)
   return 1.0 - jnp.sum(jnp.square(fractions), axis=-1)
 
 
-def _fractions(terms: jax.Array) -> jax.Array:
+def _denominator_fractions(outputs: jax.Array, config: network.ExecutorConfig,
+                           node_bias: bool = False) -> jax.Array:
+  """(num_tensors, 3): the denominator terms' coefficients (alpha, beta's, k) as fractions
+  of their sum; with `node_bias`, beta's times the node factor's bias e^{w_0} where only
+  beta's term carries the node factor (normalizer_constant='scaled')."""
+  alpha = jnp.abs(outputs[:, 0])
+  beta = step_lib.normalizer_constant(outputs[:, 5], config.normalizer_constant, 0.0)
+  if node_bias and config.normalizer_constant == "scaled":
+    beta = beta * jnp.exp(jnp.clip(outputs[:, 4], -30.0, 30.0))
+  k = step_lib.sign_gain(outputs[:, 6], config.sign_gain)
+  terms = jnp.stack([alpha, beta, k], axis=-1)
   return terms / (jnp.sum(terms, axis=-1, keepdims=True) + 1e-12)
 
 
@@ -477,12 +484,7 @@ def primitive_error(outputs: jax.Array, config: network.ExecutorConfig, rule_id:
   without a hint. A hint on the algorithm's structure in the sense of CLRS's hints: which
   primitive a step uses, not what it computes (the update loss says that).
   """
-  alpha = jnp.abs(outputs[:, 0])
-  beta = step_lib.normalizer_constant(outputs[:, 5], config.normalizer_constant, 0.0)
-  if config.normalizer_constant == "scaled":
-    beta = beta * jnp.exp(jnp.clip(outputs[:, 4], -30.0, 30.0))
-  k = step_lib.sign_gain(outputs[:, 6], config.sign_gain)
-  fractions = _fractions(jnp.stack([alpha, beta, k], axis=-1))
+  fractions = _denominator_fractions(outputs, config, node_bias=True)
   factored = step_lib.factored_by_rule(tensor_feats).astype(jnp.int32)
   target = primitive_targets(config)[rule_id][factored]          # (num_tensors,)
   share = jnp.take_along_axis(fractions, jnp.maximum(target, 0)[:, None], axis=-1)[:, 0]

@@ -30,7 +30,7 @@ import numpy as np
 import tasks
 from learned_opt import checkpoint
 from learned_opt.executor import network, step
-from meta_train import imitation
+from per_tensor_agreement import agreement_along_rule
 
 FORCINGS = ("alpha0", "exp1", "vec", "decay", "ng", "k0", "eps0")
 LADDER = "as_is,eps0,k0,alpha0+exp1+decay+ng,alpha0+exp1+decay+ng+k0,alpha0+exp1+decay+ng+eps0," \
@@ -82,18 +82,8 @@ def agreement(weights, config, hidden: tuple, learning_rate: float):
   """(tensor shapes, median cosine per tensor, median norm ratio per tensor)."""
   task = tasks.get("digits_mlp", hidden=hidden)
   kwargs = {"learning_rate": learning_rate, "min_dim_size_to_factor": 16}
-  traj, cond = imitation.rule_run(config, "adafactor", kwargs, task, 200, 0)
-  graph = imitation.graph_of(jax.tree.map(lambda x: x[0], traj.params))
-
-  def metrics(pred, target):
-    pairs = list(zip(graph.leaves(pred), graph.leaves(target)))
-    cos = jnp.stack([jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b) + 1e-30)
-                     for a, b in pairs])
-    ratio = jnp.stack([jnp.linalg.norm(a) / (jnp.linalg.norm(b) + 1e-30) for a, b in pairs])
-    return cos, ratio
-
-  cos, ratio = imitation.per_step_agreement(weights, config, traj, cond, metrics=metrics)
-  return ([info.shape for info in graph.tensors], np.median(cos, 0), np.median(ratio, 0))
+  shapes, cos, ratio = agreement_along_rule(weights, config, "adafactor", kwargs, task, 0)
+  return shapes, np.median(cos, 0), np.median(ratio, 0)
 
 
 def main(path: str, forcings: str = LADDER) -> None:

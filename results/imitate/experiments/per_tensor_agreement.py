@@ -30,8 +30,15 @@ def per_tensor(path: str, rule: str, network: str | None = None
   eval_config = evaluate_imitation.get_config()
   spec = eval_config.networks[network] if network else eval_config.base_task
   task = tasks.get(spec.name, **spec.kwargs)
-  traj, cond = imitation.rule_run(config, rule, dict(eval_config.rules[rule]), task, STEPS,
-                                  eval_config.seed)
+  return agreement_along_rule(weights, config, rule, dict(eval_config.rules[rule]), task,
+                              eval_config.seed)
+
+
+def agreement_along_rule(weights, config, rule: str, kwargs: dict, task, seed: int
+                         ) -> tuple[list, np.ndarray, np.ndarray]:
+  """Per-tensor cosines and norm ratios [step, tensor] of the executor along the rule's
+  own STEPS-step run on `task` (its state fed back), and the tensor shapes."""
+  traj, cond = imitation.rule_run(config, rule, kwargs, task, STEPS, seed)
   graph = imitation.graph_of(jax.tree.map(lambda x: x[0], traj.params))
 
   def metrics(pred, target):
