@@ -42,6 +42,12 @@ NUM_TENSOR_OUTPUTS = NUM_NORMALIZER_OUTPUTS + NUM_GAIN_COEFFS
 # on log RMS(direction); see layer_log_gain.
 DIRECTION_GAIN_INDEX = NUM_NORMALIZER_OUTPUTS + 4
 NUM_TENSOR_FEATURES = 8
+# learned_opt.executor.step.tensor_features' columns: rank flags, then the sizes (log10 of
+# in-neurons, out-neurons, entries and multiplicity, / 10), then where the second largest
+# dimension sits against adafactor's min_dim_size_to_factor.
+SIZE_COLUMNS = (3, 4, 5, 6)
+FACTORING_COLUMN = 7
+_UNFACTORED = -2.0   # the factoring column of a tensor the rule does not factor
 # The step-size integrator keeps its adapted step within [min_step_size_factor,
 # max_step_size_factor] x the learned one, by default [1/30, 30] (ExecutorConfig;
 # learned_opt.executor.step).
@@ -213,6 +219,12 @@ class ExecutorConfig:
       'sgd' (plain SGD; used to measure transfer between rules fairly).
     max_time: if > 0, the step count the networks see is capped here (the
       longest run the weights were trained on); 0 leaves the clock unbounded.
+    size_features: whether the tensor net reads each tensor's sizes (SIZE_COLUMNS)
+      and where its second largest dimension sits against min_dim_size_to_factor.
+      False: it reads only the rank and whether the rule factors the tensor
+      (`shape_blind`), so its outputs are the same on a 4x wider layer as on the
+      ones imitation trained on; none of the imitated rules reads a size except
+      through that test. True (the default) for the executors before it.
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
                             "lion", "adabelief", "adagrad", "lars")
@@ -242,6 +254,7 @@ class ExecutorConfig:
   decay_feature_stats: tuple[tuple[str, str, float, float], ...] = ()
   prior: str = "adam"
   max_time: int = 0
+  size_features: bool = True
 
   def __post_init__(self):
     if not 0.0 < self.min_step_size_factor <= 1.0:
@@ -317,6 +330,16 @@ def _mlp_with_skip(x: jax.Array, hidden: int, out: int, name: str,
                             name=f"{name}_out")(h)
 
 
+def shape_blind(tensor_features: jax.Array) -> jax.Array:
+  """Tensor features without the sizes: SIZE_COLUMNS zeroed, and the factoring column
+  reduced to factored (1/2, the test's threshold) or not (-2, as for every other rule)."""
+  keep = np.ones(NUM_TENSOR_FEATURES, np.float32)
+  keep[list(SIZE_COLUMNS)] = 0.0
+  factored = tensor_features[:, FACTORING_COLUMN] >= 0.5 - 1e-6
+  blind = tensor_features * keep
+  return blind.at[:, FACTORING_COLUMN].set(jnp.where(factored, 0.5, _UNFACTORED))
+
+
 def _networks(config: ExecutorConfig):
 
   def conditioning_vector(rule_id, hyper_features, time_features):
@@ -333,6 +356,8 @@ def _networks(config: ExecutorConfig):
     return out
 
   def tensor_net(c, tensor_features):
+    if not config.size_features:
+      tensor_features = shape_blind(tensor_features)
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
                          tensor_features], axis=-1)
     out = _mlp_with_skip(x, config.hidden, NUM_TENSOR_OUTPUTS, "tensor_net",

@@ -187,7 +187,7 @@ def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
   return jnp.asarray(rows, jnp.float32).reshape(len(rows), network.NUM_TENSOR_FEATURES)
 
 
-_FACTORING_COLUMN = 7   # tensor_features' log2(second largest dim / min_dim_size_to_factor) + 1/2
+_FACTORING_COLUMN = network.FACTORING_COLUMN   # log2(second largest dim / min_dim) + 1/2
 
 
 def factored_by_rule(tensor_feats: jax.Array) -> jax.Array:
