@@ -41,6 +41,21 @@ NUM_TENSOR_OUTPUTS = NUM_NORMALIZER_OUTPUTS + NUM_GAIN_COEFFS
 # Tensor-net output index of the first coefficient (linear, then hinge, knot, zero flag)
 # on log RMS(direction); see layer_log_gain.
 DIRECTION_GAIN_INDEX = NUM_NORMALIZER_OUTPUTS + 4
+# Per rule, the layer gain's coefficients (layer_log_gain's order: alpha, beta, tau, gamma
+# on log RMS(p), the same on log RMS(d), then the bias) that the rule's own algorithm has;
+# None: learned (ExecutorConfig.rule_gain_slopes). Adafactor multiplies by max(1e-3,
+# RMS(p)) (optax's parameter scale) and divides by max(1, RMS(u)) (update clipping at 1,
+# where the executor's d = c u: its knot tau_d = log c is learned); LAMB's trust ratio is
+# RMS(p) / RMS(u); Adam-like rules and SGD read neither. Rules not named are left free.
+_LOG_MIN_PARAM_SCALE = math.log(1e-3)
+_READS_NEITHER = (0.0, 0.0, None, 0.0, 0.0, 0.0, None, 0.0, None)
+RULE_GAIN_COEFFS = {
+    **{rule: _READS_NEITHER for rule in ("sgd", "rmsprop", "adam", "adamw", "nadam",
+                                         "lion", "adabelief", "adagrad")},
+    "adafactor": (0.0, 1.0, _LOG_MIN_PARAM_SCALE, _LOG_MIN_PARAM_SCALE,
+                  0.0, -1.0, None, None, None),
+    "lamb": (1.0, 0.0, None, None, -1.0, 0.0, None, None, None),
+}
 NUM_TENSOR_FEATURES = 8
 # learned_opt.executor.step.tensor_features' columns: rank flags, then the sizes (log10 of
 # in-neurons, out-neurons, entries and multiplicity, / 10), then where the second largest
@@ -219,6 +234,12 @@ class ExecutorConfig:
       'sgd' (plain SGD; used to measure transfer between rules fairly).
     max_time: if > 0, the step count the networks see is capped here (the
       longest run the weights were trained on); 0 leaves the clock unbounded.
+    rule_gain_slopes: fix the layer gain's slopes, knots and zero flags per rule to
+      the ones its algorithm has (RULE_GAIN_COEFFS; `pin_rule_gain`), leaving the
+      tensor net the bias and the clipping knot. Learned, they came out near
+      Adafactor's only where imitation's readouts sat (slope 0.7-0.9 on log RMS(p)
+      where Adafactor's is 1, -0.65 on log RMS(d) below the knot where it is 0:
+      results/imitate/experiments), so steps drifted with the width.
     size_features: whether the tensor net reads each tensor's sizes (SIZE_COLUMNS)
       and where its second largest dimension sits against min_dim_size_to_factor.
       False: it reads only the rank and whether the rule factors the tensor
@@ -255,6 +276,7 @@ class ExecutorConfig:
   prior: str = "adam"
   max_time: int = 0
   size_features: bool = True
+  rule_gain_slopes: bool = False
 
   def __post_init__(self):
     if not 0.0 < self.min_step_size_factor <= 1.0:
@@ -437,6 +459,19 @@ def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
     alpha, beta, tau, gamma = (coeffs[:, 4 * i + k] for k in range(4))
     total = total + alpha * r + beta * jax.nn.relu(r - tau) + gamma * zero
   return total
+
+
+def pin_rule_gain(gain_coeffs: jax.Array, config: ExecutorConfig,
+                  rule_id: jax.Array) -> jax.Array:
+  """(num_tensors, NUM_GAIN_COEFFS) layer gain coefficients with RULE_GAIN_COEFFS' values
+  for rule `rule_id` (which may be traced) in place of the tensor net's."""
+  values = np.zeros((len(config.rules), NUM_GAIN_COEFFS), np.float32)
+  pinned = np.zeros((len(config.rules), NUM_GAIN_COEFFS), bool)
+  for i, rule in enumerate(config.rules):
+    for k, value in enumerate(RULE_GAIN_COEFFS.get(rule, (None,) * NUM_GAIN_COEFFS)):
+      if value is not None:
+        values[i, k], pinned[i, k] = value, True
+  return jnp.where(jnp.asarray(pinned)[rule_id], jnp.asarray(values)[rule_id], gain_coeffs)
 
 
 def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:

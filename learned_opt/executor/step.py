@@ -37,6 +37,9 @@ Layer readout (coefficients from the tensor net, see network.layer_log_gain):
   r in (log rms(p), log rms(d)) (log rms(p) only with
   ExecutorConfig.direction_readout=False), and
   update = -lr mu d.
+With ExecutorConfig.rule_gain_slopes the coefficients a rule's algorithm fixes
+(Adafactor's parameter scale and clipping, LAMB's trust ratio, none for Adam or
+SGD) are set, not learned (network.pin_rule_gain).
 Both RMS are read on a row sample of tensors with more than READOUT_ROWS
 in-neurons (`_row_sample`), so neither costs a pass over the tensor.
 
@@ -449,6 +452,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   per_tensor = tensor_fn(weights, c, tensor_feats)
   normalizer = per_tensor[:, :network.NUM_NORMALIZER_OUTPUTS]
   gain_coeffs = per_tensor[:, network.NUM_NORMALIZER_OUTPUTS:network.NUM_TENSOR_OUTPUTS]
+  if config.rule_gain_slopes:
+    gain_coeffs = network.pin_rule_gain(gain_coeffs, config, rule_id)
   adapting = bool(config.step_size_adaptation) or config.learned_step_size
   step_rate, step_target = config.step_size_adaptation, config.step_size_target
   if config.learned_step_size:

@@ -1,9 +1,14 @@
-"""ExecutorConfig.size_features=False: the executor cannot tell a wider layer from a narrow one.
+"""Options that build what the rules share into the executor instead of learning it.
 
-A layer whose columns are 8 copies of a narrower layer's columns (weights and gradients
+ExecutorConfig.size_features=False: the executor cannot tell a wider layer from a
+narrow one. A layer whose columns are 8 copies of a narrower layer's columns (weights and gradients
 alike) has the same row mean squares, the same column mean squares (tiled) and the same
 RMS of every per-tensor readout, so every imitated rule gives it the tiled update. A
 size-blind executor must too, whatever its weights; one that reads the sizes does not.
+
+ExecutorConfig.rule_gain_slopes=True: the layer gain has each rule's own dependence on
+RMS(p) and RMS(d) (Adafactor's parameter scale and update clipping, LAMB's trust ratio,
+none for Adam or SGD), whatever the tensor net says.
 """
 
 import functools
@@ -78,3 +83,55 @@ def test_shape_blind_keeps_rank_and_the_factoring_test_only():
   # (512, 10): second largest dimension 10 < 16, not factored, read as unfactored.
   assert blind[by_shape[(512, 10)], network.FACTORING_COLUMN] == -2.0
   assert blind[by_shape[(64, 32)], network.FACTORING_COLUMN] == 0.5
+
+
+def _log_gain(config, weights_seed, rule, log_rms_p, log_rms_d):
+  rng = np.random.default_rng(weights_seed)
+  raw = jnp.asarray(rng.standard_normal((1, network.NUM_GAIN_COEFFS)), jnp.float32)
+  coeffs = (network.pin_rule_gain(raw, config, jnp.asarray(config.rules.index(rule)))
+            if config.rule_gain_slopes else raw)   # as learned_opt.executor.step does
+  return float(network.layer_log_gain(coeffs, jnp.asarray([log_rms_p]),
+                                      jnp.asarray([log_rms_d]))[0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pinned_gain_has_each_rules_dependence_on_the_readouts(seed):
+  config = ExecutorConfig(rule_gain_slopes=True)
+  gain = functools.partial(_log_gain, config, seed)
+  log = np.log
+  # Adafactor: x RMS(p) above 1e-3 and the floor below it and at all-zero parameters;
+  # / RMS(d) above the knot, flat below it (the knot is learned: read it off the slopes).
+  np.testing.assert_allclose(gain("adafactor", log(0.2), -30.0) - gain("adafactor", log(0.1),
+                                                                         -30.0), log(2.0),
+                             atol=1e-5)
+  np.testing.assert_allclose(gain("adafactor", log(1e-4), -30.0),
+                             gain("adafactor", log(1e-3), -30.0), atol=1e-5)
+  np.testing.assert_allclose(gain("adafactor", network._LOG_ZERO - 1.0, -30.0),
+                             gain("adafactor", log(1e-3), -30.0), atol=1e-5)
+  high, low = gain("adafactor", 0.0, 40.0), gain("adafactor", 0.0, 41.0)
+  np.testing.assert_allclose(low - high, -1.0, atol=1e-5)
+  np.testing.assert_allclose(gain("adafactor", 0.0, -41.0), gain("adafactor", 0.0, -40.0),
+                             atol=1e-5)
+  # LAMB: RMS(p) / RMS(d); Adam and SGD read neither.
+  np.testing.assert_allclose(gain("lamb", 0.5, 1.0) - gain("lamb", 0.0, 0.0), -0.5, atol=1e-5)
+  for rule in ("adam", "sgd"):
+    np.testing.assert_allclose(gain(rule, 2.0, -3.0), gain(rule, -1.0, 4.0), atol=1e-5)
+  # Without the option the tensor net's coefficients stand.
+  free = functools.partial(_log_gain, ExecutorConfig(), seed)
+  assert abs(free("adam", 2.0, -3.0) - free("adam", -1.0, 4.0)) > 1e-3
+
+
+def test_pinned_gain_reaches_the_optimizer():
+  rng = np.random.default_rng(0)
+  params = {"w": jnp.asarray(rng.standard_normal((24, 16)), jnp.float32),
+            "b": jnp.zeros((16,))}
+  grads = jax.tree.map(lambda x: 0.01 * x + 0.001, params)
+  out = {}
+  for pinned in (False, True):
+    config = ExecutorConfig(rule_gain_slopes=pinned)
+    out[pinned] = _updates(config, _random_weights(config), params, grads, "adafactor",
+                           {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}, steps=2)
+  for a, b in zip(jax.tree.leaves(out[False]), jax.tree.leaves(out[True])):
+    assert bool(jnp.all(jnp.isfinite(b)))
+  assert any(float(jnp.max(jnp.abs(a - b))) > 1e-6
+             for a, b in zip(jax.tree.leaves(out[False]), jax.tree.leaves(out[True])))
