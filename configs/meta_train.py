@@ -14,6 +14,9 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   # 'shipped:executor', a checkpoint directory, or '' (fresh weights of `executor`).
+  # The shipped executor (results/imitate/README.md) fixes each rule's layer gain
+  # (ExecutorConfig.rule_gain_slopes: none for Adam), so meta-training from it cannot
+  # learn readout slopes; results/imitate/experiments/imitate_wg4_weights learns them.
   config.init_from = "shipped:executor"
   config.executor = ml_collections.ConfigDict(dict(
       embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True))
