@@ -30,6 +30,20 @@ def mixed_params(key: jax.Array, big: bool = False) -> dict:
   }
 
 
+def random_executor_weights(config, seed: int = 0):
+  """Executor weights with init_weights' structure and random values (0.1 N(0, 1)).
+
+  The structure comes from eval_shape (no compilation); eager `init_weights`
+  compiles dozens of tiny programs (~10 s on a loaded 2-core machine), and the
+  compiled program's shapes do not depend on the values.
+  """
+  from learned_opt.executor import init_weights  # pylint: disable=import-outside-toplevel
+  shapes = jax.eval_shape(lambda key: init_weights(config, key), jax.random.PRNGKey(0))
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(
+      lambda s: jnp.asarray(0.1 * rng.standard_normal(s.shape), s.dtype), shapes)
+
+
 def random_grads(key: jax.Array, params: dict, step: int) -> dict:
   leaves, treedef = jax.tree.flatten(params)
   rng = np.random.default_rng([int(jax.random.key_data(key).ravel()[-1]), step])

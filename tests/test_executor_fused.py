@@ -10,7 +10,6 @@ fusion) has an array with (parameter size) x (hidden width) elements, nor any
 array larger than the largest parameter.
 """
 
-import functools
 import math
 import re
 
@@ -19,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, network
+from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, network
+from tests.conftest import random_executor_weights
 
 _SHAPE = re.compile(r"\b(?:pred|bf16|[fsu]\d+)\[([0-9,]*)\]")
 
@@ -29,19 +29,6 @@ PARAMS = {
     "head": {"w": jax.ShapeDtypeStruct((256, 10), jnp.float32),
              "b": jax.ShapeDtypeStruct((10,), jnp.float32)},
 }
-
-
-def _random_weights(config: ExecutorConfig):
-  """Weights with init_weights' structure and random values.
-
-  The structure comes from eval_shape (no compilation); eager `init_weights`
-  compiles dozens of tiny programs (~10 s on a loaded 2-core machine), and the
-  compiled program's shapes do not depend on the values.
-  """
-  shapes = jax.eval_shape(functools.partial(init_weights, config), jax.random.PRNGKey(0))
-  rng = np.random.default_rng(0)
-  return jax.tree.map(
-      lambda s: jnp.asarray(0.1 * rng.standard_normal(s.shape), s.dtype), shapes)
 
 
 def _param_like_split(state, params):
@@ -69,7 +56,7 @@ def _shipped_config() -> ExecutorConfig:
 @pytest.fixture(scope="module", params=["default", "shipped"])
 def compiled(request):
   config = ExecutorConfig() if request.param == "default" else _shipped_config()
-  tx = ExecutorOptimizer(_random_weights(config), config, "adam",
+  tx = ExecutorOptimizer(random_executor_weights(config), config, "adam",
                          {"learning_rate": 1e-3}).as_optax()
   state = jax.eval_shape(tx.init, PARAMS)
   hlo = jax.jit(tx.update).lower(PARAMS, state, PARAMS).compile().as_text()
@@ -115,7 +102,7 @@ def test_plain_form_materializes_the_hidden_array_the_check_looks_for():
   """The reference form writes [..., F] and [..., H] arrays: the check above must see them."""
   config = ExecutorConfig()
   opt = _learned_optimizer(config, "plain")
-  weights = _random_weights(config)
+  weights = random_executor_weights(config)
   state = jax.eval_shape(opt.init, PARAMS)
   hlo = jax.jit(opt.step).lower(weights, PARAMS, state, PARAMS).compile().as_text()
   assert _hidden_by_parameter(hlo, config, PARAMS)
@@ -127,7 +114,7 @@ def test_plain_and_fused_forms_agree():
   The tensors have at most READOUT_ROWS in-neurons, so the fused readout is exact.
   """
   config = ExecutorConfig()
-  weights = _random_weights(config)
+  weights = random_executor_weights(config)
   rng = np.random.default_rng(1)
   params = {"w": jnp.asarray(rng.standard_normal((24, 16)), jnp.float32),
             "b": jnp.zeros((16,), jnp.float32)}
@@ -150,7 +137,7 @@ def test_plain_and_fused_forms_agree():
 def test_unknown_form_is_refused():
   with pytest.raises(ValueError, match="Unknown executor form 'unfused'"):
     opt = _learned_optimizer(ExecutorConfig(), "unfused")
-    opt.step(_random_weights(ExecutorConfig()), {"w": jnp.ones((2, 2))},
+    opt.step(random_executor_weights(ExecutorConfig()), {"w": jnp.ones((2, 2))},
              opt.init({"w": jnp.ones((2, 2))}), {"w": jnp.ones((2, 2))})
 
 
@@ -195,7 +182,7 @@ def test_direction_readout_off_removes_only_the_direction_term():
   import dataclasses  # pylint: disable=import-outside-toplevel
   full = ExecutorConfig()
   without = dataclasses.replace(full, direction_readout=False)
-  weights = _random_weights(full)
+  weights = random_executor_weights(full)
   rng = np.random.default_rng(3)
   params = {"w": jnp.asarray(rng.standard_normal((200, 16)), jnp.float32),
             "b": jnp.asarray(rng.standard_normal((16,)), jnp.float32)}

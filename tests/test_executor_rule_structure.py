@@ -18,14 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, network, step
-
-
-def _random_weights(config: ExecutorConfig):
-  shapes = jax.eval_shape(functools.partial(init_weights, config), jax.random.PRNGKey(0))
-  rng = np.random.default_rng(1)
-  return jax.tree.map(lambda s: jnp.asarray(0.1 * rng.standard_normal(s.shape), s.dtype),
-                      shapes)
+from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, network, step
+from tests.conftest import random_executor_weights
 
 
 def _updates(config, weights, params, grads, algorithm, kwargs, steps=3):
@@ -51,7 +45,7 @@ def test_size_blind_executor_gives_a_tiled_layer_the_tiled_update(algorithm, kwa
   for blind in (True, False):
     config = ExecutorConfig(size_features=not blind, normalizer_constant="scaled",
                             rule_node_degree=True)
-    weights = _random_weights(config)
+    weights = random_executor_weights(config, seed=1)
     small = _updates(config, weights, narrow, grads, algorithm, kwargs)
     wide = _updates(config, weights, tile(narrow), tile(grads), algorithm, kwargs)
     gap = max(float(jnp.max(jnp.abs(w - t)) / jnp.max(jnp.abs(t)))
@@ -129,7 +123,7 @@ def test_pinned_gain_reaches_the_optimizer():
   out = {}
   for pinned in (False, True):
     config = ExecutorConfig(rule_gain_slopes=pinned)
-    out[pinned] = _updates(config, _random_weights(config), params, grads, "adafactor",
+    out[pinned] = _updates(config, random_executor_weights(config, seed=1), params, grads, "adafactor",
                            {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}, steps=2)
   for a, b in zip(jax.tree.leaves(out[False]), jax.tree.leaves(out[True])):
     assert bool(jnp.all(jnp.isfinite(b)))

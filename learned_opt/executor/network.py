@@ -62,7 +62,7 @@ NUM_TENSOR_FEATURES = 8
 # dimension sits against adafactor's min_dim_size_to_factor.
 SIZE_COLUMNS = (3, 4, 5, 6)
 FACTORING_COLUMN = 7
-_UNFACTORED = -2.0   # the factoring column of a tensor the rule does not factor
+UNFACTORED = -2.0   # the factoring column of a tensor the rule does not factor
 # The step-size integrator keeps its adapted step within [min_step_size_factor,
 # max_step_size_factor] x the learned one, by default [1/30, 30] (ExecutorConfig;
 # learned_opt.executor.step).
@@ -352,14 +352,21 @@ def _mlp_with_skip(x: jax.Array, hidden: int, out: int, name: str,
                             name=f"{name}_out")(h)
 
 
+def factored_by_rule(tensor_features: jax.Array) -> jax.Array:
+  """(num_tensors,) bool: which tensors the rule factors (adafactor's test: a matrix
+  whose second largest dimension is at least min_dim_size_to_factor), read from
+  learned_opt.executor.step.tensor_features' rows, so it may be traced."""
+  return tensor_features[:, FACTORING_COLUMN] >= 0.5 - 1e-6
+
+
 def shape_blind(tensor_features: jax.Array) -> jax.Array:
   """Tensor features without the sizes: SIZE_COLUMNS zeroed, and the factoring column
   reduced to factored (1/2, the test's threshold) or not (-2, as for every other rule)."""
   keep = np.ones(NUM_TENSOR_FEATURES, np.float32)
   keep[list(SIZE_COLUMNS)] = 0.0
-  factored = tensor_features[:, FACTORING_COLUMN] >= 0.5 - 1e-6
   blind = tensor_features * keep
-  return blind.at[:, FACTORING_COLUMN].set(jnp.where(factored, 0.5, _UNFACTORED))
+  return blind.at[:, FACTORING_COLUMN].set(
+      jnp.where(factored_by_rule(tensor_features), 0.5, UNFACTORED))
 
 
 def _networks(config: ExecutorConfig):

@@ -176,9 +176,10 @@ def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
     dims = sorted(info.shape)
     second = dims[-2] if rank >= 2 else 0
     if min_dim_size_to_factor and rank >= 2:
-      relative = max(-2.0, min(2.0, math.log2(second / min_dim_size_to_factor) + 0.5))
+      relative = max(network.UNFACTORED,
+                     min(2.0, math.log2(second / min_dim_size_to_factor) + 0.5))
     else:
-      relative = -2.0
+      relative = network.UNFACTORED
     rows.append([
         float(rank == 0), float(rank == 1), float(rank >= 2),
         math.log10(info.n_in) / 10 if rank >= 2 else 0.0,
@@ -190,14 +191,7 @@ def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None
   return jnp.asarray(rows, jnp.float32).reshape(len(rows), network.NUM_TENSOR_FEATURES)
 
 
-_FACTORING_COLUMN = network.FACTORING_COLUMN   # log2(second largest dim / min_dim) + 1/2
-
-
-def factored_by_rule(tensor_feats: jax.Array) -> jax.Array:
-  """(num_tensors,) bool: which tensors the rule factors (adafactor's test: a matrix
-  whose second largest dimension is at least min_dim_size_to_factor), read from
-  `tensor_features`' rows, so it may be traced."""
-  return tensor_feats[:, _FACTORING_COLUMN] >= 0.5 - 1e-6
+factored_by_rule = network.factored_by_rule   # kept here beside tensor_features
 
 
 def split_hyper_outputs(out: jax.Array, config: network.ExecutorConfig,
