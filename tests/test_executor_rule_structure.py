@@ -129,3 +129,76 @@ def test_pinned_gain_reaches_the_optimizer():
     assert bool(jnp.all(jnp.isfinite(b)))
   assert any(float(jnp.max(jnp.abs(a - b))) > 1e-6
              for a, b in zip(jax.tree.leaves(out[False]), jax.tree.leaves(out[True])))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clip_knot_clips_where_adafactor_does(seed):
+  """With rule_clip_knots, u' = e^(bias - log 1e-3) d is Adafactor's u: the step's log RMS
+  (over lr) is log max(RMS(p), 1e-3) + min(log RMS(u'), 0), whatever the tensor net says."""
+  config = ExecutorConfig(rule_gain_slopes=True, rule_clip_knots=True)
+  rng = np.random.default_rng(seed)
+  raw = jnp.asarray(rng.standard_normal((1, network.NUM_GAIN_COEFFS)), jnp.float32)
+  bias = float(raw[0, -1])
+  for rule in config.rules:
+    coeffs = network.pin_rule_gain(raw, config, jnp.asarray(config.rules.index(rule)))
+    for log_rms_p in (np.log(0.3), np.log(1e-5)):
+      for log_rms_u in (-2.0, -0.1, 0.0, 0.4, 3.0):
+        log_rms_d = log_rms_u - bias + np.log(1e-3)
+        gain = float(network.layer_log_gain(coeffs, jnp.asarray([log_rms_p]),
+                                            jnp.asarray([log_rms_d]))[0])
+        if rule == "adafactor":
+          np.testing.assert_allclose(gain + log_rms_d,
+                                     max(log_rms_p, np.log(1e-3)) + min(log_rms_u, 0.0),
+                                     atol=1e-4)
+        else:   # the other rules' coefficients are those of rule_gain_slopes alone
+          unclipped = network.pin_rule_gain(
+              raw, ExecutorConfig(rule_gain_slopes=True), jnp.asarray(config.rules.index(rule)))
+          np.testing.assert_array_equal(np.asarray(coeffs), np.asarray(unclipped))
+
+
+def test_clip_knots_need_the_pinned_slopes():
+  with pytest.raises(ValueError, match="rule_gain_slopes"):
+    ExecutorConfig(rule_clip_knots=True)
+
+
+def _factored_state(state):
+  """optax.adafactor's FactoredState inside its chain's state."""
+  if hasattr(state, "v_row"):
+    return state
+  for child in (state if isinstance(state, tuple) else ()):
+    found = _factored_state(child)
+    if found is not None:
+      return found
+  return None
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+def test_node_decays_follow_adafactors_own_row_and_column_moments(pinned):
+  """With rule_node_decays the executor's row/column states are optax.adafactor's v_row and
+  v_col along a run, whatever the hypernet says; without, they are not."""
+  import optax  # pylint: disable=import-outside-toplevel
+  config = ExecutorConfig(rule_gain_slopes=True, rule_node_decays=pinned)
+  rng = np.random.default_rng(0)
+  params = {"w": jnp.asarray(rng.standard_normal((32, 24)), jnp.float32),
+            "b": jnp.zeros((24,))}
+  kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
+  tx = ExecutorOptimizer(random_executor_weights(config, seed=2), config, "adafactor",
+                         kwargs).as_optax()
+  reference = optax.adafactor(**kwargs)
+  state, ref_state = tx.init(params), reference.init(params)
+  for k in range(6):
+    grads = jax.tree.map(
+        lambda x, k=k: jnp.asarray(rng.standard_normal(x.shape), jnp.float32) * (1 + k), params)
+    _, state = tx.update(grads, state, params)
+    _, ref_state = reference.update(grads, ref_state, params)
+  factored = _factored_state(ref_state)
+  executor_state = state.inner_state if hasattr(state, "inner_state") else state
+  rows, cols = executor_state.rows["w"], executor_state.cols["w"]
+  z3 = float(executor_state.z[2])
+  # optax names its factors by the axis they keep the other way round: its (24,) v_row is
+  # the mean over the 32 rows, the executor's column state.
+  by_shape = {factored.v_row["w"].shape: factored.v_row["w"],
+              factored.v_col["w"].shape: factored.v_col["w"]}
+  close = (np.allclose(rows / z3, by_shape[rows.shape], rtol=1e-4)
+           and np.allclose(cols / z3, by_shape[cols.shape], rtol=1e-4))
+  assert close == pinned

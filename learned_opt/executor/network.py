@@ -45,7 +45,8 @@ DIRECTION_GAIN_INDEX = NUM_NORMALIZER_OUTPUTS + 4
 # on log RMS(p), the same on log RMS(d), then the bias) that the rule's own algorithm has;
 # None: learned (ExecutorConfig.rule_gain_slopes). Adafactor multiplies by max(1e-3,
 # RMS(p)) (optax's parameter scale) and divides by max(1, RMS(u)) (update clipping at 1,
-# where the executor's d = c u: its knot tau_d = log c is learned); LAMB's trust ratio is
+# where the executor's d = c u: its knot tau_d = log c is learned, or with
+# ExecutorConfig.rule_clip_knots set from the bias, RULE_CLIP_KNOTS); LAMB's trust ratio is
 # RMS(p) / RMS(u); Adam-like rules and SGD read neither. Rules not named are left free.
 _LOG_MIN_PARAM_SCALE = math.log(1e-3)
 _READS_NEITHER = (0.0, 0.0, None, 0.0, 0.0, 0.0, None, 0.0, None)
@@ -56,6 +57,15 @@ RULE_GAIN_COEFFS = {
                   0.0, -1.0, None, None, None),
     "lamb": (1.0, 0.0, None, None, -1.0, 0.0, None, None, None),
 }
+# Per rule that clips its update at RMS(u) = 1 (ExecutorConfig.rule_clip_knots): k in
+# tau_d = k - bias. With Adafactor's pinned parameter term, which reads max(RMS(p), 1e-3)
+# / 1e-3, the executor's update is lr max(RMS(p), 1e-3) u' clip with u' = e^(bias - log
+# 1e-3) d, so u' reaches RMS 1 (optax's clipping_threshold) where log RMS(d) = log 1e-3 - bias.
+RULE_CLIP_KNOTS = {"adafactor": _LOG_MIN_PARAM_SCALE}
+# Per rule whose row/column second moments follow a schedule in the step t
+# (ExecutorConfig.rule_node_decays): r' = (1 - k) r + k mean_j g^2 with k = (t + 1)^-rate,
+# Adafactor's with optax's default decay_rate.
+RULE_NODE_DECAY_RATES = {"adafactor": 0.8}
 NUM_TENSOR_FEATURES = 8
 # learned_opt.executor.step.tensor_features' columns: rank flags, then the sizes (log10 of
 # in-neurons, out-neurons, entries and multiplicity, / 10), then where the second largest
@@ -246,6 +256,19 @@ class ExecutorConfig:
       (`shape_blind`), so its outputs are the same on a 4x wider layer as on the
       ones imitation trained on; none of the imitated rules reads a size except
       through that test. True (the default) for the executors before it.
+    rule_clip_knots: with rule_gain_slopes, also set the clipping knot of the rules in
+      RULE_CLIP_KNOTS from the gain's bias, where the rule's own clipping acts (RMS 1 of
+      the update in the units the bias sets). Learned, the knot never moved: below it
+      the hinge is flat, so the knot gets no gradient, and it sat at its initial 0, far
+      above every readout (log RMS(d) -2.8 to -5.5), so the executor never clipped where
+      Adafactor does (a ConvNet kernel's first steps 1.40x Adafactor's:
+      results/imitate/experiments). False for the executors before it.
+    rule_node_decays: the row/column states' decay and gain of the rules in
+      RULE_NODE_DECAY_RATES set to the rule's own schedule instead of the hypernet's.
+      Learned with clock slopes, Adafactor's came out with time constants of 1651
+      steps at step 1 and 36632 at step 1000, where Adafactor's are 1 and 251
+      (results/imitate/experiments/decays_pfc_anneal.md). False for the executors
+      before it.
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
                             "lion", "adabelief", "adagrad", "lars")
@@ -277,8 +300,13 @@ class ExecutorConfig:
   max_time: int = 0
   size_features: bool = True
   rule_gain_slopes: bool = False
+  rule_clip_knots: bool = False
+  rule_node_decays: bool = False
 
   def __post_init__(self):
+    if self.rule_clip_knots and not self.rule_gain_slopes:
+      raise ValueError("rule_clip_knots sets the clipping knot beside the rules' pinned "
+                       "slopes; it needs rule_gain_slopes=True.")
     if not 0.0 < self.min_step_size_factor <= 1.0:
       raise ValueError(f"min_step_size_factor must be in (0, 1] (a floor under the learned "
                        f"step size), got {self.min_step_size_factor}.")
@@ -471,14 +499,24 @@ def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
 def pin_rule_gain(gain_coeffs: jax.Array, config: ExecutorConfig,
                   rule_id: jax.Array) -> jax.Array:
   """(num_tensors, NUM_GAIN_COEFFS) layer gain coefficients with RULE_GAIN_COEFFS' values
-  for rule `rule_id` (which may be traced) in place of the tensor net's."""
+  for rule `rule_id` (which may be traced) in place of the tensor net's; with
+  config.rule_clip_knots, the direction's knot of the rules in RULE_CLIP_KNOTS set to
+  k - bias."""
   values = np.zeros((len(config.rules), NUM_GAIN_COEFFS), np.float32)
   pinned = np.zeros((len(config.rules), NUM_GAIN_COEFFS), bool)
   for i, rule in enumerate(config.rules):
     for k, value in enumerate(RULE_GAIN_COEFFS.get(rule, (None,) * NUM_GAIN_COEFFS)):
       if value is not None:
         values[i, k], pinned[i, k] = value, True
-  return jnp.where(jnp.asarray(pinned)[rule_id], jnp.asarray(values)[rule_id], gain_coeffs)
+  coeffs = jnp.where(jnp.asarray(pinned)[rule_id], jnp.asarray(values)[rule_id], gain_coeffs)
+  if not config.rule_clip_knots:
+    return coeffs
+  knot_index = DIRECTION_GAIN_INDEX - NUM_NORMALIZER_OUTPUTS + 2
+  clips = np.asarray([rule in RULE_CLIP_KNOTS for rule in config.rules])
+  offsets = np.asarray([RULE_CLIP_KNOTS.get(rule, 0.0) for rule in config.rules], np.float32)
+  knot = jnp.asarray(offsets)[rule_id] - coeffs[:, -1]
+  return coeffs.at[:, knot_index].set(
+      jnp.where(jnp.asarray(clips)[rule_id], knot, coeffs[:, knot_index]))
 
 
 def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:

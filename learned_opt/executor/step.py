@@ -228,10 +228,27 @@ def hyper_coefficients(weights: Any, config: network.ExecutorConfig, rule_id: ja
   so a decay can grow with the clock at a rate the rule sets (Adafactor:
   a = 1 - (t + 1)^-0.8, b = (t + 1)^-0.8: L = 0, s = 0.8, G = 0, u = -0.8).
   """
+  step = clock
   clock = jnp.minimum(clock, config.max_time) if config.max_time else clock
   cond_fn, hyper_fn, _ = network.build(config).apply
   c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(clock))
-  return c, split_hyper_outputs(hyper_fn(weights, c), config, clock)
+  coeffs = split_hyper_outputs(hyper_fn(weights, c), config, clock)
+  return c, pin_node_decay(coeffs, config, rule_id, step) if config.rule_node_decays else coeffs
+
+
+def pin_node_decay(coeffs: Coefficients, config: network.ExecutorConfig, rule_id: jax.Array,
+                   step: Any) -> Coefficients:
+  """`coeffs` with the row/column average's decay 1 - k and gain k, k = (t + 1)^-rate,
+  for the rules in network.RULE_NODE_DECAY_RATES (ExecutorConfig.rule_node_decays); the
+  step t is the true one, not capped at config.max_time, as the rule's own schedule."""
+  rules = config.rules
+  pinned = jnp.asarray([rule in network.RULE_NODE_DECAY_RATES for rule in rules])[rule_id]
+  rate = jnp.asarray([network.RULE_NODE_DECAY_RATES.get(rule, 0.0) for rule in rules],
+                     jnp.float32)[rule_id]
+  keep = jnp.power(jnp.asarray(step, jnp.float32) + 1.0, -rate)
+  return coeffs._replace(
+      decays=coeffs.decays.at[2].set(jnp.where(pinned, 1.0 - keep, coeffs.decays[2])),
+      gains=coeffs.gains.at[2].set(jnp.where(pinned, keep, coeffs.gains[2])))
 
 
 def decay(raw: jax.Array, form: str, clock_term: jax.Array | None = None) -> jax.Array:
