@@ -39,7 +39,10 @@ Layer readout (coefficients from the tensor net, see network.layer_log_gain):
   update = -lr mu d.
 With ExecutorConfig.rule_gain_slopes the coefficients a rule's algorithm fixes
 (Adafactor's parameter scale and clipping, LAMB's trust ratio, none for Adam or
-SGD) are set, not learned (network.pin_rule_gain).
+SGD) are set, not learned (network.pin_rule_gain); with ExecutorConfig.rule_clip_knots
+so is Adafactor's clipping knot, from the bias. With ExecutorConfig.rule_node_decays
+Adafactor's row/column states follow its own schedule, a3 = 1 - (t + 1)^-0.8,
+b3 = (t + 1)^-0.8 (`pin_node_decay`), so they are its factored second moments.
 Both RMS are read on a row sample of tensors with more than READOUT_ROWS
 in-neurons (`_row_sample`), so neither costs a pass over the tensor.
 
