@@ -86,6 +86,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.primitive_hint_weight = 0.0
   # Rules the primitive hint leaves out (e.g. ("sgd", "lars")). () hints every rule it names.
   config.primitive_hint_exempt = ()
+  # Weight of imitation.clip_error (where the clipping knot sits against the direction, on
+  # the rules with a preconditioner hint: adafactor); 0 as the shipped executor was trained.
+  config.clip_hint_weight = 0.0
   # Weight of imitation.direction_readout_penalty (the layer gain reads RMS(d) only where
   # a rule needs it); 0 as the shipped executor was trained.
   config.direction_readout_penalty = 0.0

@@ -152,7 +152,8 @@ def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm:
                    denominator_hint_weight: float = 0.0,
                    primitive_hint_weight: float = 0.0,
                    denominator_hint_scale: bool = False,
-                   primitive_hint_exempt: tuple[str, ...] = ()):
+                   primitive_hint_exempt: tuple[str, ...] = (),
+                   clip_hint_weight: float = 0.0):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(
@@ -162,7 +163,7 @@ def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm:
       mixture_exempt=mixture_exempt, preconditioner_hint_weight=preconditioner_hint_weight,
       denominator_hint_weight=denominator_hint_weight,
       primitive_hint_weight=primitive_hint_weight, denominator_hint_scale=denominator_hint_scale,
-      primitive_hint_exempt=primitive_hint_exempt)
+      primitive_hint_exempt=primitive_hint_exempt, clip_hint_weight=clip_hint_weight)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -200,7 +201,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       denominator_hint_weight=config.get("denominator_hint_weight", 0.0),
       primitive_hint_weight=config.get("primitive_hint_weight", 0.0),
       denominator_hint_scale=bool(config.get("denominator_hint_scale", False)),
-      primitive_hint_exempt=tuple(config.get("primitive_hint_exempt", ())))
+      primitive_hint_exempt=tuple(config.get("primitive_hint_exempt", ())),
+      clip_hint_weight=config.get("clip_hint_weight", 0.0))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0
@@ -233,7 +235,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       for penalty in ("readout_penalty", "mixture_penalty", "primitive_hint"):
         if penalty in m:
           last[penalty] = float(np.mean(m[penalty]))
-      for hint in ("preconditioner_rel_err", "denominator_shape_err"):
+      for hint in ("preconditioner_rel_err", "denominator_shape_err", "clip_err"):
         hinted = [e for n, e in zip(names, np.asarray(m.get(hint, ())))
                   if n in imitation.PRECONDITIONER_HINTS]   # the rules that give the hint
         if hinted:

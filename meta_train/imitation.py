@@ -15,6 +15,8 @@ from the same zero start), and is trained on
       over each tensor (with denominator_hint_scale: its mean square)  (denominator hint)
     + primitive_hint_weight * -log(share of the denominator the rule's own term
       carries, DENOMINATOR_PRIMITIVES)                            (primitive hint)
+    + clip_hint_weight * (log RMS(d) above its clipping knot - log RMS(u))^2
+      per tensor, u = g / the RMS a factoring rule divides by          (clip hint)
 
 Direction and log-magnitude are separated on purpose: a relative squared error
 has a trap at u_exec = 0 (its gradient with respect to the log step size
@@ -172,7 +174,8 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
                     magnitude_weight: float = 1.0, warmup_gradient: bool = False,
                     preconditioner_hint_weight: float = 0.0,
                     denominator_hint_weight: float = 0.0,
-                    denominator_hint_scale: bool = False) -> tuple[jax.Array, dict]:
+                    denominator_hint_scale: bool = False,
+                    clip_hint_weight: float = 0.0) -> tuple[jax.Array, dict]:
   """Free-running imitation loss of the executor along one trajectory.
 
   The first `warmup` steps run the executor (its own state fed back, as at
@@ -192,6 +195,12 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   `denominator_hint_weight` (0: off) weighs `denominator_shape_error` of the
   executor's denominator against the same hint (with `denominator_hint_scale`, its
   scale too: the denominator equal to that RMS, not only proportional).
+  `clip_hint_weight` (0: off) weighs `clip_error`: where the executor's clipping knot
+  sits against its direction (ExecutorConfig.rule_clip_knots), on the same rules.
+  Without it, a knot set from the gain's bias has a flat way out: a direction scaled up
+  far enough is clipped at every step, its update normalized to RMS 1 whatever the rule
+  says, and imitation settled there (imitate_pfe: steps 1.1-1.7x Adafactor's late in
+  its runs, results/imitate/experiments/README.md).
   """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
@@ -240,11 +249,19 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
                                                 with_scale=denominator_hint_scale)
     else:
       denominator_err = jnp.zeros(())
+    if clip_hint_weight:
+      # Rules without the hint: a unit RMS, so the (masked-out) error stays finite.
+      rms = _where(traj.preconditioner_mask, preconditioner,
+                   jax.tree.map(jnp.ones_like, preconditioner))
+      clip_err = clip_error(out.predictions["clip_excess"], graph.leaves(grads),
+                            graph.leaves(rms))
+    else:
+      clip_err = jnp.zeros(())
     cosine = _cosine(out.updates, target)
     return out.state, (update_loss, update_err, hint_err, preconditioner_err, denominator_err,
-                       cosine)
+                       clip_err, cosine)
 
-  _, (update_loss, update_err, hint_err, preconditioner_err, denominator_err,
+  _, (update_loss, update_err, hint_err, preconditioner_err, denominator_err, clip_err,
       cosine) = jax.lax.scan(
       body, state,
       (traj.params, traj.grads, traj.updates, traj.first_moment, traj.second_moment_rms,
@@ -262,7 +279,30 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   if denominator_hint_weight:
     loss = loss + denominator_hint_weight * traj.preconditioner_mask * jnp.mean(denominator_err)
     metrics["denominator_shape_err"] = jnp.mean(denominator_err)
+  if clip_hint_weight:
+    loss = loss + clip_hint_weight * traj.preconditioner_mask * jnp.mean(clip_err)
+    metrics["clip_err"] = jnp.mean(clip_err)
   return loss, metrics
+
+
+def clip_error(clip_excess: jax.Array, grads: Sequence[jax.Array],
+               rms: Sequence[jax.Array]) -> jax.Array:
+  """Mean over tensors (graph order) of (clip_excess - log RMS(g / rms))^2.
+
+  `clip_excess` (per tensor) is log RMS of the executor's direction above its clipping
+  knot; log RMS(g / rms) is where the rule's own update u sits against its clipping
+  threshold of 1 (Adafactor: rms its factored second moment). Tensors with an all-zero
+  gradient count zero.
+  """
+  errs, present = [], []
+  for i, (g, r) in enumerate(zip(grads, rms)):
+    g = g.astype(jnp.float32)
+    u_square = jnp.mean(jnp.square(g / (r.astype(jnp.float32) + 1e-30)))
+    live = (jnp.sum(jnp.square(g)) > 0).astype(jnp.float32)
+    target = 0.5 * jnp.log(u_square + 1e-30)
+    errs.append(live * jnp.square(clip_excess[i] - target))
+    present.append(live)
+  return jnp.sum(jnp.stack(errs)) / jnp.maximum(jnp.sum(jnp.stack(present)), 1.0)
 
 
 def denominator_shape_error(denominator: PyTree, rms: PyTree, grads: PyTree,
@@ -524,7 +564,8 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
                     denominator_hint_weight: float = 0.0,
                     primitive_hint_weight: float = 0.0,
                     denominator_hint_scale: bool = False,
-                    primitive_hint_exempt: tuple[str, ...] = ()):
+                    primitive_hint_exempt: tuple[str, ...] = (),
+                    clip_hint_weight: float = 0.0):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
@@ -532,16 +573,17 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
   `direction_readout_penalty` into the loss (0: off), leaving out the rules in
   `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off),
   leaving out the rules in `mixture_exempt`.
-  `warmup_gradient`, `preconditioner_hint_weight`, `denominator_hint_weight` and
-  `denominator_hint_scale`: see `trajectory_loss`. `primitive_hint_weight` weighs
+  `warmup_gradient`, `preconditioner_hint_weight`, `denominator_hint_weight`,
+  `denominator_hint_scale` and `clip_hint_weight`: see `trajectory_loss`. `primitive_hint_weight` weighs
   `primitive_hint` (0: off), leaving out the rules in `primitive_hint_exempt`.
   """
 
   def batch_loss(weights, trajs, conds, warmup):
     losses, metrics = jax.vmap(trajectory_loss,
-                               in_axes=(None, None, 0, 0) + (None,) * 7)(
+                               in_axes=(None, None, 0, 0) + (None,) * 8)(
         weights, config, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient,
-        preconditioner_hint_weight, denominator_hint_weight, denominator_hint_scale)
+        preconditioner_hint_weight, denominator_hint_weight, denominator_hint_scale,
+        clip_hint_weight)
     loss = jnp.mean(losses)
     if readout_penalty:
       penalty = direction_readout_penalty(weights, config, conds, penalty_exempt)

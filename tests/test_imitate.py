@@ -247,6 +247,35 @@ def test_imitation_with_adafactor_hints_logs_them(tmp_path):
   assert last["preconditioner_rel_err"] > 0.0 and last["denominator_shape_err"] > 0.0
 
 
+def test_clip_error_is_where_the_rules_update_sits_against_its_threshold():
+  rms = [jnp.asarray([[1.0, 2.0], [4.0, 8.0]]), jnp.asarray([0.5, 0.5])]
+  grads = [jnp.asarray([[1.0, 2.0], [4.0, 8.0]]), jnp.asarray([2.0, -2.0])]
+  at_rule = jnp.asarray([0.0, np.log(4.0)])        # RMS(g / rms) = 1 and 4
+  assert float(imitation.clip_error(at_rule, grads, rms)) < 1e-10
+  np.testing.assert_allclose(float(imitation.clip_error(at_rule + np.log(2.0), grads, rms)),
+                             np.log(2.0) ** 2, rtol=1e-5)
+  # A tensor with an all-zero gradient counts zero, whatever its excess.
+  silent = [grads[0], jnp.zeros(2)]
+  assert float(imitation.clip_error(jnp.asarray([0.0, 50.0]), silent, rms)) < 1e-10
+
+
+@pytest.mark.parametrize("rules", [("adafactor",), ("adam", "adafactor", "sgd")])
+def test_imitation_with_the_clip_hint_logs_it(tmp_path, rules):
+  config = _tiny_config()
+  config.num_steps = 1
+  config.rules = {name: imitate_config.rule_ranges()[name] for name in rules}
+  config.executor.rule_gain_slopes = True
+  config.executor.rule_clip_knots = True
+  config.executor.rule_node_decays = True
+  config.clip_hint_weight = 1.0
+  last = imitate.train(config, str(tmp_path))
+  # Finite loss and meta-gradient (a non-finite one is skipped) also where the batch has
+  # rules without the hint: their error is masked out, not NaN times zero.
+  assert np.isfinite(last["loss"]) and last["skipped"] == 0.0
+  if rules == ("adafactor",):
+    assert last["clip_err"] > 0.0    # fresh weights: no knot where Adafactor clips
+
+
 def test_imitation_starts_from_a_checkpoint_and_adds_missing_modules(tmp_path):
   config = _tiny_config()
   imitate.train(config, str(tmp_path / "first"))

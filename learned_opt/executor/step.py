@@ -450,7 +450,8 @@ class StepOutput(NamedTuple):
   updates: PyTree
   state: ExecutorState
   # Hint predictions for imitation: the debiased moments and the denominator the
-  # direction divides by.
+  # direction divides by (pytrees), and per tensor (graph order) how far log RMS of the
+  # direction sits above its clipping knot ('clip_excess').
   predictions: dict[str, PyTree]
 
 
@@ -599,6 +600,12 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     log_gain = network.layer_log_gain(gain_coeffs, log_rms_p, log_rms_d)
   else:
     log_gain = jnp.zeros((len(outs),))
+  # How far each tensor's direction sits above its clipping knot (log RMS(d) - tau_d),
+  # for imitation's clip hint; with rule_clip_knots this is log RMS of Adafactor's u.
+  clip_excess = (log_rms_d - gain_coeffs[:, network.DIRECTION_GAIN_INDEX
+                                         - network.NUM_NORMALIZER_OUTPUTS + 2]
+                 if config.layer_readout and config.direction_readout
+                 else jnp.zeros((len(outs),)))
   log_step, grad_mean_square = state.log_step, state.grad_mean_square
   if adapting:
     width = config.step_size_deadband
@@ -634,4 +641,4 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_step=log_step, grad_mean_square=grad_mean_square, z_first=z_first)
   return StepOutput(unflat(updates), new_state,
                     {"first_moment": unflat(ms), "second_moment_rms": unflat(vs),
-                     "denominator": unflat(dens)})
+                     "denominator": unflat(dens), "clip_excess": clip_excess})
