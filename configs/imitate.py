@@ -6,12 +6,13 @@ The shipped `executor` weights were made with this config plus the output forms
 `--config.executor.sign_gain=abs --config.executor.normalizer_constant=scaled
 --config.executor.rule_node_degree=True --config.executor.clock_slopes=('node',)`, the
 structural options `--config.executor.rule_gain_slopes=True
---config.executor.rule_clip_knots=True --config.executor.rule_node_decays=True
 --config.executor.size_features=False`, `--config.warmup_gradient=True
 --config.standardize_decay_features=True`, the primitive hint
-(`--config.primitive_hint_weight=1.0`, SGD and LARS exempt), the clip hint
-(`--config.clip_hint_weight=1.0`), Adam's b2 drawn ('log1m', 0.95, 0.9995), and four
-legs of learning rates, batch sizes and warm-ups:
+(`--config.primitive_hint_weight=1.0`, SGD and LARS exempt), Adam's b2 drawn ('log1m',
+0.95, 0.9995), and four legs of learning rates, batch sizes and warm-ups; shipped with
+Adafactor's clipping knot set from the gain's bias (`meta_train.ship
+--set=rule_clip_knots=True`). `imitate_pff` adds `--config.executor.rule_clip_knots=True
+--config.executor.rule_node_decays=True --config.clip_hint_weight=1.0` in training:
 results/imitate/README.md. The defaults keep the settings of the executors before it, so
 the experiments' commands (results/imitate/experiments) rerun as written.
 """
