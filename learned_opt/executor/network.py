@@ -41,6 +41,8 @@ NUM_TENSOR_OUTPUTS = NUM_NORMALIZER_OUTPUTS + NUM_GAIN_COEFFS
 # Tensor-net output index of the first coefficient (linear, then hinge, knot, zero flag)
 # on log RMS(direction); see layer_log_gain.
 DIRECTION_GAIN_INDEX = NUM_NORMALIZER_OUTPUTS + 4
+# Column of the direction's knot tau_d among the NUM_GAIN_COEFFS layer gain coefficients.
+DIRECTION_KNOT = DIRECTION_GAIN_INDEX - NUM_NORMALIZER_OUTPUTS + 2
 # Per rule, the layer gain's coefficients (layer_log_gain's order: alpha, beta, tau, gamma
 # on log RMS(p), the same on log RMS(d), then the bias) that the rule's own algorithm has;
 # None: learned (ExecutorConfig.rule_gain_slopes). Adafactor multiplies by max(1e-3,
@@ -511,12 +513,11 @@ def pin_rule_gain(gain_coeffs: jax.Array, config: ExecutorConfig,
   coeffs = jnp.where(jnp.asarray(pinned)[rule_id], jnp.asarray(values)[rule_id], gain_coeffs)
   if not config.rule_clip_knots:
     return coeffs
-  knot_index = DIRECTION_GAIN_INDEX - NUM_NORMALIZER_OUTPUTS + 2
   clips = np.asarray([rule in RULE_CLIP_KNOTS for rule in config.rules])
   offsets = np.asarray([RULE_CLIP_KNOTS.get(rule, 0.0) for rule in config.rules], np.float32)
   knot = jnp.asarray(offsets)[rule_id] - coeffs[:, -1]
-  return coeffs.at[:, knot_index].set(
-      jnp.where(jnp.asarray(clips)[rule_id], knot, coeffs[:, knot_index]))
+  return coeffs.at[:, DIRECTION_KNOT].set(
+      jnp.where(jnp.asarray(clips)[rule_id], knot, coeffs[:, DIRECTION_KNOT]))
 
 
 def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:

@@ -602,8 +602,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
     log_gain = jnp.zeros((len(outs),))
   # How far each tensor's direction sits above its clipping knot (log RMS(d) - tau_d),
   # for imitation's clip hint; with rule_clip_knots this is log RMS of Adafactor's u.
-  clip_excess = (log_rms_d - gain_coeffs[:, network.DIRECTION_GAIN_INDEX
-                                         - network.NUM_NORMALIZER_OUTPUTS + 2]
+  clip_excess = (log_rms_d - gain_coeffs[:, network.DIRECTION_KNOT]
                  if config.layer_readout and config.direction_readout
                  else jnp.zeros((len(outs),)))
   log_step, grad_mean_square = state.log_step, state.grad_mean_square
