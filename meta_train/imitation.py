@@ -574,8 +574,9 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
   `penalty_exempt`; `mixture_penalty` weighs `normalizer_mixture_penalty` (0: off),
   leaving out the rules in `mixture_exempt`.
   `warmup_gradient`, `preconditioner_hint_weight`, `denominator_hint_weight`,
-  `denominator_hint_scale` and `clip_hint_weight`: see `trajectory_loss`. `primitive_hint_weight` weighs
-  `primitive_hint` (0: off), leaving out the rules in `primitive_hint_exempt`.
+  `denominator_hint_scale` and `clip_hint_weight`: see `trajectory_loss`.
+  `primitive_hint_weight` weighs `primitive_hint` (0: off), leaving out the rules in
+  `primitive_hint_exempt`.
   """
 
   def batch_loss(weights, trajs, conds, warmup):

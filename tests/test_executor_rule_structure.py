@@ -123,8 +123,9 @@ def test_pinned_gain_reaches_the_optimizer():
   out = {}
   for pinned in (False, True):
     config = ExecutorConfig(rule_gain_slopes=pinned)
-    out[pinned] = _updates(config, random_executor_weights(config, seed=1), params, grads, "adafactor",
-                           {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}, steps=2)
+    out[pinned] = _updates(config, random_executor_weights(config, seed=1), params, grads,
+                           "adafactor", {"learning_rate": 1e-2, "min_dim_size_to_factor": 16},
+                           steps=2)
   for a, b in zip(jax.tree.leaves(out[False]), jax.tree.leaves(out[True])):
     assert bool(jnp.all(jnp.isfinite(b)))
   assert any(float(jnp.max(jnp.abs(a - b))) > 1e-6

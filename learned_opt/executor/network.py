@@ -262,7 +262,7 @@ class ExecutorConfig:
       RULE_CLIP_KNOTS from the gain's bias, where the rule's own clipping acts (RMS 1 of
       the update in the units the bias sets). Learned, the knot never moved: below it
       the hinge is flat, so the knot gets no gradient, and it sat at its initial 0, far
-      above every readout (log RMS(d) -2.8 to -5.5), so the executor never clipped where
+      above every readout (log RMS(d) -2.8 to -5.9), so the executor never clipped where
       Adafactor does (a ConvNet kernel's first steps 1.40x Adafactor's:
       results/imitate/experiments). False for the executors before it.
     rule_node_decays: the row/column states' decay and gain of the rules in
@@ -498,6 +498,14 @@ def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
   return total
 
 
+def per_rule(table: dict[str, float], config: ExecutorConfig,
+             rule_id: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(whether `table` names rule `rule_id`, its value there or 0), `rule_id` maybe traced."""
+  named = np.asarray([rule in table for rule in config.rules])
+  values = np.asarray([table.get(rule, 0.0) for rule in config.rules], np.float32)
+  return jnp.asarray(named)[rule_id], jnp.asarray(values)[rule_id]
+
+
 def pin_rule_gain(gain_coeffs: jax.Array, config: ExecutorConfig,
                   rule_id: jax.Array) -> jax.Array:
   """(num_tensors, NUM_GAIN_COEFFS) layer gain coefficients with RULE_GAIN_COEFFS' values
@@ -513,11 +521,9 @@ def pin_rule_gain(gain_coeffs: jax.Array, config: ExecutorConfig,
   coeffs = jnp.where(jnp.asarray(pinned)[rule_id], jnp.asarray(values)[rule_id], gain_coeffs)
   if not config.rule_clip_knots:
     return coeffs
-  clips = np.asarray([rule in RULE_CLIP_KNOTS for rule in config.rules])
-  offsets = np.asarray([RULE_CLIP_KNOTS.get(rule, 0.0) for rule in config.rules], np.float32)
-  knot = jnp.asarray(offsets)[rule_id] - coeffs[:, -1]
+  clips, offset = per_rule(RULE_CLIP_KNOTS, config, rule_id)
   return coeffs.at[:, DIRECTION_KNOT].set(
-      jnp.where(jnp.asarray(clips)[rule_id], knot, coeffs[:, DIRECTION_KNOT]))
+      jnp.where(clips, offset - coeffs[:, -1], coeffs[:, DIRECTION_KNOT]))
 
 
 def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:

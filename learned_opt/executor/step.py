@@ -244,10 +244,7 @@ def pin_node_decay(coeffs: Coefficients, config: network.ExecutorConfig, rule_id
   """`coeffs` with the row/column average's decay 1 - k and gain k, k = (t + 1)^-rate,
   for the rules in network.RULE_NODE_DECAY_RATES (ExecutorConfig.rule_node_decays); the
   step t is the true one, not capped at config.max_time, as the rule's own schedule."""
-  rules = config.rules
-  pinned = jnp.asarray([rule in network.RULE_NODE_DECAY_RATES for rule in rules])[rule_id]
-  rate = jnp.asarray([network.RULE_NODE_DECAY_RATES.get(rule, 0.0) for rule in rules],
-                     jnp.float32)[rule_id]
+  pinned, rate = network.per_rule(network.RULE_NODE_DECAY_RATES, config, rule_id)
   keep = jnp.power(jnp.asarray(step, jnp.float32) + 1.0, -rate)
   return coeffs._replace(
       decays=coeffs.decays.at[2].set(jnp.where(pinned, 1.0 - keep, coeffs.decays[2])),
