@@ -44,7 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
       embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True,
       sign_gain="softplus", normalizer_constant="exp", rule_node_degree=False,
       decay_form="softplus", clock_slopes=(), size_features=True,
-      rule_gain_slopes=False, rule_clip_knots=False, rule_node_decays=False))
+      rule_gain_slopes=False, rule_clip_knots=False, rule_node_decays=False,
+      rule_moment_decays=False, readout_rows=64))
   # A checkpoint directory or "shipped:NAME" to start from ("" = fresh weights; a fresh
   # meta-optimizer state either way); modules it lacks (executor.learned_step_size's head) start
   # neutral. Ignored when the workdir has a checkpoint.

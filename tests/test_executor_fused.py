@@ -108,15 +108,11 @@ def test_plain_form_materializes_the_hidden_array_the_check_looks_for():
   assert _hidden_by_parameter(hlo, config, PARAMS)
 
 
-def test_plain_and_fused_forms_agree():
-  """Same weights, same gradients, 5 steps: the two forms give the same updates and state.
-
-  The tensors have at most READOUT_ROWS in-neurons, so the fused readout is exact.
-  """
-  config = ExecutorConfig()
+def _run_both_forms(config: ExecutorConfig, in_neurons: int) -> dict:
+  """(params, state) after 5 steps of each form, same weights and gradients."""
   weights = random_executor_weights(config)
   rng = np.random.default_rng(1)
-  params = {"w": jnp.asarray(rng.standard_normal((24, 16)), jnp.float32),
+  params = {"w": jnp.asarray(rng.standard_normal((in_neurons, 16)), jnp.float32),
             "b": jnp.zeros((16,), jnp.float32)}
   results = {}
   for form in ("fused", "plain"):
@@ -130,8 +126,33 @@ def test_plain_and_fused_forms_agree():
       updates, state = step(weights, grads, state, p)
       p = jax.tree.map(jnp.add, p, updates)
     results[form] = (p, state)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6),
-               results["fused"], results["plain"])
+  return results
+
+
+def _agree(results: dict) -> bool:
+  return all(np.allclose(a, b, rtol=2e-4, atol=1e-6) for a, b in
+             zip(jax.tree.leaves(results["fused"]), jax.tree.leaves(results["plain"])))
+
+
+@pytest.mark.parametrize("in_neurons,readout_rows", [(24, 64), (200, 0)])
+def test_plain_and_fused_forms_agree(in_neurons, readout_rows):
+  """Same weights, same gradients, 5 steps: the two forms give the same updates and state.
+
+  The fused readout is exact where the tensors have at most readout_rows in-neurons,
+  or everywhere with readout_rows=0.
+  """
+  assert _agree(_run_both_forms(ExecutorConfig(readout_rows=readout_rows), in_neurons))
+
+
+def test_fused_readout_reads_a_row_sample_of_wide_tensors():
+  """With 200 in-neurons and the default readout_rows (64) the fused form reads every 4th
+  row, so its readouts, and its updates, differ from the plain form's whole-tensor ones."""
+  assert not _agree(_run_both_forms(ExecutorConfig(), 200))
+
+
+def test_negative_readout_rows_is_refused():
+  with pytest.raises(ValueError, match="readout_rows must be >= 0"):
+    ExecutorConfig(readout_rows=-1)
 
 
 def test_unknown_form_is_refused():

@@ -203,3 +203,31 @@ def test_node_decays_follow_adafactors_own_row_and_column_moments(pinned):
   close = (np.allclose(rows / z3, by_shape[rows.shape], rtol=1e-4)
            and np.allclose(cols / z3, by_shape[cols.shape], rtol=1e-4))
   assert close == pinned
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+def test_moment_decays_follow_adafactors_own_unfactored_moment(pinned):
+  """With rule_moment_decays the executor's second moment s2^2 (debiased by z2) is
+  optax.adafactor's unfactored v along a run, on a vector and on a matrix it does not
+  factor, whatever the hypernet says; without, it is not."""
+  import optax  # pylint: disable=import-outside-toplevel
+  config = ExecutorConfig(rule_gain_slopes=True, rule_moment_decays=pinned)
+  rng = np.random.default_rng(1)
+  params = {"w": jnp.asarray(rng.standard_normal((32, 8)), jnp.float32),
+            "b": jnp.zeros((8,))}
+  kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
+  tx = ExecutorOptimizer(random_executor_weights(config, seed=3), config, "adafactor",
+                         kwargs).as_optax()
+  reference = optax.adafactor(**kwargs)
+  state, ref_state = tx.init(params), reference.init(params)
+  for k in range(6):
+    grads = jax.tree.map(
+        lambda x, k=k: jnp.asarray(rng.standard_normal(x.shape), jnp.float32) / (1 + k), params)
+    _, state = tx.update(grads, state, params)
+    _, ref_state = reference.update(grads, ref_state, params)
+  factored = _factored_state(ref_state)
+  executor_state = state.inner_state if hasattr(state, "inner_state") else state
+  z2 = float(executor_state.z[1])
+  close = [np.allclose(np.square(executor_state.s2[name]) / z2, factored.v[name], rtol=1e-4)
+           for name in ("w", "b")]
+  assert close == [pinned, pinned]

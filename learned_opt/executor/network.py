@@ -64,10 +64,14 @@ RULE_GAIN_COEFFS = {
 # / 1e-3, the executor's update is lr max(RMS(p), 1e-3) u' clip with u' = e^(bias - log
 # 1e-3) d, so u' reaches RMS 1 (optax's clipping_threshold) where log RMS(d) = log 1e-3 - bias.
 RULE_CLIP_KNOTS = {"adafactor": _LOG_MIN_PARAM_SCALE}
-# Per rule whose row/column second moments follow a schedule in the step t
-# (ExecutorConfig.rule_node_decays): r' = (1 - k) r + k mean_j g^2 with k = (t + 1)^-rate,
-# Adafactor's with optax's default decay_rate.
-RULE_NODE_DECAY_RATES = {"adafactor": 0.8}
+# Per rule whose second moments follow a schedule in the step t: with
+# ExecutorConfig.rule_node_decays the row/column states, r' = (1 - k) r + k mean_j g^2,
+# with ExecutorConfig.rule_moment_decays the per-parameter one, s2'^2 = (1 - k) s2^2 + k g^2,
+# k = (t + 1)^-rate; Adafactor's with optax's default decay_rate.
+RULE_DECAY_RATES = {"adafactor": 0.8}
+# The layer readouts' row sample (ExecutorConfig.readout_rows): tensors with more
+# in-neurons are read on every k-th row, k = ceil(rows / READOUT_ROWS).
+READOUT_ROWS = 64
 NUM_TENSOR_FEATURES = 8
 # learned_opt.executor.step.tensor_features' columns: rank flags, then the sizes (log10 of
 # in-neurons, out-neurons, entries and multiplicity, / 10), then where the second largest
@@ -266,11 +270,26 @@ class ExecutorConfig:
       Adafactor does (a ConvNet kernel's first steps 1.40x Adafactor's:
       results/imitate/experiments). False for the executors before it.
     rule_node_decays: the row/column states' decay and gain of the rules in
-      RULE_NODE_DECAY_RATES set to the rule's own schedule instead of the hypernet's.
+      RULE_DECAY_RATES set to the rule's own schedule instead of the hypernet's.
       Learned with clock slopes, Adafactor's came out with time constants of 1651
       steps at step 1 and 36632 at step 1000, where Adafactor's are 1 and 251
       (results/imitate/experiments/decays_pfc_anneal.md). False for the executors
       before it.
+    rule_moment_decays: the same for the per-parameter second moment s2, which holds
+      the rule's unfactored second moment (Adafactor's vectors and the matrices it does
+      not factor). Learned with clock slopes, Adafactor's time constant was 77 steps
+      at step 1 and 166 at step 100 (imitate_pff), where Adafactor's are 1 and 40: the
+      longer memory keeps the larger early gradients, and those tensors' steps ran
+      5% short of Adafactor's late in a run on the 4x wider MLP. With the schedule the
+      debiasing average z2 stays 1, so s2^2 is Adafactor's v itself. False for the
+      executors before it.
+    readout_rows: the layer readouts (RMS of the direction and of the parameters,
+      which Adafactor's parameter scale and clipping and LAMB's trust ratio read) and
+      the step-size integrator read tensors with more in-neurons on every k-th row,
+      k = ceil(rows / readout_rows), so neither costs a pass over the tensor
+      (learned_opt.executor.step._row_sample); 0 reads whole tensors. The sample's
+      RMS is off by about 1 / sqrt(2 n) for n sampled entries: 3% on the 4x wider MLP's
+      (256, 10) matrix, where Adafactor's steps were 1.03x its own.
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
                             "lion", "adabelief", "adagrad", "lars")
@@ -304,11 +323,16 @@ class ExecutorConfig:
   rule_gain_slopes: bool = False
   rule_clip_knots: bool = False
   rule_node_decays: bool = False
+  rule_moment_decays: bool = False
+  readout_rows: int = READOUT_ROWS
 
   def __post_init__(self):
     if self.rule_clip_knots and not self.rule_gain_slopes:
       raise ValueError("rule_clip_knots sets the clipping knot beside the rules' pinned "
                        "slopes; it needs rule_gain_slopes=True.")
+    if self.readout_rows < 0:
+      raise ValueError(f"readout_rows must be >= 0 (0 reads whole tensors), got "
+                       f"{self.readout_rows}.")
     if not 0.0 < self.min_step_size_factor <= 1.0:
       raise ValueError(f"min_step_size_factor must be in (0, 1] (a floor under the learned "
                        f"step size), got {self.min_step_size_factor}.")

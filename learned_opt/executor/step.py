@@ -42,9 +42,11 @@ With ExecutorConfig.rule_gain_slopes the coefficients a rule's algorithm fixes
 SGD) are set, not learned (network.pin_rule_gain); with ExecutorConfig.rule_clip_knots
 so is Adafactor's clipping knot, from the bias. With ExecutorConfig.rule_node_decays
 Adafactor's row/column states follow its own schedule, a3 = 1 - (t + 1)^-0.8,
-b3 = (t + 1)^-0.8 (`pin_node_decay`), so they are its factored second moments.
-Both RMS are read on a row sample of tensors with more than READOUT_ROWS
-in-neurons (`_row_sample`), so neither costs a pass over the tensor.
+b3 = (t + 1)^-0.8 (`pin_rule_decays`), so they are its factored second moments; with
+ExecutorConfig.rule_moment_decays so does s2 (a2, b2), its unfactored second moment.
+Both RMS are read on a row sample of tensors with more than ExecutorConfig.readout_rows
+in-neurons (`_row_sample`), so neither costs a pass over the tensor; readout_rows=0
+reads whole tensors, exactly.
 
 Step-size adaptation (ExecutorConfig.step_size_adaptation = beta > 0; off for
 imitation): per tensor, a log step size l (O(layers) state) integrates the
@@ -86,7 +88,7 @@ reference and for the speed comparison: the features stacked into a
 [..., F] array, a [F, H] matmul to a [..., H] hidden array, and the
 direction's and the parameters' RMS read out on the whole tensor. It equals the fused form up to
 rounding, except that the fused readout reads a row sample of tensors with
-more than READOUT_ROWS in-neurons and the fused fold floors a1 at A1_FLOOR.
+more than config.readout_rows in-neurons and the fused fold floors a1 at A1_FLOOR.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ from learned_opt.graph import EDGES, ParamGraph
 PyTree = Any
 _TINY = 1e-30
 A1_FLOOR = 0.05  # see _folded_edge_weights
-READOUT_ROWS = 64  # see _row_sample
+READOUT_ROWS = network.READOUT_ROWS  # ExecutorConfig.readout_rows' default; see _row_sample
 MAX_STEP_SIZE_FACTOR = network.MAX_STEP_SIZE_FACTOR  # the adapted step's default upper bound
 _MAX_LOG = 60.0  # exp(60) ~ 1e26: finite in float32 whatever the learned exponents
 FORMS = ("fused", "plain")
@@ -236,19 +238,25 @@ def hyper_coefficients(weights: Any, config: network.ExecutorConfig, rule_id: ja
   cond_fn, hyper_fn, _ = network.build(config).apply
   c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(clock))
   coeffs = split_hyper_outputs(hyper_fn(weights, c), config, clock)
-  return c, pin_node_decay(coeffs, config, rule_id, step) if config.rule_node_decays else coeffs
+  return c, pin_rule_decays(coeffs, config, rule_id, step)
 
 
-def pin_node_decay(coeffs: Coefficients, config: network.ExecutorConfig, rule_id: jax.Array,
-                   step: Any) -> Coefficients:
-  """`coeffs` with the row/column average's decay 1 - k and gain k, k = (t + 1)^-rate,
-  for the rules in network.RULE_NODE_DECAY_RATES (ExecutorConfig.rule_node_decays); the
-  step t is the true one, not capped at config.max_time, as the rule's own schedule."""
-  pinned, rate = network.per_rule(network.RULE_NODE_DECAY_RATES, config, rule_id)
+def pin_rule_decays(coeffs: Coefficients, config: network.ExecutorConfig, rule_id: jax.Array,
+                    step: Any) -> Coefficients:
+  """`coeffs` with decay 1 - k and gain k, k = (t + 1)^-rate, for the rules in
+  network.RULE_DECAY_RATES: on the row/column average with ExecutorConfig.rule_node_decays,
+  on the second moment s2 with ExecutorConfig.rule_moment_decays (else `coeffs` as is).
+  The step t is the true one, not capped at config.max_time, as the rule's own schedule."""
+  averages = [i for i, on in ((1, config.rule_moment_decays), (2, config.rule_node_decays))
+              if on]
+  if not averages:
+    return coeffs
+  pinned, rate = network.per_rule(network.RULE_DECAY_RATES, config, rule_id)
   keep = jnp.power(jnp.asarray(step, jnp.float32) + 1.0, -rate)
+  index = jnp.asarray(averages)
   return coeffs._replace(
-      decays=coeffs.decays.at[2].set(jnp.where(pinned, 1.0 - keep, coeffs.decays[2])),
-      gains=coeffs.gains.at[2].set(jnp.where(pinned, keep, coeffs.gains[2])))
+      decays=coeffs.decays.at[index].set(jnp.where(pinned, 1.0 - keep, coeffs.decays[index])),
+      gains=coeffs.gains.at[index].set(jnp.where(pinned, keep, coeffs.gains[index])))
 
 
 def decay(raw: jax.Array, form: str, clock_term: jax.Array | None = None) -> jax.Array:
@@ -350,6 +358,8 @@ def _node_degree(config: network.ExecutorConfig, rule_id: jax.Array) -> Any:
 def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
   """Every k-th in-neuron row (axis -2) of each array that has that axis, k = ceil(n / max_rows).
 
+  max_rows = 0 (ExecutorConfig.readout_rows=0) returns the arrays whole.
+
   The direction's and the parameters' RMS are read out on this sample: the
   direction is then never written to memory (it is computed once for the
   update and once, on at most `max_rows` rows per tensor, for the readout; a
@@ -358,6 +368,8 @@ def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
   1.73x optax.adam's train step at 4M parameters, 1.92x -> 1.56x at 50M). Tensors with at most `max_rows` in-neurons are
   read exactly. Scalars and size-1 axes broadcast and pass through.
   """
+  if max_rows <= 0:
+    return arrays
   rows = max(x.shape[-2] for x in arrays if x is not None and x.ndim >= 2)
   stride = -(-rows // max_rows)
   if stride == 1:
@@ -369,13 +381,14 @@ def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
   return tuple(take(x) for x in arrays)
 
 
-def _sample_of_old(old: tuple, new_moments: Any) -> tuple:
+def _sample_of_old(old: tuple, new_moments: Any, max_rows: int = READOUT_ROWS) -> tuple:
   """The same sample sliced from (g, s1, s2, p, ...), its new moments recomputed on it."""
-  g, s1, s2, p, row_scale, col_scale, constant = _row_sample(old)
+  g, s1, s2, p, row_scale, col_scale, constant = _row_sample(old, max_rows)
   return (g, *new_moments(g, s1, s2), p, row_scale, col_scale, constant)
 
 
-def _readout_sample(old: tuple, new: tuple, new_moments: Any) -> tuple:
+def _readout_sample(old: tuple, new: tuple, new_moments: Any,
+                    max_rows: int = READOUT_ROWS) -> tuple:
   """The readout's row sample of (g, s1', s2', p, row scale, column scale, constant).
 
   `old` holds the old moments in place of the new ones. Both ways give the same
@@ -388,8 +401,8 @@ def _readout_sample(old: tuple, new: tuple, new_moments: Any) -> tuple:
   GPU form costs copies of the donated moments: 1.79x -> 2.59x at 4M).
   """
   return jax.lax.platform_dependent(
-      old, new, cuda=lambda old, new: _sample_of_old(old, new_moments),
-      default=lambda old, new: _row_sample(new))
+      old, new, cuda=lambda old, new: _sample_of_old(old, new_moments, max_rows),
+      default=lambda old, new: _row_sample(new, max_rows))
 
 
 def deadband(x: jax.Array, width: float | jax.Array) -> jax.Array:
@@ -573,7 +586,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
         readout, p_read = d, p
       elif len(info.shape) >= 2:
         sample = _readout_sample((g, s1, s2, p, row_scale, col_scale, constant), inputs,
-                                 functools.partial(new_moments, a1=first[idx].decay))
+                                 functools.partial(new_moments, a1=first[idx].decay),
+                                 config.readout_rows)
       else:
         sample = inputs
       if form != "plain":
@@ -584,7 +598,8 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
       log_rms_p.append(jnp.zeros(()) if p is None else
                        0.5 * jnp.log(jnp.mean(jnp.square(p_read.astype(jnp.float32))) + _TINY))
     if adapting:
-      pair = (g, s1) if form == "plain" or len(info.shape) < 2 else _row_sample((g, s1))
+      pair = ((g, s1) if form == "plain" or len(info.shape) < 2
+              else _row_sample((g, s1), config.readout_rows))
       cos, g_square = _alignment(*pair)
       alignments.append(cos)
       g_squares.append(g_square)

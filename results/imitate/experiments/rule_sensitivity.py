@@ -13,6 +13,9 @@ of 0.999 and 1.001 it measures how chaotic each cell is: a cell whose own final
 loss moves by more than 5% under a 0.1% change of the learning rate cannot be
 imitated within 5% by anything short of a near-exact copy of the rule.
 `--seed=N` runs the evaluation's seed N (`--config.seed` of evaluate_imitation).
+`--cells` keeps only the imitation issue's four 1000-step networks (no 10x steps).
+Factors print with 7 significant digits, so 1.000001 (a change of a few float32
+roundings of the learning rate) reads as itself.
 """
 
 import sys
@@ -25,10 +28,11 @@ from meta_train.evaluate_imitation import final_loss
 TARGET_RULES = ("adam", "sgd", "adafactor", "lamb")
 
 
-def main(factors: list[float], seed: int = 0) -> None:
+def main(factors: list[float], seed: int = 0, cells_only: bool = False) -> None:
   config = config_module.get_config()
   config.seed = seed
-  labels = [label for label in config.networks if label != "transformer"]
+  labels = [label for label in config.networks
+            if label != "transformer" and not (cells_only and label == "10x steps")]
   print("| rule | lr factor | " + " | ".join(f"gap {label}" for label in labels) + " |")
   print("|---|---|" + "---|" * len(labels))
   for name in TARGET_RULES:
@@ -46,10 +50,10 @@ def main(factors: list[float], seed: int = 0) -> None:
                               steps, config.seed)
         cells[factor].append(f"{100 * (other - base) / abs(base):+.1f}%")
     for factor in factors:
-      print(f"| {name} | {factor:g} | " + " | ".join(cells[factor]) + " |", flush=True)
+      print(f"| {name} | {factor:.7g} | " + " | ".join(cells[factor]) + " |", flush=True)
 
 
 if __name__ == "__main__":
   seeds = [int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--seed=")]
   main([float(a) for a in sys.argv[1:] if not a.startswith("--")] or [0.95, 1.05],
-       seeds[-1] if seeds else 0)
+       seeds[-1] if seeds else 0, "--cells" in sys.argv[1:])
