@@ -231,3 +231,47 @@ def test_moment_decays_follow_adafactors_own_unfactored_moment(pinned):
   close = [np.allclose(np.square(executor_state.s2[name]) / z2, factored.v[name], rtol=1e-4)
            for name in ("w", "b")]
   assert close == [pinned, pinned]
+
+
+def _adam_state(state):
+  """optax's ScaleByAdamState inside a chain's state."""
+  if hasattr(state, "nu"):
+    return state
+  for child in (state if isinstance(state, tuple) else ()):
+    found = _adam_state(child)
+    if found is not None:
+      return found
+  return None
+
+
+@pytest.mark.parametrize("algorithm,kwargs", [
+    ("adam", {"learning_rate": 1e-3, "b2": 0.95}),
+    ("lamb", {"learning_rate": 1e-3}),
+])
+@pytest.mark.parametrize("pinned", [True, False])
+def test_b2_decays_give_adams_own_bias_corrected_second_moment(algorithm, kwargs, pinned):
+  """With rule_b2_decays the executor's debiased second moment s2^2 / z2 is optax's
+  bias-corrected nu / (1 - b2^t) along a run (Adam at b2 0.95, LAMB at its default
+  0.999), whatever the hypernet says; without, it is not."""
+  import optax  # pylint: disable=import-outside-toplevel
+  config = ExecutorConfig(rule_b2_decays=pinned)
+  rng = np.random.default_rng(2)
+  params = {"w": jnp.asarray(rng.standard_normal((12, 8)), jnp.float32),
+            "b": jnp.zeros((8,))}
+  tx = ExecutorOptimizer(random_executor_weights(config, seed=4), config, algorithm,
+                         kwargs).as_optax()
+  reference = getattr(optax, algorithm)(**kwargs)
+  state, ref_state = tx.init(params), reference.init(params)
+  steps = 6
+  for k in range(steps):
+    grads = jax.tree.map(
+        lambda x, k=k: jnp.asarray(rng.standard_normal(x.shape), jnp.float32) / (1 + k), params)
+    _, state = tx.update(grads, state, params)
+    _, ref_state = reference.update(grads, ref_state, params)
+  executor_state = state.inner_state if hasattr(state, "inner_state") else state
+  z2 = float(executor_state.z[1])
+  correction = 1.0 - kwargs.get("b2", 0.999) ** steps
+  close = [np.allclose(np.square(executor_state.s2[name]) / z2,
+                       _adam_state(ref_state).nu[name] / correction, rtol=1e-4)
+           for name in ("w", "b")]
+  assert close == [pinned, pinned]

@@ -22,6 +22,8 @@ LOG_KEYS = ("eps", "eps_root", "weight_decay", "weight_decay_rate", "trust_coeff
             "initial_scale")
 FLAG_KEYS = ("nesterov", "centered", "multiply_by_parameter_scale", "bias_correction",
              "eps_in_sqrt")
+# Where each decay keyword's raw value (its slot's second feature, never standardized) sits.
+DECAY_FEATURE_INDEX = {key: 3 * i + 1 for i, key in enumerate(DECAY_KEYS)}
 NUM_HYPER_FEATURES = 3 * len(DECAY_KEYS) + 2 * len(LOG_KEYS) + len(FLAG_KEYS) + 1
 
 

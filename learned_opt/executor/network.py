@@ -69,6 +69,9 @@ RULE_CLIP_KNOTS = {"adafactor": _LOG_MIN_PARAM_SCALE}
 # with ExecutorConfig.rule_moment_decays the per-parameter one, s2'^2 = (1 - k) s2^2 + k g^2,
 # k = (t + 1)^-rate; Adafactor's with optax's default decay_rate.
 RULE_DECAY_RATES = {"adafactor": 0.8}
+# The rules whose second moment decays at their own b2 keyword, with Adam's bias
+# correction (ExecutorConfig.rule_b2_decays).
+RULE_B2_DECAYS = ("adam", "lamb")
 # The layer readouts' row sample (ExecutorConfig.readout_rows): tensors with more
 # in-neurons are read on every k-th row, k = ceil(rows / READOUT_ROWS).
 READOUT_ROWS = 64
@@ -283,6 +286,11 @@ class ExecutorConfig:
       5% short of Adafactor's late in a run on the 4x wider MLP. With the schedule the
       debiasing average z2 stays 1, so s2^2 is Adafactor's v itself. False for the
       executors before it.
+    rule_b2_decays: the second moment's decay of the rules in RULE_B2_DECAYS set to
+      their own b2 keyword (gain 1 - b2, so the debiased s2 is their bias-corrected
+      second moment). Learned, Adam's forgets in 892 steps at b2 0.999 instead of 1000
+      (results/imitate/experiments/decays_pfc_anneal.md), and its runs 10x as long as
+      the issue's end 17-20% below Adam's. False for the executors before it.
     readout_rows: the layer readouts (RMS of the direction and of the parameters,
       which Adafactor's parameter scale and clipping and LAMB's trust ratio read) and
       the step-size integrator read tensors with more in-neurons on every k-th row,
@@ -324,6 +332,7 @@ class ExecutorConfig:
   rule_clip_knots: bool = False
   rule_node_decays: bool = False
   rule_moment_decays: bool = False
+  rule_b2_decays: bool = False
   readout_rows: int = READOUT_ROWS
 
   def __post_init__(self):

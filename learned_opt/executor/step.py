@@ -44,6 +44,8 @@ so is Adafactor's clipping knot, from the bias. With ExecutorConfig.rule_node_de
 Adafactor's row/column states follow its own schedule, a3 = 1 - (t + 1)^-0.8,
 b3 = (t + 1)^-0.8 (`pin_rule_decays`), so they are its factored second moments; with
 ExecutorConfig.rule_moment_decays so does s2 (a2, b2), its unfactored second moment.
+With ExecutorConfig.rule_b2_decays Adam's and LAMB's s2 decays at their own b2
+(`pin_b2_decay`).
 Both RMS are read on a row sample of tensors with more than ExecutorConfig.readout_rows
 in-neurons (`_row_sample`), so neither costs a pass over the tensor; readout_rows=0
 reads whole tensors, exactly.
@@ -238,7 +240,23 @@ def hyper_coefficients(weights: Any, config: network.ExecutorConfig, rule_id: ja
   cond_fn, hyper_fn, _ = network.build(config).apply
   c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(clock))
   coeffs = split_hyper_outputs(hyper_fn(weights, c), config, clock)
-  return c, pin_rule_decays(coeffs, config, rule_id, step)
+  coeffs = pin_rule_decays(coeffs, config, rule_id, step)
+  if config.rule_b2_decays:
+    coeffs = pin_b2_decay(coeffs, config, rule_id, hyper_features)
+  return c, coeffs
+
+
+def pin_b2_decay(coeffs: Coefficients, config: network.ExecutorConfig, rule_id: jax.Array,
+                 hyper_features: jax.Array) -> Coefficients:
+  """`coeffs` with the second moment's decay b2 and gain 1 - b2, b2 the rule's own keyword
+  as the hyperparameter features carry it, for the rules in network.RULE_B2_DECAYS
+  (ExecutorConfig.rule_b2_decays). The debiasing average z2 is then 1 - b2^t, so v is
+  Adam's bias-corrected second moment."""
+  pinned, _ = network.per_rule(dict.fromkeys(network.RULE_B2_DECAYS, 1.0), config, rule_id)
+  b2 = hyper_features[conditioning.DECAY_FEATURE_INDEX["b2"]]
+  return coeffs._replace(
+      decays=coeffs.decays.at[1].set(jnp.where(pinned, b2, coeffs.decays[1])),
+      gains=coeffs.gains.at[1].set(jnp.where(pinned, 1.0 - b2, coeffs.gains[1])))
 
 
 def pin_rule_decays(coeffs: Coefficients, config: network.ExecutorConfig, rule_id: jax.Array,
