@@ -244,17 +244,21 @@ def _adam_state(state):
   return None
 
 
-@pytest.mark.parametrize("algorithm,kwargs", [
-    ("adam", {"learning_rate": 1e-3, "b2": 0.95}),
-    ("lamb", {"learning_rate": 1e-3}),
+@pytest.mark.parametrize("algorithm,kwargs,trained", [
+    ("adam", {"learning_rate": 1e-3, "b2": 0.95}, ()),
+    ("lamb", {"learning_rate": 1e-3}, ()),
+    # Trained without b2 (as the shipped executor's LAMB): its features carry no b2.
+    ("lamb", {"learning_rate": 1e-3}, (("lamb", ("b1", "learning_rate", "weight_decay")),)),
 ])
 @pytest.mark.parametrize("pinned", [True, False])
-def test_b2_decays_give_adams_own_bias_corrected_second_moment(algorithm, kwargs, pinned):
+def test_b2_decays_give_adams_own_bias_corrected_second_moment(algorithm, kwargs, trained,
+                                                               pinned):
   """With rule_b2_decays the executor's debiased second moment s2^2 / z2 is optax's
   bias-corrected nu / (1 - b2^t) along a run (Adam at b2 0.95, LAMB at its default
-  0.999), whatever the hypernet says; without, it is not."""
+  0.999, also where its features leave b2 out), whatever the hypernet says; without, it
+  is not."""
   import optax  # pylint: disable=import-outside-toplevel
-  config = ExecutorConfig(rule_b2_decays=pinned)
+  config = ExecutorConfig(rule_b2_decays=pinned, trained_options=trained)
   rng = np.random.default_rng(2)
   params = {"w": jnp.asarray(rng.standard_normal((12, 8)), jnp.float32),
             "b": jnp.zeros((8,))}

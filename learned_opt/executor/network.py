@@ -70,8 +70,8 @@ RULE_CLIP_KNOTS = {"adafactor": _LOG_MIN_PARAM_SCALE}
 # k = (t + 1)^-rate; Adafactor's with optax's default decay_rate.
 RULE_DECAY_RATES = {"adafactor": 0.8}
 # The rules whose second moment decays at their own b2 keyword, with Adam's bias
-# correction (ExecutorConfig.rule_b2_decays).
-RULE_B2_DECAYS = ("adam", "lamb")
+# correction (ExecutorConfig.rule_b2_decays), and their optax default b2.
+RULE_B2_DECAYS = {"adam": 0.999, "lamb": 0.999}
 # The layer readouts' row sample (ExecutorConfig.readout_rows): tensors with more
 # in-neurons are read on every k-th row, k = ceil(rows / READOUT_ROWS).
 READOUT_ROWS = 64

@@ -248,12 +248,15 @@ def hyper_coefficients(weights: Any, config: network.ExecutorConfig, rule_id: ja
 
 def pin_b2_decay(coeffs: Coefficients, config: network.ExecutorConfig, rule_id: jax.Array,
                  hyper_features: jax.Array) -> Coefficients:
-  """`coeffs` with the second moment's decay b2 and gain 1 - b2, b2 the rule's own keyword
-  as the hyperparameter features carry it, for the rules in network.RULE_B2_DECAYS
-  (ExecutorConfig.rule_b2_decays). The debiasing average z2 is then 1 - b2^t, so v is
-  Adam's bias-corrected second moment."""
-  pinned, _ = network.per_rule(dict.fromkeys(network.RULE_B2_DECAYS, 1.0), config, rule_id)
-  b2 = hyper_features[conditioning.DECAY_FEATURE_INDEX["b2"]]
+  """`coeffs` with the second moment's decay b2 and gain 1 - b2 for the rules in
+  network.RULE_B2_DECAYS (ExecutorConfig.rule_b2_decays): b2 is the rule's keyword as the
+  hyperparameter features carry it, or the rule's optax default where they do not (a
+  keyword the executor was not trained on, which it refuses unless left at its default).
+  The debiasing average z2 is then 1 - b2^t, so v is Adam's bias-corrected second moment."""
+  pinned, default = network.per_rule(network.RULE_B2_DECAYS, config, rule_id)
+  index = conditioning.DECAY_FEATURE_INDEX["b2"]
+  given = hyper_features[index - 1] > 0.5    # the slot's "present" feature
+  b2 = jnp.where(given, hyper_features[index], default)
   return coeffs._replace(
       decays=coeffs.decays.at[1].set(jnp.where(pinned, b2, coeffs.decays[1])),
       gains=coeffs.gains.at[1].set(jnp.where(pinned, 1.0 - b2, coeffs.gains[1])))
