@@ -45,7 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
       sign_gain="softplus", normalizer_constant="exp", rule_node_degree=False,
       decay_form="softplus", clock_slopes=(), size_features=True,
       rule_gain_slopes=False, rule_clip_knots=False, rule_node_decays=False,
-      rule_moment_decays=False, rule_b2_decays=False, readout_rows=64))
+      rule_moment_decays=False, rule_b2_decays=(), readout_rows=64))
   # A checkpoint directory or "shipped:NAME" to start from ("" = fresh weights; a fresh
   # meta-optimizer state either way); modules it lacks (executor.learned_step_size's head) start
   # neutral. Ignored when the workdir has a checkpoint.

@@ -12,6 +12,7 @@ none for Adam or SGD), whatever the tensor net says.
 """
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -258,7 +259,8 @@ def test_b2_decays_give_adams_own_bias_corrected_second_moment(algorithm, kwargs
   0.999, also where its features leave b2 out), whatever the hypernet says; without, it
   is not."""
   import optax  # pylint: disable=import-outside-toplevel
-  config = ExecutorConfig(rule_b2_decays=pinned, trained_options=trained)
+  config = ExecutorConfig(rule_b2_decays=(algorithm,) if pinned else (),
+                          trained_options=trained)
   rng = np.random.default_rng(2)
   params = {"w": jnp.asarray(rng.standard_normal((12, 8)), jnp.float32),
             "b": jnp.zeros((8,))}
@@ -279,3 +281,17 @@ def test_b2_decays_give_adams_own_bias_corrected_second_moment(algorithm, kwargs
                        _adam_state(ref_state).nu[name] / correction, rtol=1e-4)
            for name in ("w", "b")]
   assert close == [pinned, pinned]
+
+
+def test_b2_decays_of_a_rule_without_b2_is_refused():
+  with pytest.raises(ValueError, match=r"rule_b2_decays names \['sgd'\]"):
+    ExecutorConfig(rule_b2_decays=("adam", "sgd"))
+
+
+def test_structural_options_survive_the_checkpoints_json():
+  """The options set at ship time come back from the config's JSON as they were (tuples
+  stay tuples, so the config stays hashable for jit)."""
+  config = ExecutorConfig(rule_gain_slopes=True, rule_clip_knots=True, rule_node_decays=True,
+                          rule_moment_decays=True, rule_b2_decays=("adam",), readout_rows=0)
+  restored = ExecutorConfig.from_json(json.loads(json.dumps(config.to_json())))
+  assert restored == config and hash(restored) == hash(config)

@@ -69,9 +69,9 @@ RULE_CLIP_KNOTS = {"adafactor": _LOG_MIN_PARAM_SCALE}
 # with ExecutorConfig.rule_moment_decays the per-parameter one, s2'^2 = (1 - k) s2^2 + k g^2,
 # k = (t + 1)^-rate; Adafactor's with optax's default decay_rate.
 RULE_DECAY_RATES = {"adafactor": 0.8}
-# The rules whose second moment decays at their own b2 keyword, with Adam's bias
-# correction (ExecutorConfig.rule_b2_decays), and their optax default b2.
-RULE_B2_DECAYS = {"adam": 0.999, "lamb": 0.999}
+# The rules whose second moment can decay at their own b2 keyword, with Adam's bias
+# correction (those ExecutorConfig.rule_b2_decays names), and their optax default b2.
+RULE_B2_DEFAULTS = {"adam": 0.999, "adamw": 0.999, "nadam": 0.999, "lamb": 0.999}
 # The layer readouts' row sample (ExecutorConfig.readout_rows): tensors with more
 # in-neurons are read on every k-th row, k = ceil(rows / READOUT_ROWS).
 READOUT_ROWS = 64
@@ -286,11 +286,11 @@ class ExecutorConfig:
       5% short of Adafactor's late in a run on the 4x wider MLP. With the schedule the
       debiasing average z2 stays 1, so s2^2 is Adafactor's v itself. False for the
       executors before it.
-    rule_b2_decays: the second moment's decay of the rules in RULE_B2_DECAYS set to
-      their own b2 keyword (gain 1 - b2, so the debiased s2 is their bias-corrected
-      second moment). Learned, Adam's forgets in 892 steps at b2 0.999 instead of 1000
+    rule_b2_decays: the rules (of RULE_B2_DEFAULTS) whose second moment decays at their
+      own b2 keyword (gain 1 - b2, so the debiased s2 is their bias-corrected second
+      moment). Learned, Adam's forgets in 892 steps at b2 0.999 instead of 1000
       (results/imitate/experiments/decays_pfc_anneal.md), and its runs 10x as long as
-      the issue's end 17-20% below Adam's. False for the executors before it.
+      the issue's end 17-20% below Adam's. Empty for the executors before it.
     readout_rows: the layer readouts (RMS of the direction and of the parameters,
       which Adafactor's parameter scale and clipping and LAMB's trust ratio read) and
       the step-size integrator read tensors with more in-neurons on every k-th row,
@@ -332,13 +332,17 @@ class ExecutorConfig:
   rule_clip_knots: bool = False
   rule_node_decays: bool = False
   rule_moment_decays: bool = False
-  rule_b2_decays: bool = False
+  rule_b2_decays: tuple[str, ...] = ()
   readout_rows: int = READOUT_ROWS
 
   def __post_init__(self):
     if self.rule_clip_knots and not self.rule_gain_slopes:
       raise ValueError("rule_clip_knots sets the clipping knot beside the rules' pinned "
                        "slopes; it needs rule_gain_slopes=True.")
+    unknown = sorted(set(self.rule_b2_decays) - set(RULE_B2_DEFAULTS))
+    if unknown:
+      raise ValueError(f"rule_b2_decays names {unknown}, whose second moment does not decay "
+                       f"at a b2 keyword; use rules of {sorted(RULE_B2_DEFAULTS)}.")
     if self.readout_rows < 0:
       raise ValueError(f"readout_rows must be >= 0 (0 reads whole tensors), got "
                        f"{self.readout_rows}.")
@@ -372,6 +376,7 @@ class ExecutorConfig:
     out = dataclasses.asdict(self)
     out["rules"] = list(self.rules)
     out["clock_slopes"] = list(self.clock_slopes)
+    out["rule_b2_decays"] = list(self.rule_b2_decays)
     out["trained_options"] = {k: list(v) for k, v in self.trained_options}
     out["decay_feature_stats"] = [list(row) for row in self.decay_feature_stats]
     return out
@@ -389,6 +394,7 @@ class ExecutorConfig:
     # A bool: written while the option was all-or-nothing (True: every average).
     data["clock_slopes"] = (RUNNING_AVERAGES if slopes is True else
                             () if slopes is False else tuple(slopes))
+    data["rule_b2_decays"] = tuple(data.get("rule_b2_decays", ()))
     data["trained_options"] = tuple(
         (k, tuple(v)) for k, v in dict(data.get("trained_options", {})).items())
     data["decay_feature_stats"] = tuple(

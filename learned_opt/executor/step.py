@@ -44,7 +44,7 @@ so is Adafactor's clipping knot, from the bias. With ExecutorConfig.rule_node_de
 Adafactor's row/column states follow its own schedule, a3 = 1 - (t + 1)^-0.8,
 b3 = (t + 1)^-0.8 (`pin_rule_decays`), so they are its factored second moments; with
 ExecutorConfig.rule_moment_decays so does s2 (a2, b2), its unfactored second moment.
-With ExecutorConfig.rule_b2_decays Adam's and LAMB's s2 decays at their own b2
+With ExecutorConfig.rule_b2_decays=('adam',) Adam's s2 decays at its own b2
 (`pin_b2_decay`).
 Both RMS are read on a row sample of tensors with more than ExecutorConfig.readout_rows
 in-neurons (`_row_sample`), so neither costs a pass over the tensor; readout_rows=0
@@ -248,12 +248,13 @@ def hyper_coefficients(weights: Any, config: network.ExecutorConfig, rule_id: ja
 
 def pin_b2_decay(coeffs: Coefficients, config: network.ExecutorConfig, rule_id: jax.Array,
                  hyper_features: jax.Array) -> Coefficients:
-  """`coeffs` with the second moment's decay b2 and gain 1 - b2 for the rules in
-  network.RULE_B2_DECAYS (ExecutorConfig.rule_b2_decays): b2 is the rule's keyword as the
+  """`coeffs` with the second moment's decay b2 and gain 1 - b2 for the rules
+  ExecutorConfig.rule_b2_decays names: b2 is the rule's keyword as the
   hyperparameter features carry it, or the rule's optax default where they do not (a
   keyword the executor was not trained on, which it refuses unless left at its default).
   The debiasing average z2 is then 1 - b2^t, so v is Adam's bias-corrected second moment."""
-  pinned, default = network.per_rule(network.RULE_B2_DECAYS, config, rule_id)
+  table = {rule: network.RULE_B2_DEFAULTS[rule] for rule in config.rule_b2_decays}
+  pinned, default = network.per_rule(table, config, rule_id)
   index = conditioning.DECAY_FEATURE_INDEX["b2"]
   given = hyper_features[index - 1] > 0.5    # the slot's "present" feature
   b2 = jnp.where(given, hyper_features[index], default)
