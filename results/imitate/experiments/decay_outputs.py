@@ -10,10 +10,10 @@ plain mean either way); past that the second moment forgets at the wrong rate.
 Then, for Adafactor (learning rate 1e-2, matrices of 16 or more rows and columns
 factored), the time constants of all three decays (a1, a2, and a3, the row and
 column states that hold its factored moments) at a few clocks, next to Adafactor's
-own second-moment decay 1 - t^-0.8 (time constant t^0.8). Last, the hypernet's
-linear-skip weight from the b2 slot's third feature (log(1 - b2), standardized or
-not) to the raw second-moment decay: reading b2 takes a weight of about the
-feature's scale (1 unstandardized), of either sign by the decay form.
+own second-moment decay 1 - (t + 1)^-0.8 at step count t (time constant (t + 1)^0.8).
+Last, the hypernet's linear-skip weight from the b2 slot's third feature (log(1 - b2),
+standardized or not) to the raw second-moment decay: reading b2 takes a weight of about
+the feature's scale (1 unstandardized), of either sign by the decay form.
 """
 
 import sys
@@ -47,6 +47,8 @@ def main(path: str) -> None:
       a = coefficients("adam", hyper, clock)[1].decays
       cells.append(f"{1 / (1 - float(a[0])):.0f}, {1 / (1 - float(a[1])):.0f}")
     print(f"| adam | 0.9 | {b2} | 10, {1 / (1 - b2):.0f} | " + " / ".join(cells) + " |")
+  # At step count t optax's Adafactor decays by 1 - (t + 1)^-0.8 (tables written before
+  # 2026-11-28's nineteenth session printed t^0.8 here).
   print("\n| rule | clock | Adafactor's time constant | executor's (a1, a2, a3) | raw a3 |")
   print("|---|---|---|---|---|")
   kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
@@ -55,7 +57,7 @@ def main(path: str) -> None:
     c, co = coefficients("adafactor", hyper, clock)
     raw = hyper_fn(weights, c)
     cells = ", ".join(f"{1 / (1 - float(d)):.1f}" for d in co.decays)
-    print(f"| adafactor | {clock} | {clock ** 0.8:.1f} | {cells} | {float(raw[2]):+.3f} |")
+    print(f"| adafactor | {clock} | {(clock + 1) ** 0.8:.1f} | {cells} | {float(raw[2]):+.3f} |")
   b2_feature = config.embed_dim + 3 * conditioning.DECAY_KEYS.index("b2") + 2
   skip = float(weights["hypernet_linear"]["w"][b2_feature, 1])
   print(f"\nlinear-skip weight, b2 feature -> raw second-moment decay: {skip:+.3f}")
