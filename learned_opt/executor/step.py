@@ -73,8 +73,8 @@ that jump above it (an instability); gradients that minibatch noise keeps at
 their usual level leave it open.
 Gradients that keep agreeing with the momentum say the steps are short;
 gradients that turn against it say they overshoot (hypergradient descent on the
-log step size, with a scale-free signal). With c = 0 it settles where the next gradient is orthogonal to the
-momentum, the greedy one-step optimum, whose steps are too short over a long
+log step size, with a scale-free signal). With c = 0 it settles where the next
+gradient is orthogonal to the momentum, the greedy one-step optimum, whose steps are too short over a long
 run (on a digits ConvNet the log step sizes fell to the -log 30 bound); a
 slightly negative c accepts some overshoot.
 
@@ -387,8 +387,13 @@ def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
   update and once, on at most `max_rows` rows per tensor, for the readout; a
   full reduction would force XLA to materialize it), and the parameters' RMS
   costs no pass over the tensor (measured on a quiet 2-core CPU: 1.88x ->
-  1.73x optax.adam's train step at 4M parameters, 1.92x -> 1.56x at 50M). Tensors with at most `max_rows` in-neurons are
-  read exactly. Scalars and size-1 axes broadcast and pass through.
+  1.73x optax.adam's train step at 4M parameters, 1.92x -> 1.56x at 50M). Tensors
+  with at most `max_rows` in-neurons are read exactly. Scalars and size-1 axes
+  broadcast and pass through. The sample's RMS is off by about 1 / sqrt(2 n) for n
+  sampled entries; the shipped imitation executor reads whole tensors (max_rows = 0),
+  where its compiled CPU step writes the direction once (4 floats written per
+  parameter instead of 3) at the same 1.96x optax.adam's step at 4M
+  (results/imitate/experiments/speed_pfc_mdx.md).
   """
   if max_rows <= 0:
     return arrays
