@@ -191,7 +191,8 @@ def test_state_is_two_floats_per_parameter_plus_nodes(compiled):
 
 def _direction_gain_zeroed(weights):
   """The weights with the tensor net's outputs for the direction readout's coefficients at 0."""
-  cols = slice(network.DIRECTION_GAIN_INDEX, network.DIRECTION_GAIN_INDEX + 4)   # linear, hinge, knot and zero flag of log RMS(d)
+  # linear, hinge, knot and zero flag of log RMS(d)
+  cols = slice(network.DIRECTION_GAIN_INDEX, network.DIRECTION_GAIN_INDEX + 4)
   out = dict(weights)
   for name in ("tensor_net_linear", "tensor_net_out"):
     out[name] = {k: v.at[..., cols].set(0.0) for k, v in weights[name].items()}

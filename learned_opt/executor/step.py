@@ -74,9 +74,9 @@ their usual level leave it open.
 Gradients that keep agreeing with the momentum say the steps are short;
 gradients that turn against it say they overshoot (hypergradient descent on the
 log step size, with a scale-free signal). With c = 0 it settles where the next
-gradient is orthogonal to the momentum, the greedy one-step optimum, whose steps are too short over a long
-run (on a digits ConvNet the log step sizes fell to the -log 30 bound); a
-slightly negative c accepts some overshoot.
+gradient is orthogonal to the momentum, the greedy one-step optimum, whose steps
+are too short over a long run (on a digits ConvNet the log step sizes fell to the
+-log 30 bound); a slightly negative c accepts some overshoot.
 
 Every input of n and of D is positively homogeneous of degree 1 in the gradient,
 so the update is exactly invariant to gradient scale whenever the exponents sum
