@@ -6,11 +6,11 @@
 One pair per seed: SENSITIVITY.md is what `rule_sensitivity.py --seed=N 0.999 1.001`
 (or `0.999999 1.000001`, a change of about 8 float32 roundings) printed, RESULTS_DIR
 an `evaluate_imitation --config.seed=N` workdir (its results.json). For the imitation
-issue's four rules on its four 1000-step networks it prints every cell's executor gap and the rule's own floor there, the larger
-|gap| of the rule run at the table's factors (those within 0.11% of 1) against
-itself. A cell whose floor is above 5% is chaotic: a step-size error of 0.1% (or
-0.0001%), far below what a learned network's updates carry, already moves the final
-loss past the issue's 5%.
+issue's four rules on its four 1000-step networks it prints every cell's executor gap
+and the rule's own floor there, the larger |gap| of the rule run at the table's
+factors (those within 0.11% of 1) against itself. A cell whose floor is above 5% is
+chaotic: a step-size error of 0.1% (or 0.0001%), far below what a learned network's
+updates carry, already moves the final loss past the issue's 5%.
 The counts say how many cells are within 5%, how many are chaotic, and how many of
 the others the executor gets within 5%; the issue's measure itself is unchanged.
 """
