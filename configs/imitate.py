@@ -10,10 +10,11 @@ structural options `--config.executor.rule_gain_slopes=True
 --config.standardize_decay_features=True`, the primitive hint
 (`--config.primitive_hint_weight=1.0`, SGD and LARS exempt), Adam's b2 drawn ('log1m',
 0.95, 0.9995), and four legs of learning rates, batch sizes and warm-ups; shipped with
-Adafactor's clipping knot set from the gain's bias (`meta_train.ship
---set=rule_clip_knots=True`). `imitate_pff` adds `--config.executor.rule_clip_knots=True
---config.executor.rule_node_decays=True --config.clip_hint_weight=1.0` in training:
-results/imitate/README.md. The defaults keep the settings of the executors before it, so
+Adafactor's clipping knot and second-moment schedule, whole-tensor readouts and Adam's
+b2 set (`meta_train.ship --set=rule_clip_knots=True --set=rule_moment_decays=True
+--set=readout_rows=0 "--set=rule_b2_decays=('adam',)"`). `imitate_pff` adds
+`--config.executor.rule_clip_knots=True --config.executor.rule_node_decays=True
+--config.clip_hint_weight=1.0` in training: results/imitate/README.md. The defaults keep the settings of the executors before it, so
 the experiments' commands (results/imitate/experiments) rerun as written.
 """
 
