@@ -14,8 +14,9 @@ Adafactor's clipping knot and second-moment schedule, whole-tensor readouts and 
 b2 set (`meta_train.ship --set=rule_clip_knots=True --set=rule_moment_decays=True
 --set=readout_rows=0 "--set=rule_b2_decays=('adam',)"`). `imitate_pff` adds
 `--config.executor.rule_clip_knots=True --config.executor.rule_node_decays=True
---config.clip_hint_weight=1.0` in training: results/imitate/README.md. The defaults keep the settings of the executors before it, so
-the experiments' commands (results/imitate/experiments) rerun as written.
+--config.clip_hint_weight=1.0` in training: results/imitate/README.md. The defaults keep
+the settings of the executors before it, so the experiments' commands
+(results/imitate/experiments) rerun as written.
 """
 
 import ml_collections
