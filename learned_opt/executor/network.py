@@ -281,7 +281,7 @@ class ExecutorConfig:
     rule_moment_decays: the same for the per-parameter second moment s2, which holds
       the rule's unfactored second moment (Adafactor's vectors and the matrices it does
       not factor). Learned with clock slopes, Adafactor's time constant was 77 steps
-      at step 1 and 166 at step 100 (imitate_pff), where Adafactor's are 1 and 40: the
+      at step 1 and 166 at step 100 (imitate_pff), where Adafactor's are 1.7 and 40: the
       longer memory keeps the larger early gradients, and those tensors' steps ran
       5% short of Adafactor's late in a run on the 4x wider MLP. With the schedule the
       debiasing average z2 stays 1, so s2^2 is Adafactor's v itself. False for the
