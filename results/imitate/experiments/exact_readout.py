@@ -4,12 +4,13 @@ r"""Closed-loop gaps of an executor with the readout's row sample and with exact
 
 NETWORK (default "4x wider (256)") is a key of configs/evaluate_imitation.py's
 networks; CHECKPOINT (a directory or 'shipped:NAME') defaults to the shipped
-executor. For LAMB and Adafactor (that config's kwargs) at seeds 0-2: the gap of the 1000-step closed loop against optax's
-rule, as meta_train.evaluate_imitation computes it, with the layer readouts read on
-every k-th row of tensors with more than 64 in-neurons (ExecutorConfig.readout_rows=64,
-learned_opt.executor.step._row_sample) and on whole tensors (readout_rows=0). LAMB's
-trust ratio and Adafactor's clipping and parameter scale are read there. (Before
-readout_rows existed this script set _row_sample's default instead.)
+executor. For LAMB and Adafactor (that config's kwargs) at seeds 0-2: the gap of the
+1000-step closed loop against optax's rule, as meta_train.evaluate_imitation computes
+it, with the layer readouts read on every k-th row of tensors with more than 64
+in-neurons (ExecutorConfig.readout_rows=64, learned_opt.executor.step._row_sample) and
+on whole tensors (readout_rows=0). LAMB's trust ratio and Adafactor's clipping and
+parameter scale are read there. (Before readout_rows existed this script set
+_row_sample's default instead.)
 """
 import dataclasses
 import sys
