@@ -17,6 +17,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, network, step
@@ -163,38 +164,46 @@ def test_clip_knots_need_the_pinned_slopes():
     ExecutorConfig(rule_clip_knots=True)
 
 
-def _factored_state(state):
-  """optax.adafactor's FactoredState inside its chain's state."""
-  if hasattr(state, "v_row"):
+def _optax_state(state, field: str):
+  """The first state with `field` (v_row: Adafactor's, nu: Adam's) inside an optax chain's
+  nested tuple of states."""
+  if hasattr(state, field):
     return state
   for child in (state if isinstance(state, tuple) else ()):
-    found = _factored_state(child)
+    found = _optax_state(child, field)
     if found is not None:
       return found
   return None
+
+
+def _beside_optax(config, algorithm, kwargs, params, rng, weights_seed, scaled, steps=6):
+  """(the executor's state, optax's) after `steps` updates on the same random gradients,
+  the k-th scaled by `scaled(g, k)`; the executor with random weights."""
+  tx = ExecutorOptimizer(random_executor_weights(config, seed=weights_seed), config,
+                         algorithm, kwargs).as_optax()
+  reference = getattr(optax, algorithm)(**kwargs)
+  state, ref_state = tx.init(params), reference.init(params)
+  for k in range(steps):
+    grads = jax.tree.map(
+        lambda x, k=k: scaled(jnp.asarray(rng.standard_normal(x.shape), jnp.float32), k),
+        params)
+    _, state = tx.update(grads, state, params)
+    _, ref_state = reference.update(grads, ref_state, params)
+  return (state.inner_state if hasattr(state, "inner_state") else state), ref_state
 
 
 @pytest.mark.parametrize("pinned", [True, False])
 def test_node_decays_follow_adafactors_own_row_and_column_moments(pinned):
   """With rule_node_decays the executor's row/column states are optax.adafactor's v_row and
   v_col along a run, whatever the hypernet says; without, they are not."""
-  import optax  # pylint: disable=import-outside-toplevel
   config = ExecutorConfig(rule_gain_slopes=True, rule_node_decays=pinned)
   rng = np.random.default_rng(0)
   params = {"w": jnp.asarray(rng.standard_normal((32, 24)), jnp.float32),
             "b": jnp.zeros((24,))}
   kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
-  tx = ExecutorOptimizer(random_executor_weights(config, seed=2), config, "adafactor",
-                         kwargs).as_optax()
-  reference = optax.adafactor(**kwargs)
-  state, ref_state = tx.init(params), reference.init(params)
-  for k in range(6):
-    grads = jax.tree.map(
-        lambda x, k=k: jnp.asarray(rng.standard_normal(x.shape), jnp.float32) * (1 + k), params)
-    _, state = tx.update(grads, state, params)
-    _, ref_state = reference.update(grads, ref_state, params)
-  factored = _factored_state(ref_state)
-  executor_state = state.inner_state if hasattr(state, "inner_state") else state
+  executor_state, ref_state = _beside_optax(config, "adafactor", kwargs, params, rng, 2,
+                                            lambda g, k: g * (1 + k))
+  factored = _optax_state(ref_state, "v_row")
   rows, cols = executor_state.rows["w"], executor_state.cols["w"]
   z3 = float(executor_state.z[2])
   # optax names its factors by the axis they keep the other way round: its (24,) v_row is
@@ -211,38 +220,18 @@ def test_moment_decays_follow_adafactors_own_unfactored_moment(pinned):
   """With rule_moment_decays the executor's second moment s2^2 (debiased by z2) is
   optax.adafactor's unfactored v along a run, on a vector and on a matrix it does not
   factor, whatever the hypernet says; without, it is not."""
-  import optax  # pylint: disable=import-outside-toplevel
   config = ExecutorConfig(rule_gain_slopes=True, rule_moment_decays=pinned)
   rng = np.random.default_rng(1)
   params = {"w": jnp.asarray(rng.standard_normal((32, 8)), jnp.float32),
             "b": jnp.zeros((8,))}
   kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
-  tx = ExecutorOptimizer(random_executor_weights(config, seed=3), config, "adafactor",
-                         kwargs).as_optax()
-  reference = optax.adafactor(**kwargs)
-  state, ref_state = tx.init(params), reference.init(params)
-  for k in range(6):
-    grads = jax.tree.map(
-        lambda x, k=k: jnp.asarray(rng.standard_normal(x.shape), jnp.float32) / (1 + k), params)
-    _, state = tx.update(grads, state, params)
-    _, ref_state = reference.update(grads, ref_state, params)
-  factored = _factored_state(ref_state)
-  executor_state = state.inner_state if hasattr(state, "inner_state") else state
+  executor_state, ref_state = _beside_optax(config, "adafactor", kwargs, params, rng, 3,
+                                            lambda g, k: g / (1 + k))
+  factored = _optax_state(ref_state, "v_row")
   z2 = float(executor_state.z[1])
   close = [np.allclose(np.square(executor_state.s2[name]) / z2, factored.v[name], rtol=1e-4)
            for name in ("w", "b")]
   assert close == [pinned, pinned]
-
-
-def _adam_state(state):
-  """optax's ScaleByAdamState inside a chain's state."""
-  if hasattr(state, "nu"):
-    return state
-  for child in (state if isinstance(state, tuple) else ()):
-    found = _adam_state(child)
-    if found is not None:
-      return found
-  return None
 
 
 @pytest.mark.parametrize("algorithm,kwargs,trained", [
@@ -258,27 +247,18 @@ def test_b2_decays_give_adams_own_bias_corrected_second_moment(algorithm, kwargs
   bias-corrected nu / (1 - b2^t) along a run (Adam at b2 0.95, LAMB at its default
   0.999, also where its features leave b2 out), whatever the hypernet says; without, it
   is not."""
-  import optax  # pylint: disable=import-outside-toplevel
   config = ExecutorConfig(rule_b2_decays=(algorithm,) if pinned else (),
                           trained_options=trained)
   rng = np.random.default_rng(2)
   params = {"w": jnp.asarray(rng.standard_normal((12, 8)), jnp.float32),
             "b": jnp.zeros((8,))}
-  tx = ExecutorOptimizer(random_executor_weights(config, seed=4), config, algorithm,
-                         kwargs).as_optax()
-  reference = getattr(optax, algorithm)(**kwargs)
-  state, ref_state = tx.init(params), reference.init(params)
   steps = 6
-  for k in range(steps):
-    grads = jax.tree.map(
-        lambda x, k=k: jnp.asarray(rng.standard_normal(x.shape), jnp.float32) / (1 + k), params)
-    _, state = tx.update(grads, state, params)
-    _, ref_state = reference.update(grads, ref_state, params)
-  executor_state = state.inner_state if hasattr(state, "inner_state") else state
+  executor_state, ref_state = _beside_optax(config, algorithm, kwargs, params, rng, 4,
+                                            lambda g, k: g / (1 + k), steps)
   z2 = float(executor_state.z[1])
   correction = 1.0 - kwargs.get("b2", 0.999) ** steps
   close = [np.allclose(np.square(executor_state.s2[name]) / z2,
-                       _adam_state(ref_state).nu[name] / correction, rtol=1e-4)
+                       _optax_state(ref_state, "nu").nu[name] / correction, rtol=1e-4)
            for name in ("w", "b")]
   assert close == [pinned, pinned]
 

@@ -241,9 +241,7 @@ def hyper_coefficients(weights: Any, config: network.ExecutorConfig, rule_id: ja
   c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(clock))
   coeffs = split_hyper_outputs(hyper_fn(weights, c), config, clock)
   coeffs = pin_rule_decays(coeffs, config, rule_id, step)
-  if config.rule_b2_decays:
-    coeffs = pin_b2_decay(coeffs, config, rule_id, hyper_features)
-  return c, coeffs
+  return c, pin_b2_decay(coeffs, config, rule_id, hyper_features)
 
 
 def pin_b2_decay(coeffs: Coefficients, config: network.ExecutorConfig, rule_id: jax.Array,
@@ -252,7 +250,10 @@ def pin_b2_decay(coeffs: Coefficients, config: network.ExecutorConfig, rule_id: 
   ExecutorConfig.rule_b2_decays names: b2 is the rule's keyword as the
   hyperparameter features carry it, or the rule's optax default where they do not (a
   keyword the executor was not trained on, which it refuses unless left at its default).
-  The debiasing average z2 is then 1 - b2^t, so v is Adam's bias-corrected second moment."""
+  The debiasing average z2 is then 1 - b2^t, so v is Adam's bias-corrected second moment.
+  `coeffs` as is when it names none."""
+  if not config.rule_b2_decays:
+    return coeffs
   table = {rule: network.RULE_B2_DEFAULTS[rule] for rule in config.rule_b2_decays}
   pinned, default = network.per_rule(table, config, rule_id)
   index = conditioning.DECAY_FEATURE_INDEX["b2"]

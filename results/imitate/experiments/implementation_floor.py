@@ -21,9 +21,8 @@ import learned_opt
 import tasks
 from configs import evaluate_imitation
 from meta_train.evaluate_imitation import final_loss
-
-RULES = ("adam", "sgd", "adafactor", "lamb")
-NETWORKS = ("2x deeper (4x32)", "4x wider (256)", "convnet", "mlp 64-32-10")
+from rule_sensitivity import TARGET_RULES as RULES
+from seed_spread import NETWORKS, TARGET
 
 
 def main(seeds: list[int]) -> None:
@@ -42,7 +41,7 @@ def main(seeds: list[int]) -> None:
                              config.steps, seed)
         theirs, _ = final_loss(task, getattr(optax, name)(**kwargs), config.steps, seed)
         gap = (theirs - ours) / abs(ours)
-        beyond += abs(gap) > 0.05
+        beyond += abs(gap) > TARGET
         cells.append(f"{100 * gap:+.2f}%")
       print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
   print(f"\ncells where the two implementations end more than 5% apart: {beyond}/"
