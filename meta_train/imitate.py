@@ -29,7 +29,7 @@ from ml_collections import config_flags
 import tasks
 from learned_opt import checkpoint as lo_checkpoint
 from learned_opt.executor import ExecutorConfig, conditioning, init_weights, network
-from meta_train import imitation
+from meta_train import imitation, provenance
 from meta_train import train as train_lib
 
 
@@ -175,7 +175,7 @@ def _manager(workdir: str, config) -> ocp.CheckpointManager:
 def _save(manager, step, weights, opt_state, exec_config, config, metrics):
   meta = lo_checkpoint.metadata(
       exec_config, dict(config.default_rule),
-      {"command": "python -m meta_train.imitate --config=configs/imitate.py --workdir=DIR",
+      {**provenance.run_record(),
        "config": json.loads(config.to_json_best_effort()), "step": step, "metrics": metrics})
   manager.save(step, args=ocp.args.Composite(
       weights=ocp.args.StandardSave(jax.device_get(weights)),

@@ -7,7 +7,14 @@ r"""Copies a trained checkpoint into the package as a shipped optimizer, optiona
 Only the executor's weights and config (which records the command, config and
 metrics that produced them) are copied: `learned_opt/weights/NAME/<step>/`.
 `--target` writes the copy elsewhere instead of into the package (to evaluate it
-first). Edits, each recorded in the config's provenance:
+first). `--checkpoint=git:COMMIT:PATH` ships a checkpoint directory as it stood
+at a commit of this repository (read with `git archive`), so a shipped optimizer
+is rebuilt from the repository's history alone.
+
+The shipped config's provenance keeps the source run's record (its command,
+config, step and metrics; a command the run did not record is "unknown") and
+adds `shipped_with`: this ship command, the git commit it ran at, the source's
+path and commit, the step and the edits. Edits:
 
 - `--max_time=N` caps the clock the executor's networks see (ExecutorConfig.max_time).
 - `--set=FIELD=VALUE` replaces an ExecutorConfig field (VALUE a Python literal),
@@ -26,8 +33,12 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import io
 import pathlib
 import shutil
+import subprocess
+import tarfile
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,6 +48,7 @@ from absl import app, flags
 
 from learned_opt import checkpoint
 from learned_opt.executor import ExecutorConfig, network
+from meta_train import provenance
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint directory (latest step used).")
 _NAME = flags.DEFINE_string("name", "executor", "Shipped name (learned_opt/weights/NAME).")
@@ -110,33 +122,72 @@ def apply_edits(weights: Any, config: ExecutorConfig, edits: Edits) -> tuple[Any
   return weights, dataclasses.replace(config, **edits.fields)
 
 
+def read_git_source(source: str, into: pathlib.Path) -> tuple[pathlib.Path, str]:
+  """Extracts `git:COMMIT:PATH` under `into`; returns (the directory, the full commit).
+
+  Raises:
+    ValueError: malformed source, unknown commit or a path absent at that commit.
+  """
+  _, commit, path = (source.split(":", 2) + ["", ""])[:3]
+  if not commit or not path:
+    raise ValueError(f"--checkpoint=git:COMMIT:PATH needs a commit and a path, got {source!r}.")
+  repo = provenance.REPO_ROOT
+  resolved = subprocess.run(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"],
+                            cwd=repo, capture_output=True, text=True, check=False)
+  if resolved.returncode:
+    raise ValueError(f"{source}: {commit!r} is not a commit of {repo}.")
+  full = resolved.stdout.strip()
+  archive = subprocess.run(["git", "archive", "--format=tar", full, path], cwd=repo,
+                           capture_output=True, check=False)
+  if archive.returncode:
+    raise ValueError(f"{source}: no {path!r} at commit {full[:12]} "
+                     f"({archive.stderr.decode().strip()}).")
+  with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+    tar.extractall(into, filter="data")
+  return into / path, full
+
+
+def _known_run_record(record: dict) -> dict:
+  """The source run's provenance with a placeholder command written as "unknown"."""
+  command = record.get("command", provenance.UNKNOWN)
+  placeholder = "CONFIG" in command or command.endswith("=DIR")
+  return dict(record, command=provenance.UNKNOWN if placeholder else command)
+
+
 def ship(source: str, name: str, max_time: int | None = None,
          target_root: str | None = None, edits: Edits = Edits()) -> pathlib.Path:
-  """Copies the latest step of `source`, edited; returns the new step directory.
+  """Copies the latest step of `source` (a directory or git:COMMIT:PATH), edited.
 
-  `max_time` is the edit `fields={'max_time': max_time}`. Without edits the
-  step's files are copied as they are.
+  `max_time` is the edit `fields={'max_time': max_time}`. Returns the new step
+  directory. The weights are written unchanged but for the edits; the config's
+  provenance records this ship (see the module doc).
   """
   if max_time is not None:
     edits = dataclasses.replace(edits, fields={**edits.fields, "max_time": int(max_time)})
-  step_dir, meta = checkpoint.read_config(source)
-  weights, config, _ = checkpoint.restore(source)  # refuse to ship anything that does not load
+  with tempfile.TemporaryDirectory() as scratch:
+    source_commit = None
+    directory = source
+    if source.startswith("git:"):
+      directory, source_commit = read_git_source(source, pathlib.Path(scratch))
+    step_dir, meta = checkpoint.read_config(directory)
+    weights, config, _ = checkpoint.restore(directory)  # refuse what does not load
+    weights, config = apply_edits(weights, config, edits)
   root = (pathlib.Path(target_root) if target_root else
           pathlib.Path(__file__).resolve().parent.parent / "learned_opt" / "weights" / name)
-  if edits:
-    weights, config = apply_edits(weights, config, edits)   # before anything is removed
+  record = _known_run_record(dict(meta.get("provenance") or {}))
+  earlier_ship = record.pop("shipped_with", None)
+  record["shipped_with"] = {
+      **provenance.run_record(),
+      "source": source.split(":", 2)[2] if source_commit else str(source),
+      "source_commit": source_commit or provenance.UNKNOWN,
+      "step": int(step_dir.name), **edits.as_json()}
+  if earlier_ship:   # the source was itself shipped: keep how
+    record["shipped_with"]["source_shipped_with"] = earlier_ship
   if root.exists():
     shutil.rmtree(root)
+  checkpoint.save(root, weights, config, step=int(step_dir.name),
+                  default_rule=meta.get("default_rule"), provenance=record)
   target = root / step_dir.name
-  if edits:
-    provenance = dict(meta.get("provenance") or {},
-                      shipped_with={"source": str(source), "step": int(step_dir.name),
-                                    **edits.as_json()})
-    checkpoint.save(root, weights, config, step=int(step_dir.name),
-                    default_rule=meta.get("default_rule"), provenance=provenance)
-  else:
-    for item in ("weights", "config"):
-      shutil.copytree(step_dir / item, target / item)
   checkpoint.restore(target)  # the copy loads
   return target
 

@@ -54,12 +54,9 @@ import tasks
 from learned_opt import checkpoint as lo_checkpoint
 from learned_opt import shipped
 from learned_opt.executor import ExecutorConfig, init_weights, network
-from meta_train import estimators, imitation, unroll
+from meta_train import estimators, imitation, provenance, unroll
 
 PyTree = Any
-COMMAND = "python -m meta_train.train --config=CONFIG --workdir=DIR"
-
-
 class TrainState(NamedTuple):
   """Everything a run carries from one outer step to the next."""
   weights: PyTree                                     # theta (replicated)
@@ -330,7 +327,7 @@ def save(manager: ocp.CheckpointManager, setup: Setup, state: TrainState, step: 
   algorithm, kwargs = rule_of(setup.config)
   meta = lo_checkpoint.metadata(
       setup.exec_config, {"algorithm": algorithm, **kwargs},
-      {"command": COMMAND, "config": json.loads(setup.config.to_json_best_effort()),
+      {**provenance.run_record(), "config": json.loads(setup.config.to_json_best_effort()),
        "step": step, "metrics": metrics})
   manager.save(step, args=ocp.args.Composite(
       weights=ocp.args.StandardSave(to_host(state.weights)),

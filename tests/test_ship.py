@@ -62,3 +62,49 @@ def test_bad_edits_are_refused_before_anything_is_written(tmp_path):
     with pytest.raises(error, match=match):
       ship.ship(SOURCE, "x", target_root=str(root), edits=edits)
     checkpoint.restore(root)   # the earlier copy is still there and loads
+
+
+def test_ship_from_git_history_records_where_and_how(tmp_path):
+  path = "learned_opt/weights/meta_executor"
+  target = ship.ship(f"git:HEAD:{path}", "x", target_root=str(tmp_path / "from_git"),
+                     edits=ship.parse_edits(["step_size_target=-0.05"]))
+  (w0, c0, _), (w1, c1, meta) = checkpoint.restore(SOURCE), checkpoint.restore(target)
+  jax.tree.map(np.testing.assert_array_equal, w0, w1)
+  assert c1.step_size_target == -0.05
+  recorded = meta["provenance"]["shipped_with"]
+  assert recorded["source"] == path and len(recorded["source_commit"]) == 40
+  assert recorded["command"].startswith("python") and recorded["git"]["commit"]
+  assert "source_shipped_with" in recorded   # the shipped source's own ship record
+
+
+@pytest.mark.parametrize("source, match", [
+    ("git:HEAD", "needs a commit and a path"),
+    ("git:no_such_commit:learned_opt/weights/executor", "is not a commit"),
+    ("git:HEAD:no/such/path", "no 'no/such/path'"),
+])
+def test_bad_git_sources_are_refused(tmp_path, source, match):
+  with pytest.raises(ValueError, match=match):
+    ship.ship(source, "x", target_root=str(tmp_path / "never"))
+  assert not (tmp_path / "never").exists()
+
+
+def _strings(tree):
+  if isinstance(tree, dict):
+    for value in tree.values():
+      yield from _strings(value)
+  elif isinstance(tree, list):
+    for value in tree:
+      yield from _strings(value)
+  elif isinstance(tree, str):
+    yield tree
+
+
+@pytest.mark.parametrize("name", shipped.pretrained_names())
+def test_shipped_provenance_has_no_placeholder(name):
+  _, meta = checkpoint.read_config(shipped.shipped_path(name))
+  record = meta["provenance"]
+  for text in _strings(record):
+    assert "CONFIG" not in text and not text.endswith("=DIR"), text
+  shipped_with = record["shipped_with"]
+  assert shipped_with["command"].startswith("python -m meta_train.ship --checkpoint=git:")
+  assert len(shipped_with["source_commit"]) == 40 and shipped_with["git"]["commit"]
