@@ -1,6 +1,8 @@
-"""Imitation of the classic rules by one executor.
+"""Imitation of the classic rules by one executor (meta_train.imitate), and the
+transfer experiment's arms (meta_train.transfer).
 
   python -m meta_train.imitate --config=configs/imitate.py --workdir=DIR
+  python -m meta_train.transfer --config=configs/imitate.py:transfer --workdir=DIR
 
 The shipped `executor` weights were made with this config plus the output forms
 `--config.executor.sign_gain=abs --config.executor.normalizer_constant=scaled
@@ -12,12 +14,16 @@ structural options `--config.executor.rule_gain_slopes=True
 0.95, 0.9995), and four legs of learning rates, batch sizes and warm-ups; shipped with
 Adafactor's clipping knot and second-moment schedule, whole-tensor readouts and Adam's
 b2 set (`meta_train.ship --set=rule_clip_knots=True --set=rule_moment_decays=True
---set=readout_rows=0 "--set=rule_b2_decays=('adam',)"`). `imitate_pff` adds
-`--config.executor.rule_clip_knots=True --config.executor.rule_node_decays=True
---config.clip_hint_weight=1.0` in training: results/imitate/README.md. The defaults keep
-the settings of the executors before it, so the experiments' commands
-(results/imitate/experiments) rerun as written.
+--set=readout_rows=0 "--set=rule_b2_decays=('adam',)"`): results/imitate/README.md.
+This file's defaults leave those options off.
+
+Variants (VARIANTS): '' (the default) and 'transfer': does imitating SGD, momentum and
+RMSProp first make Adam faster to learn than from scratch? Both arms start from the SGD
+prior (the Adam prior would make the question moot) and count imitation steps on Adam
+until its median update cosine reaches `cosine_threshold`.
 """
+
+from typing import Callable
 
 import ml_collections
 
@@ -39,7 +45,7 @@ def rule_ranges() -> dict:
   }
 
 
-def get_config() -> ml_collections.ConfigDict:
+def _default() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.executor = ml_collections.ConfigDict(dict(
@@ -110,4 +116,35 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every = 25
   config.checkpoint_every = 100
   config.keep_checkpoints = 3
+  return config
+
+
+def _transfer(config: ml_collections.ConfigDict) -> None:
+  config.executor.prior = "sgd"
+  ranges = rule_ranges()
+  config.rules = {k: ranges[k] for k in ("sgd", "rmsprop", "adam")}
+  config.pretrain_steps = 300        # SGD (with and without momentum) and RMSProp only
+  config.adam_steps = 400            # then Adam is added (both arms count these)
+  config.cosine_threshold = 0.98
+  config.num_structures = 2
+  config.unroll = 20
+  config.batch_size = 6
+  config.log_every = 10
+  config.checkpoint_every = 100
+
+
+# Each variant edits the default config in place.
+VARIANTS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
+    "": lambda config: None,
+    "transfer": _transfer,
+}
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  """The default config, edited by `variant` (a key of VARIANTS; '' for none)."""
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown imitation config variant {variant!r}; known: "
+                     f"{sorted(VARIANTS)} ('' is the default).")
+  config = _default()
+  VARIANTS[variant](config)
   return config

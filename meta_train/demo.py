@@ -110,7 +110,7 @@ def main(argv):
 def _pipeline(workdir: str) -> None:
   """Short imitation -> short meta-training -> evaluation of the shipped optimizer."""
   # Imported here: these pull in the binaries' configs (flags are defined under __main__).
-  from configs import evaluate_quick, imitate as imitate_config, smoke
+  from configs import evaluate_quick, imitate as imitate_config, meta_train as meta_train_config
   from meta_train import evaluate, imitate, train
 
   root = pathlib.Path(workdir).absolute()
@@ -127,8 +127,9 @@ def _pipeline(workdir: str) -> None:
   print(f"  {time.time() - t0:.0f}s; update cosine " + ", ".join(
       f"{k} {v:.3f}" for k, v in sorted(last["cosine"].items())))
 
-  print(f"\n== A short meta-training from it (configs/smoke.py, PES) -> {root}/meta_train")
-  config = smoke.get_config()
+  print(f"\n== A short meta-training from it (configs/meta_train.py:smoke, PES) -> "
+        f"{root}/meta_train")
+  config = meta_train_config.get_config("smoke")
   config.init_from = str(root / "imitate" / "checkpoints")
   t0 = time.time()
   last = train.train(config, str(root / "meta_train"))

@@ -1,6 +1,6 @@
 r"""Transfer experiment: Adam learned from scratch vs. after SGD/momentum/RMSProp.
 
-  python -m meta_train.transfer --config=configs/transfer.py --workdir=DIR
+  python -m meta_train.transfer --config=configs/imitate.py:transfer --workdir=DIR
 
 Arm 'scratch' imitates Adam alone for `adam_steps`; arm 'curriculum' imitates
 SGD (momentum sampled in [0, 0.95]) and RMSProp for `pretrain_steps`, then adds

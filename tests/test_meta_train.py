@@ -17,7 +17,7 @@ import pytest
 
 import learned_opt
 import tasks
-from configs import meta_train as meta_train_config, smoke
+from configs import meta_train as meta_train_config
 from meta_train import estimators, train
 from tests.test_meta_unroll import THETA, quadratic_problem
 
@@ -25,10 +25,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A tiny executor on a tiny MLP: the runs below are compile-bound.
 TINY = """
-from configs import smoke
+from configs import meta_train
 
 def get_config():
-  config = smoke.get_config()
+  config = meta_train.get_config("smoke")
   config.init_from = ""
   config.executor = dict(embed_dim=2, hidden=4, edge_hidden=1, node_messages=True,
                          layer_readout=True)
@@ -186,9 +186,8 @@ def test_nonfinite_meta_gradient_is_skipped_counted_and_recovered():
 
 
 def test_configs_build_and_differ_only_in_numbers():
-  cpu, accel, tiny = (meta_train_config.get_config(),
-                      __import__("configs.meta_train_accel", fromlist=["x"]).get_config(),
-                      smoke.get_config())
+  cpu, accel, tiny = (meta_train_config.get_config(), meta_train_config.get_config("accel"),
+                      meta_train_config.get_config("smoke"))
   assert cpu.init_from == "shipped:executor"
   assert cpu.rule.to_dict() == {"algorithm": "adam", "learning_rate": 3e-3}
 
@@ -249,7 +248,7 @@ def test_build_family_reads_single_families_and_mixtures():
 
 
 def test_trainable_modules_hold_the_others_exactly():
-  config = smoke.get_config()
+  config = meta_train_config.get_config("smoke")
   config.init_from = ""
   config.executor = dict(embed_dim=2, hidden=4, edge_hidden=1, node_messages=True,
                          layer_readout=True)

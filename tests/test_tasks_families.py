@@ -273,8 +273,8 @@ def test_evaluate_family_config_draws_held_out_training_tasks():
 
 
 def test_the_autoencoder_meta_training_config_builds_its_mixture():
-  from configs import meta_train_autoencoders  # pylint: disable=import-outside-toplevel
-  family = tasks.families.from_spec(meta_train_autoencoders.get_config().family)
+  from configs import meta_train  # pylint: disable=import-outside-toplevel
+  family = tasks.families.from_spec(meta_train.get_config("autoencoders").family)
   assert isinstance(family, MixtureFamily)
   assert family.shares == pytest.approx({"image": 0.5, "quadratic": 1 / 6, "autoencoder": 1 / 3})
   assert isinstance(family.members["autoencoder"], ImageAutoencoderFamily)
