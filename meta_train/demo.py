@@ -110,7 +110,8 @@ def main(argv):
 def _pipeline(workdir: str) -> None:
   """Short imitation -> short meta-training -> evaluation of the shipped optimizer."""
   # Imported here: these pull in the binaries' configs (flags are defined under __main__).
-  from configs import evaluate_quick, imitate as imitate_config, meta_train as meta_train_config
+  from configs import evaluate as evaluate_config
+  from configs import imitate as imitate_config, meta_train as meta_train_config
   from meta_train import evaluate, imitate, train
 
   root = pathlib.Path(workdir).absolute()
@@ -136,10 +137,10 @@ def _pipeline(workdir: str) -> None:
   print(f"  {time.time() - t0:.0f}s; learned_opt.load('{root}/meta_train/checkpoints') "
         "is the result")
 
-  print(f"\n== The shipped learned optimizer vs tuned Adam (configs/evaluate_quick.py) -> "
+  print(f"\n== The shipped learned optimizer vs tuned Adam (configs/evaluate.py:quick) -> "
         f"{root}/evaluate")
   t0 = time.time()
-  evaluate.evaluate(evaluate_quick.get_config(), str(root / "evaluate"))
+  evaluate.evaluate(evaluate_config.get_config("quick"), str(root / "evaluate"))
   print(f"  {time.time() - t0:.0f}s")
   print((root / "evaluate" / "summary.md").read_text())
   print(f"Table: {root}/evaluate/summary.md   Plots: {root}/evaluate/*.png")

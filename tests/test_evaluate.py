@@ -10,16 +10,11 @@ import pytest
 import learned_opt
 import tasks
 from configs import evaluate as evaluate_config
-from configs import (evaluate_validation, evaluate_validation2, evaluate_validation3,
-                     evaluate_validation4, evaluate_validation5, evaluate_validation6,
-                     evaluate_validation7)
 from learned_opt.executor import ExecutorConfig, init_weights
 from meta_train import evaluate
 
 STEPS = 30
-VALIDATION_CONFIGS = [evaluate_validation, evaluate_validation2, evaluate_validation3,
-                      evaluate_validation4, evaluate_validation5, evaluate_validation6,
-                      evaluate_validation7]
+VALIDATION_VARIANTS = tuple(evaluate_config.VALIDATION_SUITES)
 SHIPPED = "pretrained:executor:adam:1e-3"
 
 
@@ -44,16 +39,48 @@ def learned(tmp_path_factory) -> str:
 
 
 def test_long_horizon_is_ten_meta_training_horizons():
+  from configs import meta_train  # pylint: disable=import-outside-toplevel
+  training = meta_train.get_config()
+  assert evaluate_config.META_TRAIN_HORIZON == (
+      training.truncation_length * training.num_truncations), (
+          "configs/evaluate.py's META_TRAIN_HORIZON no longer equals configs/meta_train.py's "
+          "episode length")
   config = evaluate_config.get_config()
-  assert config.long_horizon.steps == 10 * evaluate_config.meta_train_horizon()
+  assert config.long_horizon.steps == 10 * evaluate_config.META_TRAIN_HORIZON
   config.meta_train_horizon = 7
   assert config.long_horizon.steps == 70
 
 
-@pytest.mark.parametrize("validation_config", VALIDATION_CONFIGS)
-def test_a_validation_suite_shares_no_task_with_the_test_suite(validation_config):
-  test_suite = evaluate_config.suite()
-  validation = validation_config.get_config()
+def test_variants_share_the_protocol_and_an_unknown_one_is_named():
+  reporting = evaluate_config.get_config()
+  assert evaluate_config.get_config("reporting").to_dict() == reporting.to_dict()
+  assert set(reporting.tasks) == set(evaluate_config.reporting_suite())
+  protocol = ("seed", "baseline", "learning_rates", "final_fraction", "log_points",
+              "divergence_factor", "eval_batches", "optimizers")
+  for variant in evaluate_config.VARIANTS:
+    config = evaluate_config.get_config(variant)
+    assert {k: config[k] for k in protocol} == {k: reporting[k] for k in protocol}, variant
+    assert (config.long_horizon is None) == (variant != "reporting"), variant
+  quick = evaluate_config.get_config("quick")
+  assert (quick.num_seeds, quick.steps, len(quick.tasks)) == (1, 300, 3)
+  with pytest.raises(ValueError, match="validation8.*known variants: reporting, quick, "
+                     "family, validation, validation2"):
+    evaluate_config.get_config("validation8")
+
+
+def test_the_config_flag_passes_the_variant():
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "config", flag_values=values)
+  values(["prog", "--config=configs/evaluate.py:validation7"])
+  assert values.config.to_dict() == evaluate_config.get_config("validation7").to_dict()
+
+
+@pytest.mark.parametrize("variant", VALIDATION_VARIANTS)
+def test_a_validation_suite_shares_no_task_with_the_test_suite(variant):
+  test_suite = evaluate_config.reporting_suite()
+  validation = evaluate_config.get_config(variant)
   assert validation.long_horizon is None
   assert not _specs(validation.tasks.to_dict()) & _specs(test_suite)
   assert not set(validation.tasks) & set(test_suite)
@@ -61,7 +88,8 @@ def test_a_validation_suite_shares_no_task_with_the_test_suite(validation_config
 
 
 def test_the_validation_suites_share_no_task():
-  suites = [config.suite() for config in VALIDATION_CONFIGS]
+  suites = [suite() for suite in evaluate_config.VALIDATION_SUITES.values()]
+  assert len(suites) == 7
   for i, first in enumerate(suites):
     for second in suites[i + 1:]:
       assert not _specs(first) & _specs(second)

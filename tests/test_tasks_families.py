@@ -264,8 +264,8 @@ def test_family_sample_is_the_familys_own_draw_and_reads_config_dicts():
 
 
 def test_evaluate_family_config_draws_held_out_training_tasks():
-  from configs import evaluate_family
-  config = evaluate_family.get_config()
+  from configs import evaluate as evaluate_config  # pylint: disable=import-outside-toplevel
+  config = evaluate_config.get_config("family")
   names = [tasks.get(e.name, **e.kwargs).name for e in config.tasks.values()]
   assert len(names) == 12 and len(set(names)) == 12
   assert {n.split("/")[0] for n in names} == {"image_mlp", "quadratic"}
