@@ -1,6 +1,13 @@
 r"""Optimizers against learning-rate-tuned Adam on held-out tasks: JSONL, Markdown, plots.
 
   python -m meta_train.evaluate --config=configs/evaluate.py --workdir=DIR
+  python -m meta_train.evaluate --config=configs/evaluate.py:validation7 --workdir=DIR
+  python -m meta_train.evaluate --rank=DIR_A/summary.json,DIR_B/summary.json
+
+The config's variants (configs/evaluate.py) are the reporting suite (the default)
+and suites for choosing between candidates without looking at it. `--rank` ranks
+the optimizers of several runs' summaries by the selection rule of `rank`, prints
+the ranking and exits.
 
 Every (task, optimizer, setting) trains in one jitted `lax.scan` over the whole
 run, vmapped over seeds, with batches drawn on device. Seeds share their init
@@ -395,6 +402,38 @@ def aggregate(task_summaries: list[dict], baseline: str) -> dict[str, dict]:
   return out
 
 
+def rank(summaries: list[dict]) -> list[tuple[str, dict]]:
+  """Ranks the optimizers of evaluation summaries over all their tasks together.
+
+  The selection rule: most tasks at or below the tuned baseline, then the highest
+  median speedup, both over every summary's tasks at once (`aggregate`, with the
+  first summary's baseline; an optimizer counts over the tasks that ran it). Ties
+  keep the order in which the optimizers first appear. Names starting "optax:"
+  (the baseline and other hand-tuned rules) are left out.
+
+  Args:
+    summaries: what `evaluate` returns (summary.json), one per run.
+
+  Returns:
+    (optimizer, its `aggregate` row) pairs, best first.
+
+  Raises:
+    ValueError: `summaries` is empty.
+  """
+  if not summaries:
+    raise ValueError("rank needs at least one evaluation summary.")
+  totals = aggregate([t for s in summaries for t in s["tasks"]], summaries[0]["baseline"])
+  ranked = [(name, row) for name, row in totals.items() if not name.startswith("optax:")]
+  return sorted(ranked, key=lambda item: (-item[1]["at_or_below"],
+                                          -(item[1]["median_speedup"] or 0.0)))
+
+
+def rank_table(ranked: list[tuple[str, dict]]) -> str:
+  """`rank`'s result as text: one line per optimizer, best first."""
+  return "\n".join(f"{name:45s} {row['at_or_below']:2d}/{row['tasks']} median speedup "
+                   f"{_fmt(row['median_speedup'], '.2f')}x" for name, row in ranked)
+
+
 # ------------------------------------------------------------------ reporting ----
 
 def _fmt(x, spec=".4g") -> str:
@@ -588,12 +627,20 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  if flags.FLAGS.rank:
+    summaries = [json.loads(pathlib.Path(p).read_text()) for p in flags.FLAGS.rank]
+    print(rank_table(rank(summaries)))
+    return
+  if flags.FLAGS.config is None or flags.FLAGS.workdir is None:
+    raise app.UsageError("--config and --workdir are required (unless --rank is given).")
   evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
   # Flags are defined here, not at import, so other binaries can import this module.
-  config_flags.DEFINE_config_file("config", None, "Evaluation config file.")
+  config_flags.DEFINE_config_file("config", None, "Evaluation config file "
+                                  "(configs/evaluate.py[:VARIANT]).")
   flags.DEFINE_string("workdir", None, "Directory for results, summary and plots.")
-  flags.mark_flags_as_required(["config", "workdir"])
+  flags.DEFINE_list("rank", None, "Comma-separated summary.json paths: print their "
+                    "optimizers ranked by `rank` and exit (no --config or --workdir).")
   app.run(main)

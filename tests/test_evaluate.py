@@ -302,3 +302,51 @@ def test_resuming_refuses_a_checkpoint_that_moved_on(tmp_path):
   _fresh_checkpoint(run_dir, step=200)                                # training went on
   with pytest.raises(ValueError, match="checkpoint step"):
     evaluate.evaluate(config, str(tmp_path / "eval"))
+
+
+def _summary(tasks_rows: dict[str, dict[str, tuple[bool, float]]]) -> dict:
+  """A summary.json-like dict: task -> optimizer -> (at or below, speedup)."""
+  def row(spec, at_or_below, speedup):
+    return {"optimizer": spec, "at_or_below": at_or_below, "speedup": speedup,
+            "time_ratio": 1.0, "diverged_runs": 0, "runs": 3}
+  return {"baseline": "optax:adam", "tasks": [
+      {"task": task, "long_horizon": False,
+       "rows": [row("optax:adam", True, 1.0)] + [row(spec, *v) for spec, v in rows.items()]}
+      for task, rows in tasks_rows.items()]}
+
+
+def test_rank_counts_all_summaries_together_then_the_median_speedup():
+  first = _summary({"a": {"pretrained": (True, 1.5), "checkpoint:x": (True, 1.2),
+                          "optax:sgd": (True, 9.0)},
+                    "b": {"pretrained": (False, 0.0), "checkpoint:x": (True, 1.1),
+                          "optax:sgd": (True, 9.0)}})
+  second = _summary({"c": {"pretrained": (True, 2.0), "checkpoint:x": (False, 0.0),
+                           "checkpoint:y": (True, 3.0)}})
+  ranked = evaluate.rank([first, second])
+  assert [name for name, _ in ranked] == ["pretrained", "checkpoint:x", "checkpoint:y"]
+  rows = dict(ranked)
+  # pretrained and checkpoint:x tie at 2/3; pretrained's median speedup (1.5) beats 1.1.
+  assert (rows["pretrained"]["at_or_below"], rows["pretrained"]["tasks"]) == (2, 3)
+  assert rows["pretrained"]["median_speedup"] == 1.5
+  assert rows["checkpoint:x"]["median_speedup"] == pytest.approx(1.1)
+  assert (rows["checkpoint:y"]["at_or_below"], rows["checkpoint:y"]["tasks"]) == (1, 1)
+  assert evaluate.rank_table(ranked).splitlines()[0].split() == [
+      "pretrained", "2/3", "median", "speedup", "1.50x"]
+  with pytest.raises(ValueError, match="at least one"):
+    evaluate.rank([])
+
+
+def test_the_rank_flag_prints_the_ranking_without_config_or_workdir(tmp_path):
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  paths = []
+  for i, speedup in enumerate((1.5, 2.5)):
+    paths.append(tmp_path / f"summary{i}.json")
+    paths[-1].write_text(json.dumps(_summary({f"t{i}": {"pretrained": (True, speedup)}})))
+  out = subprocess.run([sys.executable, "-m", "meta_train.evaluate",
+                        "--rank=" + ",".join(map(str, paths))],
+                       capture_output=True, text=True, check=True).stdout
+  assert out.split() == ["pretrained", "2/2", "median", "speedup", "2.00x"]
+  failed = subprocess.run([sys.executable, "-m", "meta_train.evaluate"],
+                          capture_output=True, text=True)
+  assert failed.returncode != 0 and "--config and --workdir are required" in failed.stderr
