@@ -186,9 +186,8 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   per step): what the state remembers over a long run, a second moment's decay
   above all, is then supervised. Without it a decay's effect on the warm state
   is invisible to the loss, and a gain that compensates for a wrong decay over
-  the loss window fits as well: the executor imitated every Adam b2 in
-  0.99-0.9995 with a second-moment decay of 0.9999-0.99996 (time constants of
-  10000-27000 steps), and its updates fell behind Adam's in long runs.
+  the loss window fits as well: one long second-moment memory can then imitate
+  every Adam b2 over the window, and its updates fall behind Adam's in long runs.
 
   `preconditioner_hint_weight` (0: off) weighs the preconditioner hint
   (PRECONDITIONER_HINTS) into the loss, on the rules that provide it;
@@ -199,8 +198,7 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   sits against its direction (ExecutorConfig.rule_clip_knots), on the same rules.
   Without it, a knot set from the gain's bias has a flat way out: a direction scaled up
   far enough is clipped at every step, its update normalized to RMS 1 whatever the rule
-  says, and imitation settled there (imitate_pfe: steps 1.1-1.7x Adafactor's late in
-  its runs, results/imitate/experiments/README.md).
+  says, and imitation can settle there.
   """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
@@ -469,8 +467,8 @@ def normalizer_mixture(outputs: jax.Array, config: network.ExecutorConfig) -> ja
   when all three weigh the same. Every imitated rule divides by one of them per
   tensor (Adam and RMSProp: alpha; SGD and Adafactor's factored moment: beta;
   Lion: k), but along short imitation runs a mixture fits almost as well and
-  generalizes worse: the shipped executor's Adam keeps beta ~0.2 alpha (its
-  updates shrink against Adam's late in long runs).
+  generalizes worse: a beta term beside Adam's alpha shrinks its updates against
+  Adam's late in long runs.
   """
   fractions = _denominator_fractions(outputs, config)
   return 1.0 - jnp.sum(jnp.square(fractions), axis=-1)

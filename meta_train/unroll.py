@@ -36,8 +36,8 @@ on it learns to make fast early progress and stall at a noise floor; the log
 scale weighs every factor of loss reduction alike (the floor keeps a zero loss
 finite). "log" averages the logs of single minibatch losses, which rewards noise
 (Jensen: a run whose minibatch losses swing between 1e-6 and 1e-1 scores better
-than a steady one at 1e-3; measured on a digits MLP: -6.8 vs Adam's -5.9 while
-ending 14x higher); "log_mean" takes the log of each segment's mean instead
+than a steady one at 1e-3, so a noisy optimizer can outscore one that ends
+lower); "log_mean" takes the log of each segment's mean instead
 (`estimators.objective_parts`).
 At the end of a segment the final parameters are also evaluated on one
 validation batch, normalized the same way.

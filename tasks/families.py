@@ -165,9 +165,8 @@ class ImageAutoencoderStatic:
 class ImageAutoencoderFamily(ImageMLPFamily):
   """MLP autoencoders on the same images: encoder of `depth` hidden layers of
   `width` to a `latent` bottleneck, mirrored decoder, mean squared reconstruction
-  error. Minibatch-noisy regression of a kind the image MLPs are not: the
-  evaluation's autoencoders are where a step-size controller tuned on classifiers
-  goes wrong (results/meta_train/experiments)."""
+  error. Minibatch-noisy regression of a kind the image MLPs are not, where a
+  step-size controller tuned on classifiers can read noise as overshoot."""
 
   name = "image_autoencoder"
 

@@ -108,6 +108,9 @@ _MAX_LOG_EPS = 60.0   # log epsilon of the SGD prior: -60, the lower clip in ste
 class ExecutorConfig:
   """Architecture of an executor; saved in every checkpoint beside the weights.
 
+  Options that add a head say so; `complete_weights` adds it, at zero, to a
+  checkpoint trained without it. The others keep the weights' shapes.
+
   Attributes:
     rules: rule names the embedding table has rows for (order matters).
     embed_dim: width of the rule embedding.
@@ -116,188 +119,132 @@ class ExecutorConfig:
     node_messages: use row/column mean-square aggregations (one-hop processor);
       False gives a purely per-edge (zero-hop) processor.
     layer_readout: use the layer gain from log-RMS readouts (graph pooling per tensor).
-    direction_readout: the layer gain also reads the direction's RMS (trust
-      ratios such as LAMB's need it). False keeps only the parameters' RMS: the
-      gain can then not undo the direction's own shrinking late in training
-      (see `layer_log_gain`); the weights keep their shapes, so an imitation
-      checkpoint meta-trains with either setting.
-    normalizer_degree: None lets the normalizer's node exponents (row, column,
-      mean row) take any values; a number fixes the mean row's exponent to
-      `normalizer_degree - (row + column)`, so the node factor is homogeneous of
-      that degree in the gradient. 0.0 keeps the direction of an Adam-like
-      executor (edge term on) of degree 0, as Adam's: the node factor is then
-      the relative row and column RMS, and updates cannot grow as gradients
-      shrink (see learned_opt.executor.step). The weights keep their shapes.
+    direction_readout: the layer gain also reads the direction's RMS (trust ratios
+      such as LAMB's need it). False reads only the parameters' RMS, so the gain
+      cannot undo the direction's own shrinking late in training (`layer_log_gain`).
+      Default True.
+    normalizer_degree: None (default) leaves the normalizer's node exponents (row,
+      column, mean row) free; a number d fixes the mean row's exponent to
+      d - (row + column), so the node factor is homogeneous of degree d in the
+      gradient. 0.0 keeps an Adam-like direction (edge term on) of degree 0, as
+      Adam's: the node factor is the relative row and column RMS, and updates cannot
+      grow as gradients shrink (learned_opt.executor.step).
     step_size_adaptation: rate beta of a per-tensor step-size integrator
-      (hypergradient style, see learned_opt.executor.step): each step the
-      tensor's log step size moves by beta times (the cosine between the new
-      gradient and the old first moment, read on the readout's row sample,
-      minus step_size_target), within [log min_step_size_factor,
-      log max_step_size_factor].
-      Consistently aligned gradients (steps too short) raise it; oscillation
-      (steps too long) lowers it. 0.0 (the default) leaves it at 0, as every
-      imitated rule needs. The weights keep their shapes.
-    step_size_target: the cosine at which the adapted step size holds still
-      (see step_size_adaptation).
-    min_step_size_factor: the adapted step size's lower bound, as a factor of
-      the learned one (default 1/MAX_STEP_SIZE_FACTOR = 1/30, the bounds being
-      symmetric in log space). Under minibatch noise the gradient turns against
-      the momentum at any step size, so the greedy signal keeps shrinking the
-      step; a floor nearer 1 stops that where the learned step is already sound.
-    max_step_size_factor: the adapted step size's upper bound, as a factor of
-      the learned one (default MAX_STEP_SIZE_FACTOR = 30). A run whose best
-      step is further above the learned one (an ill-conditioned quadratic wants
-      Adam at 0.1-0.3 against the learned step's conditioning at 3e-3) stops
-      at the bound.
-    step_size_deadband: a band of width w >= 0 of cosines just below
-      step_size_target in which the step size holds still (learned_opt.executor.step
-      .deadband); below the band it shrinks as if the target were w lower. 0.0
-      (the default): no band.
-    step_size_deadband_fall: K > 0 gates the band by how far the tensor's gradient
+      (hypergradient style, learned_opt.executor.step): each step the tensor's log
+      step size l moves by beta (c - step_size_target), c the cosine between the new
+      gradient and the old first moment on the readout's row sample, clipped to
+      [log min_step_size_factor, log max_step_size_factor]. Aligned gradients
+      (steps too short) raise it, oscillation (steps too long) lowers it. 0.0
+      (default): l stays 0, as every imitated rule needs.
+    step_size_target: the cosine at which l holds still (default 0.0).
+    min_step_size_factor: lower bound of the adapted step, as a factor of the
+      learned one; in (0, 1], default 1/MAX_STEP_SIZE_FACTOR (bounds symmetric in
+      log space). Minibatch noise turns the gradient against the momentum at any
+      step size, so the signal keeps shrinking the step; a floor nearer 1 stops that.
+    max_step_size_factor: upper bound of the adapted step, as a factor of the
+      learned one; finite and >= 1, default MAX_STEP_SIZE_FACTOR.
+    step_size_deadband: width w >= 0 of a band of cosines just below
+      step_size_target in which l holds still (learned_opt.executor.step.deadband);
+      below the band it shrinks as if the target were w lower. 0.0 (default): no band.
+    step_size_deadband_fall: K >= 0 gates the band by how far the tensor's gradient
       sits off the second moment's memory: its width is w (1 - clip(|f| / K, 0, 1)),
       f = log RMS(g) - log RMS(v) on the integrator's row sample
-      (learned_opt.executor.step.gradient_fall; one float per tensor of state, no
-      pass over s2). Where the loss can go to zero (interpolation) the gradient
-      falls with it, where it settles at a noise floor far below its start it has
-      fallen too, and in an instability it jumps: the band closes and mildly
-      negative cosines shrink the step as without a band. Where minibatch noise
-      keeps the gradient at its usual level, they hold the step. 0.0 (the
-      default): the band is always w wide.
+      (learned_opt.executor.step.gradient_fall; one float of state per tensor, no
+      pass over s2). A gradient that falls with the loss (interpolation, a settled
+      noise floor) or jumps (an instability) closes the band; one held at its usual
+      level by minibatch noise keeps it. 0.0 (default): the band is always w wide.
+    step_size_leak: rate lambda in [0, 1) at which l decays back to 0 each step
+      before the signal is added: l' = (1 - lambda) l + beta signal. A step that fell
+      to the floor returns over about 1/lambda quiet steps; a persistent signal holds
+      l near beta signal / lambda. 0.0 (default): no leak.
     matrix_momentum_shift: s shortens the first moment's memory on plain weight
-      matrices (rank 2, not kernels, biases or scalars) e^s times: their decay is
-      1 - (1 - a1) e^s, with its own debiasing (one float of state). 0.0 (the
-      default): every tensor keeps the hypernet's a1. The meta-trained optimizer's
-      momentum remembers about 130 steps; dense networks that fit their data train
-      faster with a shorter one, ConvNets slower (results/meta_train/experiments).
+      matrices (rank 2; not kernels, biases or scalars) e^s times: their decay is
+      1 - (1 - a1) e^s, with its own debiasing (one float of state). 0.0 (default):
+      every tensor keeps the hypernet's a1.
     vector_momentum_shift: the same on vectors and scalars (biases, gains, a
-      quadratic's point): their decay is 1 - (1 - a1) e^s, debiased on its own.
-      0.0 (the default): unchanged.
-    step_size_leak: a rate lambda in [0, 1) at which the log step size decays
-      back to 0 (the learned step) each step, before the signal is added:
-      l' = (1 - lambda) l + beta signal. A tensor whose steps fell to the floor
-      early in training comes back over about 1/lambda steps once its signal
-      goes quiet; a signal that persists holds the step at about
-      beta signal / lambda. 0.0 (the default): no leak.
-    learned_step_size: the tensor net also emits, per tensor, offsets to the
-      integrator's rate and target (a zero-initialized linear head,
-      `step_size_head`, on the tensor net's input), so meta-training can set
-      them per rule, clock and tensor shape; the integrator then runs even at
-      rate 0. Adds that head's weights (`complete_weights` adds them, at zero,
-      to a checkpoint trained without it).
+      quadratic's point). 0.0 (default): unchanged.
+    learned_step_size: the tensor net also emits per-tensor offsets to the
+      integrator's rate and target (a zero-initialized linear head, `step_size_head`,
+      on the tensor net's input), so meta-training can set them per rule, clock and
+      tensor shape; the integrator then runs even at rate 0. Adds a head. Default False.
     sign_gain: how the tensor net's raw output w gives the sign gain k >= 0 (Lion's
-      soft sign is k |n| in the normalizer). 'softplus' (the shipped executors):
-      k = softplus(w), prior w = -12; Adam-like rules need k = 0, which it reaches
-      only as w -> -inf with a vanishing gradient, so an imitation that gave Lion
-      k ~ 1 left Adam at k 0.01-0.08 through the shared layers (up to k/alpha,
-      ~5%, off its update, varying with |m|/sqrt(v); results/imitate/experiments).
-      'abs': k = |w|, prior w = 0, as alpha: the gradient never vanishes, on
-      either side of k = 0.
-    normalizer_constant: how the tensor net's raw output w gives the normalizer's
-      constant term beta >= 0 (the denominator is (alpha v + beta) N + ...:
-      SGD is beta = 1, N = 1; Adafactor's factored RMS is beta = 1, alpha = 0).
-      'exp' (the shipped executors): beta = exp(w), prior w = -30, the clip
-      bound; no gradient reaches it there, so no imitated rule ever moved
-      beta off zero: SGD was imitated as n / (alpha v + e) and Adafactor as
-      alpha v N, a per-edge RMS times the factored one (teacher-forced cosine
-      0.95; results/imitate/experiments). 'abs': beta = |w|, prior w = 0 (1
-      for the SGD prior), with a live gradient on either side of zero; but beta is
-      then in gradient units, and what the shared layers leak into Adam's beta
-      (0.05 next to alpha ~20) breaks its scale invariance. 'scaled': beta =
-      |w| times the tensor's running gradient RMS (from the row state; vectors
-      keep one running mean square, and the node factor's mean-row exponent
-      applies to it too), so every term of the denominator has degree 1 in the
-      gradient: SGD is beta = 1 with mean-row exponent -1, a leak into Adam's
-      beta is a scale-free relative change, as epsilon is not. With 'scaled' the
-      node factor N shapes the constant term only: the denominator is
-      alpha v + beta RMS(g) N + k |n| + e, so Adam (beta = 0) does not depend
-      on N, and Adafactor's factored RMS is beta = 1, N = sqrt(r_i c_j) / RMS(g)^2
-      (exponents 1, 1, -2), next to alpha v, not multiplying it.
+      soft sign, k |n| in the normalizer). 'softplus' (default): k = softplus(w),
+      prior w = -12; k = 0 (Adam-like rules) is reached only as w -> -inf, where the
+      gradient vanishes. 'abs': k = |w|, prior w = 0, with a gradient on either side
+      of k = 0.
+    normalizer_constant: how the raw output w gives the normalizer's constant term
+      beta >= 0 (denominator (alpha v + beta) N + ...: SGD is beta = 1, N = 1;
+      Adafactor's factored RMS is beta = 1, alpha = 0). 'exp' (default): beta =
+      exp(w), prior w = -30 (the clip bound, where no gradient reaches it). 'abs':
+      beta = |w|, prior w = 0 (1 for the SGD prior), a gradient on either side of 0,
+      but beta is in gradient units, so a nonzero beta breaks Adam's scale
+      invariance. 'scaled': beta = |w| RMS(g), the tensor's running gradient RMS
+      (from the row state; vectors keep one running mean square, to which the
+      mean-row exponent applies too), so every term of the denominator has degree 1
+      in the gradient and N shapes the constant term only: the denominator is
+      alpha v + beta RMS(g) N + k |n| + e. Then SGD is beta = 1 with mean-row
+      exponent -1, Adam (beta = 0) does not depend on N, and Adafactor's factored
+      RMS is beta = 1, N = sqrt(r_i c_j) / RMS(g)^2 (exponents 1, 1, -2).
     decay_form: how the hypernet's raw output w gives a running average's decay
-      a in [0, 1). 'softplus' (the shipped executors): a = 1 - exp(-softplus(-w)),
-      prior w = log((1 - beta) / beta); toward a = 0 its derivative vanishes like
-      a itself, a trap: the shipped and `imitate_wg4` executors left Adafactor's
-      row and column states (its factored moments) at a = 0.002-0.01, no memory,
-      where the imitation loss's gradient on w is ~0 (results/imitate/experiments,
-      decay_gradient.py). 'abs': a = 1 - exp(-|w|), prior w = -log(1 - beta): a
-      = |w| near 0, a live gradient on either side; toward a = 1, log(1 - a) = -|w|,
-      linear as before.
-    clock_slopes: the running averages (names from RUNNING_AVERAGES: 'first', s1;
-      'second', s2; 'node', the row and column states) whose decay a_k and gain b_k
-      may follow the clock: the hypernet also emits slopes s_k and u_k (a
-      zero-initialized linear head, `clock_slope_head`, on the conditioning) that
-      add s_k log(1 + t) to -log(1 - a_k) and u_k log(1 + t) to log b_k
+      a in [0, 1). 'softplus' (default): a = 1 - exp(-softplus(-w)), prior
+      w = log((1 - beta) / beta); toward a = 0 its derivative vanishes like a itself,
+      so a decay driven near 0 gets no gradient back. 'abs': a = 1 - exp(-|w|), prior
+      w = -log(1 - beta): a ~ |w| near 0, with a gradient on either side; toward
+      a = 1, log(1 - a) = -|w| as with 'softplus'.
+    clock_slopes: the running averages (RUNNING_AVERAGES: 'first', s1; 'second', s2;
+      'node', the row and column states) whose decay a_k and gain b_k follow the
+      clock: the hypernet also emits slopes s_k, u_k (a zero-initialized linear head,
+      `clock_slope_head`, on the conditioning) that add s_k log(1 + t) to
+      -log(1 - a_k) and u_k log(1 + t) to log b_k
       (learned_opt.executor.step.hyper_coefficients). Adafactor's second moment
       decays as 1 - (t + 1)^-0.8 (optax counts t from 0): s = 0.8, u = -0.8, a
-      rule-dependent multiple of log(1 + t), which the hypernet's linear skip
-      cannot make (its time features enter additively, shared by all rules).
-      Without it imitation left Adafactor's factored moments memoryless; with all
-      three, Adam's second moment drifted at late clocks (results/imitate/experiments).
-      () (the default): no head. `complete_weights` adds the head, at zero, to a
-      checkpoint trained without it.
-    rule_node_degree: with normalizer_constant='scaled' and normalizer_degree
-      None: fix the node factor's degree per rule (the mean-row exponent follows
-      from the row and column ones): 0, or -1 for SGD_LIKE_RULES, so beta's term
-      is as scale-free as the rule. Free exponents let imitation leave Adam a
-      beta of 0.5 on a node factor of degree 2.5 (imitate_scaled2,
-      results/imitate/experiments).
+      rule-dependent multiple of log(1 + t) that the hypernet's time features (which
+      enter additively, shared by all rules) cannot make. () (default): no head.
+    rule_node_degree: with normalizer_constant='scaled' and normalizer_degree None,
+      fix the node factor's degree per rule (the mean-row exponent follows from the
+      row and column ones): 0, or -1 for SGD_LIKE_RULES, so beta's term is as
+      scale-free as the rule. Default False: free exponents.
     trained_options: per rule, the optax keywords it was imitated with.
-    decay_feature_stats: (rule, keyword, center, scale) rows: the conditioning
-      reads that rule's decay keyword as (log(1 - beta) - center) / scale (see
-      learned_opt.executor.conditioning), the center and scale of log(1 - beta)
-      under imitation's sampling range. Unstandardized, Adam's b2 in 0.99-0.9995
-      reads -4.6 to -7.6: the meta-gradient on its weight is then mostly the
-      mean (-6) times the noise of the bias's gradient, and imitation never
-      learned to read b2 (one second-moment memory for every b2,
-      results/imitate/experiments). () (older executors): unstandardized.
-    prior: the algorithm fresh weights start as: 'adam' (Adam without eps) or
-      'sgd' (plain SGD; used to measure transfer between rules fairly).
-    max_time: if > 0, the step count the networks see is capped here (the
-      longest run the weights were trained on); 0 leaves the clock unbounded.
-    rule_gain_slopes: fix the layer gain's slopes, knots and zero flags per rule to
-      the ones its algorithm has (RULE_GAIN_COEFFS; `pin_rule_gain`), leaving the
-      tensor net the bias and the clipping knot. Learned, they came out near
-      Adafactor's only where imitation's readouts sat (slope 0.7-0.9 on log RMS(p)
-      where Adafactor's is 1, -0.65 on log RMS(d) below the knot where it is 0:
-      results/imitate/experiments), so steps drifted with the width.
+    decay_feature_stats: (rule, keyword, center, scale) rows: the conditioning reads
+      that rule's decay keyword as (log(1 - beta) - center) / scale
+      (learned_opt.executor.conditioning), the center and scale of log(1 - beta) over
+      imitation's sampling range. Unstandardized, a feature such as Adam's b2 in
+      0.99-0.9995 reads -4.6 to -7.6, so the gradient on its weight is dominated by
+      the mean times the bias's gradient noise. () (default): unstandardized.
+    prior: the algorithm fresh weights start as: 'adam' (default; Adam without eps)
+      or 'sgd' (plain SGD, to measure transfer between rules fairly).
+    max_time: if > 0, the step count the networks see is capped here (the longest run
+      the weights were trained on); 0 (default) leaves the clock unbounded.
     size_features: whether the tensor net reads each tensor's sizes (SIZE_COLUMNS)
       and where its second largest dimension sits against min_dim_size_to_factor.
       False: it reads only the rank and whether the rule factors the tensor
-      (`shape_blind`), so its outputs are the same on a 4x wider layer as on the
-      ones imitation trained on; none of the imitated rules reads a size except
-      through that test. True (the default) for the executors before it.
+      (`shape_blind`), so its outputs on a wider layer are those on the shapes
+      imitation trained on; no imitated rule reads a size except through that test.
+      Default True.
+    rule_gain_slopes: fix the layer gain's slopes, knots and zero flags per rule to
+      the ones its algorithm has (RULE_GAIN_COEFFS; `pin_rule_gain`), leaving the
+      tensor net the bias and the clipping knot, so steps follow the rule's own
+      dependence on tensor size. Default False: learned.
     rule_clip_knots: with rule_gain_slopes, also set the clipping knot of the rules in
-      RULE_CLIP_KNOTS from the gain's bias, where the rule's own clipping acts (RMS 1 of
-      the update in the units the bias sets). Learned, the knot never moved: below it
-      the hinge is flat, so the knot gets no gradient, and it sat at its initial 0, far
-      above every readout (log RMS(d) -2.8 to -5.9), so the executor never clipped where
-      Adafactor does (a ConvNet kernel's first steps 1.40x Adafactor's:
-      results/imitate/experiments). False for the executors before it.
-    rule_node_decays: the row/column states' decay and gain of the rules in
-      RULE_DECAY_RATES set to the rule's own schedule instead of the hypernet's.
-      Learned with clock slopes, Adafactor's came out with time constants of 1651
-      steps at step 1 and 36632 at step 1000, where Adafactor's are 1 and 251
-      (results/imitate/experiments/decays_pfc_anneal.md). False for the executors
-      before it.
+      RULE_CLIP_KNOTS from the gain's bias, where the rule's own clipping acts (RMS 1
+      of the update in the units the bias sets). A learned knot above every readout
+      gets no gradient (the hinge is flat below it). Default False.
+    rule_node_decays: set the row/column states' decay and gain of the rules in
+      RULE_DECAY_RATES to the rule's own schedule, k = (t + 1)^-rate, instead of the
+      hypernet's. Default False.
     rule_moment_decays: the same for the per-parameter second moment s2, which holds
-      the rule's unfactored second moment (Adafactor's vectors and the matrices it does
-      not factor). Learned with clock slopes, Adafactor's time constant was 77 steps
-      at step 1 and 166 at step 100 (imitate_pff), where Adafactor's are 1.7 and 40: the
-      longer memory keeps the larger early gradients, and those tensors' steps ran
-      5% short of Adafactor's late in a run on the 4x wider MLP. With the schedule the
-      debiasing average z2 stays 1, so s2^2 is Adafactor's v itself. False for the
-      executors before it.
-    rule_b2_decays: the rules (of RULE_B2_DEFAULTS) whose second moment decays at their
-      own b2 keyword (gain 1 - b2, so the debiased s2 is their bias-corrected second
-      moment). Learned, Adam's forgets in 892 steps at b2 0.999 instead of 1000
-      (results/imitate/experiments/decays_pfc_anneal.md), and its runs 10x as long as
-      the issue's end 17-20% below Adam's. Empty for the executors before it.
+      the rule's unfactored second moment (Adafactor's vectors and the matrices it
+      does not factor). With the schedule the debiasing average z2 stays 1, so s2^2
+      is Adafactor's v itself. Default False.
+    rule_b2_decays: the rules (of RULE_B2_DEFAULTS) whose second moment decays at
+      their own b2 keyword (gain 1 - b2, so the debiased s2 is their bias-corrected
+      second moment). () (default): the hypernet's decay.
     readout_rows: the layer readouts (RMS of the direction and of the parameters,
       which Adafactor's parameter scale and clipping and LAMB's trust ratio read) and
       the step-size integrator read tensors with more in-neurons on every k-th row,
       k = ceil(rows / readout_rows), so neither costs a pass over the tensor
       (learned_opt.executor.step._row_sample); 0 reads whole tensors. The sample's
-      RMS is off by about 1 / sqrt(2 n) for n sampled entries: 3% on the 4x wider MLP's
-      (256, 10) matrix, where Adafactor's steps were 1.03x its own.
+      RMS is off by about 1 / sqrt(2 n) for n sampled entries. Default READOUT_ROWS.
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
                             "lion", "adabelief", "adagrad", "lars")
@@ -519,12 +466,11 @@ def layer_log_gain(coeffs: jax.Array, log_rms_param: jax.Array,
     alpha r + beta relu(r - tau) + gamma z,   summed, plus a bias.
 
   With the direction's readout, alpha < 0 on it makes the update grow as
-  RMS(d)^(1 + alpha) instead of RMS(d): LAMB's trust ratio is alpha = -1. An
-  Adam-conditioned executor imitated on 200-step runs learned alpha ~ -0.2,
-  harmless there, but late in training, where Adam's direction shrinks (its
-  second moment remembers larger gradients), it holds the update up and the
-  run stalls; `log_rms_direction=None` (ExecutorConfig.direction_readout=False)
-  leaves the term out.
+  RMS(d)^(1 + alpha) instead of RMS(d): LAMB's trust ratio is alpha = -1. On an
+  Adam-like rule a small learned alpha < 0 holds the update up late in training,
+  where Adam's direction shrinks (its second moment remembers larger gradients),
+  and the run stalls; `log_rms_direction=None`
+  (ExecutorConfig.direction_readout=False) leaves the term out.
   """
   total = coeffs[:, -1]
   readouts = (log_rms_param,) if log_rms_direction is None else (

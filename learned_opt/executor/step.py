@@ -27,8 +27,8 @@ RMS in N; Lion k |n| (a soft sign); SGD beta = 1. omega is a learned weight-deca
 gain. The powers are taken per node (O(nodes) logs and exps); per parameter the
 normalizer costs a few multiply-adds and one division, like Adam's. With the
 edge term on, d has degree -(w_r + w_c + w_m) in the gradient: positive
-exponents make updates grow as gradients shrink, and meta-training learns
-them (the late-training stall of the deep MLPs in results/meta_train);
+exponents make updates grow as gradients shrink, which meta-training can
+learn and which stalls late training;
 ExecutorConfig.normalizer_degree fixes w_m = degree - w_r - w_c (the mean row
 RMS is also the mean column RMS, so degree 0 is the relative row and column RMS).
 
@@ -75,8 +75,8 @@ Gradients that keep agreeing with the momentum say the steps are short;
 gradients that turn against it say they overshoot (hypergradient descent on the
 log step size, with a scale-free signal). With c = 0 it settles where the next
 gradient is orthogonal to the momentum, the greedy one-step optimum, whose steps
-are too short over a long run (on a digits ConvNet the log step sizes fell to the
--log 30 bound); a slightly negative c accepts some overshoot.
+are too short over a long run (the log step sizes can fall to the lower bound); a
+slightly negative c accepts some overshoot.
 
 Every input of n and of D is positively homogeneous of degree 1 in the gradient,
 so the update is exactly invariant to gradient scale whenever the exponents sum
@@ -387,14 +387,11 @@ def _row_sample(arrays: tuple, max_rows: int = READOUT_ROWS) -> tuple:
   direction is then never written to memory (it is computed once for the
   update and once, on at most `max_rows` rows per tensor, for the readout; a
   full reduction would force XLA to materialize it), and the parameters' RMS
-  costs no pass over the tensor (measured on a quiet 2-core CPU: 1.88x ->
-  1.73x optax.adam's train step at 4M parameters, 1.92x -> 1.56x at 50M). Tensors
-  with at most `max_rows` in-neurons are read exactly. Scalars and size-1 axes
-  broadcast and pass through. The sample's RMS is off by about 1 / sqrt(2 n) for n
-  sampled entries; the shipped imitation executor reads whole tensors (max_rows = 0),
-  where its compiled CPU step writes the direction once (4 floats written per
-  parameter instead of 3) at the same 1.96x optax.adam's step at 4M
-  (results/imitate/experiments/speed_pfc_mdx.md).
+  costs no pass over the tensor. Tensors with at most `max_rows` in-neurons are
+  read exactly. Scalars and size-1 axes broadcast and pass through. The sample's
+  RMS is off by about 1 / sqrt(2 n) for n sampled entries. Reading whole tensors
+  (max_rows = 0), the compiled CPU step writes the direction once (4 floats
+  written per parameter instead of 3).
   """
   if max_rows <= 0:
     return arrays
@@ -423,10 +420,9 @@ def _readout_sample(old: tuple, new: tuple, new_moments: Any,
   numbers; they differ in what XLA can fuse. On a GPU the sample is sliced from
   the old state and its new moments recomputed on it: the full-size s1', s2'
   then have no reader but the update's own loop, and XLA emits s1', s2' and the
-  update in one multi-output kernel from one read of (g, s1, s2, p) (H100, 98M
-  parameters: 1.55x -> 1.35x optax.adam's train step). XLA:CPU does not fuse
-  multiple outputs; there the sample is sliced from the written s1', s2' (the
-  GPU form costs copies of the donated moments: 1.79x -> 2.59x at 4M).
+  update in one multi-output kernel from one read of (g, s1, s2, p). XLA:CPU does
+  not fuse multiple outputs; there the sample is sliced from the written s1', s2'
+  (the GPU form would cost copies of the donated moments).
   """
   return jax.lax.platform_dependent(
       old, new, cuda=lambda old, new: _sample_of_old(old, new_moments, max_rows),
@@ -531,7 +527,7 @@ def executor_step(weights: Any, config: network.ExecutorConfig, graph: ParamGrap
   first = [by_shift[shift] for shift in shifts]
   # Decoupled weight decay can only pull weights toward zero: meta-training on short
   # horizons otherwise learns a negative one (growing weights lowers the loss for a few
-  # hundred steps, then diverges; measured: omega -0.2..-0.38 and NaN after ~2000 steps).
+  # hundred steps, then diverges).
   weight_decay = jnp.maximum(coeffs.weight_decay, 0.0)
 
   g_leaves = graph.leaves(grads)
