@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-test
 
-.PHONY: test demo bench clean
+.PHONY: test test-all demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# The fast tier (what .ci/run runs): every test not marked slow (tests/conftest.py).
 test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow" tests
+
+# Everything, the slow integration tests (imitation, meta-training, evaluation) included.
+test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: $(STAMP)

@@ -53,12 +53,14 @@ def main(steps: int, batch_size: int = 128, seed: int = 0) -> None:
     if step % max(1, steps // 10) == 0 or step == steps - 1:
       print(f"step {step:5d}  train loss {float(loss):.4f}")
 
-  logits = model(data["valid"]["x"])
-  accuracy = float(np.mean(np.argmax(logits, -1) == data["valid"]["y"]))
-  print(f"valid accuracy {accuracy:.3f}")
+  accuracy = nnx.metrics.Accuracy()
+  accuracy.update(logits=model(data["valid"]["x"]), labels=data["valid"]["y"])
+  print(f"valid accuracy {float(accuracy.compute()):.3f}")
 
 
 if __name__ == "__main__":
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--steps", type=int, default=300, help="Training steps.")
-  main(parser.parse_args().steps)
+  parser.add_argument("--seed", type=int, default=0, help="Initialization and batches.")
+  args = parser.parse_args()
+  main(args.steps, seed=args.seed)

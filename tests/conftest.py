@@ -53,6 +53,12 @@ def random_grads(key: jax.Array, params: dict, step: int) -> dict:
   return jax.tree.unflatten(treedef, grads)
 
 
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "slow: a long integration test (imitation, meta-training, evaluation runs); "
+      "`make test` deselects it (-m 'not slow'), `make test-all` runs it.")
+
+
 @pytest.fixture
 def params():
   return mixed_params(jax.random.PRNGKey(0))
