@@ -17,13 +17,11 @@ b2 set (`meta_train.ship --set=rule_clip_knots=True --set=rule_moment_decays=Tru
 --set=readout_rows=0 "--set=rule_b2_decays=('adam',)"`): results/imitate/README.md.
 This file's defaults leave those options off.
 
-Variants (VARIANTS): '' (the default) and 'transfer': does imitating SGD, momentum and
+Variants: '' (the default) and 'transfer': does imitating SGD, momentum and
 RMSProp first make Adam faster to learn than from scratch? Both arms start from the SGD
 prior (the Adam prior would make the question moot) and count imitation steps on Adam
 until its median update cosine reaches `cosine_threshold`.
 """
-
-from typing import Callable
 
 import ml_collections
 
@@ -133,18 +131,12 @@ def _transfer(config: ml_collections.ConfigDict) -> None:
   config.checkpoint_every = 100
 
 
-# Each variant edits the default config in place.
-VARIANTS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
-    "": lambda config: None,
-    "transfer": _transfer,
-}
-
-
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  """The default config, edited by `variant` (a key of VARIANTS; '' for none)."""
-  if variant not in VARIANTS:
-    raise ValueError(f"Unknown imitation config variant {variant!r}; known: "
-                     f"{sorted(VARIANTS)} ('' is the default).")
+  """The default config ('') or the transfer experiment's ('transfer')."""
   config = _default()
-  VARIANTS[variant](config)
+  if variant == "transfer":
+    _transfer(config)
+  elif variant:
+    raise ValueError(f"Unknown imitation config variant {variant!r}; known: "
+                     f"'' (the default) and 'transfer'.")
   return config
