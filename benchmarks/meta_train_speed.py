@@ -2,7 +2,7 @@
 
   python -m benchmarks.meta_train_speed [--truncation 20] [--repeats 5]
 
-Setup (the issue's): the executor (configs/meta_train.py architecture) meta-
+Setup: the executor (configs/meta_train.py architecture) meta-
 trained with antithetic PES on MLP 64-32-10 classifiers of digits, batch 128,
 a population of 8 tasks; one call = one full outer step of `meta_train.train`
 (unroll every task by one truncation, estimate, clipped-Adam meta-update), with
