@@ -1,14 +1,27 @@
-r"""How well does the executor imitate each rule? Writes a Markdown table and JSON.
+r"""How well does the executor imitate each rule? Writes a Markdown report and JSON.
 
   python -m meta_train.evaluate_imitation --config=configs/evaluate_imitation.py \
-      --checkpoint=learned_opt/weights/executor --workdir=DIR
+      --checkpoint=learned_opt/weights/executor --workdir=DIR \
+      [--config.seeds='(0, 1, 2)'] [--config.floor_factors='()']
 
-Per rule (optax kwargs from the config):
+For each seed of `seeds` and each rule (optax kwargs from the config):
 * teacher-forced: along the rule's own trajectory on the base task, the median
   per-step cosine similarity and relative error between executor and rule updates;
 * closed loop: the executor trains each evaluation network by itself next to the
   rule (same init and batches); the final-loss gap is
   (executor - rule) / rule on the mean training loss of the last 5% of steps.
+
+The rule's own spread. On the cells `floor_rules` x `floor_networks`, the rule
+also runs at each of `floor_factors` x its learning rate (same seed, init and
+batches); the cell's floor is the largest |gap| of those runs against the rule
+itself. A cell is chaotic when its floor exceeds `target`: a change of the
+learning rate that small already moves the rule's final loss past the target, so
+nothing short of a near-exact copy of the rule imitates it within the target
+there. The report counts, per rule, per seed and in total, the cells whose
+executor gap is within `target`, the chaotic cells, and the calm (not chaotic)
+cells within `target`. An empty `floor_factors` skips the floors.
+
+Writes DIR/results.json (`evaluate`'s report) and DIR/summary.md.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from __future__ import annotations
 import json
 import pathlib
 import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -30,10 +44,7 @@ import tasks
 from learned_opt import checkpoint
 from meta_train import imitation
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Evaluation config.")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Executor checkpoint directory; "
-                                  "default: the shipped executor.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where results.json and summary.md go.")
+Loader = Callable[[str, dict], optax.GradientTransformation]
 
 
 def closed_loop(task: tasks.Task, tx: optax.GradientTransformation, steps: int,
@@ -79,43 +90,162 @@ def teacher_forced(weights, exec_config, task: tasks.Task, name: str, kwargs: di
   return {"cosine_median": float(np.median(cos)), "rel_err_median": float(np.median(err))}
 
 
-def evaluate(config: ml_collections.ConfigDict, checkpoint_dir: str | None,
-             workdir: str) -> list[dict[str, Any]]:
+def run_seeds(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """The seeds to evaluate: (config.seed,) when that single-seed option is set,
+  otherwise config.seeds."""
+  if config.get("seed") is not None:
+    return (int(config.seed),)
+  return tuple(int(s) for s in config.seeds)
+
+
+def executor(checkpoint_dir: str | None) -> tuple[Any, Any, Loader]:
+  """(weights, executor config, load(rule name, kwargs) -> optax transformation) of
+  the checkpoint in `checkpoint_dir`, or of the shipped executor when None."""
   if checkpoint_dir is None:
     optimizer = learned_opt.shipped.pretrained_optimizer("executor", "adam",
                                                           learning_rate=1e-3)
-    weights, exec_config = optimizer.weights, optimizer.config
-    load = lambda n, kw: learned_opt.pretrained("executor", algorithm=n, **kw)  # noqa: E731
-  else:
-    weights, exec_config, _ = checkpoint.restore(checkpoint_dir)
-    load = lambda n, kw: checkpoint.load(checkpoint_dir, algorithm=n, **kw)  # noqa: E731
-  rows = []
+    return (optimizer.weights, optimizer.config,
+            lambda n, kw: learned_opt.pretrained("executor", algorithm=n, **kw))
+  weights, exec_config, _ = checkpoint.restore(checkpoint_dir)
+  return weights, exec_config, lambda n, kw: checkpoint.load(checkpoint_dir, algorithm=n, **kw)
+
+
+def rule_row(config: ml_collections.ConfigDict, seed: int, name: str, weights, exec_config,
+             load: Loader) -> dict[str, Any]:
+  """One rule at one seed: its teacher-forced agreement, and per network (by label) the
+  executor's and the rule's final losses, whether the executor stayed finite and the gap."""
+  kwargs = dict(config.rules[name])
+  row: dict[str, Any] = {"rule": name, "kwargs": kwargs}
+  t0 = time.time()
   base = tasks.get(config.base_task.name, **config.base_task.kwargs)
-  for name, kwargs in config.rules.items():
-    kwargs = dict(kwargs)
-    row = {"rule": name, "kwargs": kwargs}
-    t0 = time.time()
-    row.update(teacher_forced(weights, exec_config, base, name, kwargs,
-                              config.teacher_forced_steps, config.seed))
-    tx_exec, tx_rule = load(name, kwargs), learned_opt.algorithms.get(name, **kwargs).as_optax()
-    for label, spec in config.networks.items():
-      task = tasks.get(spec.name, **spec.kwargs)
-      steps = spec.get("steps", config.steps)
-      exec_loss, exec_finite = final_loss(task, tx_exec, steps, config.seed)
-      rule_loss, _ = final_loss(task, tx_rule, steps, config.seed)
-      row[label] = {"executor": exec_loss, "rule": rule_loss, "finite": exec_finite,
-                    "gap": (exec_loss - rule_loss) / abs(rule_loss), "steps": steps}
-    row["seconds"] = time.time() - t0
-    logging.info("%s: %s", name, row)
-    rows.append(row)
-  write(rows, config, pathlib.Path(workdir))
-  return rows
+  row.update(teacher_forced(weights, exec_config, base, name, kwargs,
+                            config.teacher_forced_steps, seed))
+  tx_exec, tx_rule = load(name, kwargs), learned_opt.algorithms.get(name, **kwargs).as_optax()
+  for label, spec in config.networks.items():
+    task = tasks.get(spec.name, **spec.kwargs)
+    steps = spec.get("steps", config.steps)
+    exec_loss, exec_finite = final_loss(task, tx_exec, steps, seed)
+    rule_loss, _ = final_loss(task, tx_rule, steps, seed)
+    row[label] = {"executor": exec_loss, "rule": rule_loss, "finite": exec_finite,
+                  "gap": (exec_loss - rule_loss) / abs(rule_loss), "steps": steps}
+  row["seconds"] = time.time() - t0
+  return row
 
 
-def write(rows: list[dict[str, Any]], config, workdir: pathlib.Path) -> None:
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "results.json").write_text(json.dumps(rows, indent=1))
-  labels = list(config.networks.keys())
+def rule_floor(task: tasks.Task, name: str, kwargs: dict, steps: int, seed: int,
+               rule_loss: float, factors: Sequence[float]) -> float:
+  """The rule's own spread on one network: the largest |(moved - rule) / rule| of its
+  final loss over runs at each factor x its learning rate, against `rule_loss` (its
+  run at the configured rate, same seed, init and batches).
+
+  Raises:
+    ValueError: the rule's kwargs have no learning_rate to move.
+  """
+  if "learning_rate" not in kwargs:
+    raise ValueError(f"rule {name!r} has no learning_rate in its kwargs {kwargs}, so "
+                     "its floor cannot be measured; leave it out of floor_rules.")
+  gaps = []
+  for factor in factors:
+    moved = dict(kwargs, learning_rate=kwargs["learning_rate"] * factor)
+    loss, _ = final_loss(task, learned_opt.algorithms.get(name, **moved).as_optax(), steps,
+                         seed)
+    gaps.append(abs(loss - rule_loss) / abs(rule_loss))
+  return float(max(gaps))
+
+
+def floor_cells(config: ml_collections.ConfigDict, rows: list[dict[str, Any]]
+                ) -> Iterator[tuple[dict[str, Any], str, dict[str, Any]]]:
+  """(rule row, network label, its cell) of every floor_rules x floor_networks cell,
+  rules in floor_rules' order, networks in floor_networks' order."""
+  by_rule = {row["rule"]: row for row in rows}
+  for name in config.floor_rules:
+    for label in config.floor_networks:
+      yield by_rule[name], label, by_rule[name][label]
+
+
+def add_floors(config: ml_collections.ConfigDict, seed: int,
+               rows: list[dict[str, Any]]) -> None:
+  """Adds "floor" (see `rule_floor`) and "chaotic" (floor > target) to every floor cell
+  of one seed's rows; nothing when floor_factors is empty."""
+  if not config.floor_factors:
+    return
+  for row, label, cell in floor_cells(config, rows):
+    spec = config.networks[label]
+    task = tasks.get(spec.name, **spec.kwargs)
+    cell["floor"] = rule_floor(task, row["rule"], row["kwargs"], cell["steps"], seed,
+                               cell["rule"], config.floor_factors)
+    cell["chaotic"] = cell["floor"] > config.target
+
+
+def count(cells: list[dict[str, Any]], target: float) -> dict[str, int | None]:
+  """How many `cells` there are, how many have |gap| <= target ("within"), and, when
+  their floors are known, how many are chaotic, calm, and calm and within (else None)."""
+  within = [abs(c["gap"]) <= target for c in cells]
+  out: dict[str, int | None] = {"cells": len(cells), "within": sum(within)}
+  if all("floor" in c for c in cells):
+    chaotic = [c["chaotic"] for c in cells]
+    out.update(chaotic=sum(chaotic), calm=len(cells) - sum(chaotic),
+               calm_within=sum(w and not c for w, c in zip(within, chaotic)))
+  else:
+    out.update(chaotic=None, calm=None, calm_within=None)
+  return out
+
+
+def counts(config: ml_collections.ConfigDict, runs: list[dict[str, Any]]) -> dict[str, Any]:
+  """`count` of the floor cells per rule, per seed (keyed by str(seed)) and in total."""
+  cells = [(run["seed"], row["rule"], cell) for run in runs
+           for row, _, cell in floor_cells(config, run["rules"])]
+  return {
+      "per_rule": {name: count([c for _, r, c in cells if r == name], config.target)
+                   for name in config.floor_rules},
+      "per_seed": {str(run["seed"]): count([c for s, _, c in cells if s == run["seed"]],
+                                           config.target) for run in runs},
+      "total": count([c for _, _, c in cells], config.target)}
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError when a floor rule or network is not among the config's rules or
+  networks."""
+  for option, known in (("floor_rules", config.rules), ("floor_networks", config.networks)):
+    unknown = [name for name in config[option] if name not in known]
+    if unknown:
+      raise ValueError(f"{option} names {unknown}, not among the config's "
+                       f"{option.split('_')[1]}: {list(known)}.")
+
+
+def evaluate(config: ml_collections.ConfigDict, checkpoint_dir: str | None,
+             workdir: str) -> dict[str, Any]:
+  """Evaluates the executor's imitation at every seed and writes the report.
+
+  Args:
+    config: configs/evaluate_imitation.py's options.
+    checkpoint_dir: an executor checkpoint directory; None: the shipped executor.
+    workdir: where results.json and summary.md go.
+
+  Returns:
+    The report (what results.json holds): seeds, target, floor_factors, "runs" (per
+    seed, its rule rows, see `rule_row`, with floors on the floor cells) and "counts"
+    (see `counts`).
+  """
+  check_config(config)
+  weights, exec_config, load = executor(checkpoint_dir)
+  runs = []
+  for seed in run_seeds(config):
+    rows = []
+    for name in config.rules:
+      rows.append(rule_row(config, seed, name, weights, exec_config, load))
+      logging.info("seed %d, %s: %s", seed, name, rows[-1])
+    add_floors(config, seed, rows)
+    runs.append({"seed": seed, "rules": rows})
+  report = {"seeds": [run["seed"] for run in runs], "target": config.target,
+            "floor_factors": list(config.floor_factors), "runs": runs,
+            "counts": counts(config, runs)}
+  write(report, markdown(config, report), pathlib.Path(workdir))
+  return report
+
+
+def gap_table(labels: Sequence[str], rows: list[dict[str, Any]]) -> list[str]:
+  """One seed's table: per rule, teacher-forced agreement and every network's gap."""
   lines = ["| rule | teacher-forced cosine (median) | rel. error (median) | " +
            " | ".join(f"gap {label}" for label in labels) + " |",
            "|---|---|---|" + "---|" * len(labels)]
@@ -128,15 +258,78 @@ def write(rows: list[dict[str, Any]], config, workdir: pathlib.Path) -> None:
                   f"{mark}")
     lines.append(f"| {row['rule']} | {row['cosine_median']:.4f} | {row['rel_err_median']:.4f}"
                  f" | " + " | ".join(gaps) + " |")
-  (workdir / "summary.md").write_text("\n".join(lines) + "\n")
-  print("\n".join(lines))
+  return lines
+
+
+def _gap_and_floor(cell: dict[str, Any]) -> str:
+  if "floor" not in cell:
+    return f"{100 * cell['gap']:+.1f}%"
+  chaotic = " chaotic" if cell["chaotic"] else ""
+  return f"{100 * cell['gap']:+.1f}% ({100 * cell['floor']:.1f}%{chaotic})"
+
+
+def spread_table(config: ml_collections.ConfigDict, report: dict[str, Any]) -> list[str]:
+  """Per floor cell, every seed's executor gap and (when measured) the rule's floor."""
+  runs = report["runs"]
+  lines = ["| rule | network | " + " | ".join(f"seed {run['seed']}: gap (floor)"
+                                                for run in runs) + " |",
+           "|---|---|" + "---|" * len(runs)]
+  per_seed = [list(floor_cells(config, run["rules"])) for run in runs]
+  for i, (row, label, _) in enumerate(per_seed[0] if per_seed else []):
+    cells = [_gap_and_floor(seed_cells[i][2]) for seed_cells in per_seed]
+    lines.append(f"| {row['rule']} | {label} | " + " | ".join(cells) + " |")
+  return lines
+
+
+def counts_table(report: dict[str, Any]) -> list[str]:
+  """The counts per rule, per seed and in total."""
+  target = f"{100 * report['target']:g}%"
+  lines = [f"| cells of | cells | gap within {target} | chaotic (floor > {target}) | "
+           f"calm | calm and within {target} |", "|---|---|---|---|---|---|"]
+  groups = ([(f"rule {name}", c) for name, c in report["counts"]["per_rule"].items()]
+            + [(f"seed {seed}", c) for seed, c in report["counts"]["per_seed"].items()]
+            + [("**all**", report["counts"]["total"])])
+  for name, c in groups:
+    known = lambda k, c=c: "—" if c[k] is None else str(c[k])  # noqa: E731
+    lines.append(f"| {name} | {c['cells']} | {c['within']} | {known('chaotic')} | "
+                 f"{known('calm')} | {known('calm_within')} |")
+  return lines
+
+
+def markdown(config: ml_collections.ConfigDict, report: dict[str, Any]) -> str:
+  """The report as Markdown: each seed's table, the floor cells' gaps and floors, counts."""
+  lines = []
+  for run in report["runs"]:
+    lines += [f"## Seed {run['seed']}", ""] + gap_table(list(config.networks), run["rules"])
+    lines.append("")
+  factors = ", ".join(f"{f:.7g}" for f in report["floor_factors"]) or "none (skipped)"
+  lines += ["## The rule's own spread", "",
+            f"Floor: the largest |gap| of the rule run at {factors} x its learning rate "
+            "against itself (same seed, init and batches). A cell is chaotic when its "
+            f"floor exceeds {100 * report['target']:g}%.", ""]
+  lines += spread_table(config, report) + [""] + counts_table(report)
+  return "\n".join(lines) + "\n"
+
+
+def write(report: dict[str, Any], text: str, workdir: pathlib.Path) -> None:
+  """Writes results.json (the report) and summary.md (`text`), and prints `text`."""
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "results.json").write_text(json.dumps(report, indent=1))
+  (workdir / "summary.md").write_text(text)
+  print(text)
 
 
 def main(argv):
   del argv
-  evaluate(_CONFIG.value, _CHECKPOINT.value, _WORKDIR.value)
+  evaluate(flags.FLAGS.config, flags.FLAGS.checkpoint, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
+  # Flags are defined here, not at import, so other binaries can import this module.
+  config_flags.DEFINE_config_file("config", None, "Evaluation config "
+                                  "(configs/evaluate_imitation.py).")
+  flags.DEFINE_string("checkpoint", None, "Executor checkpoint directory; default: the "
+                      "shipped executor.")
+  flags.DEFINE_string("workdir", None, "Where results.json and summary.md go.")
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)
