@@ -102,7 +102,8 @@ def test_default_is_the_meta_trained_optimizer_and_needs_no_arguments():
   assert isinstance(tx, optax.GradientTransformationExtraArgs)
   meta = learned_opt.checkpoint.read_config(
       learned_opt.shipped.shipped_path("meta_executor"))[1]
-  assert meta["provenance"]["command"].startswith("python -m meta_train.train")
+  assert meta["provenance"]["config"]["estimator"] == "pes"   # the meta-training run's
+  assert meta["provenance"]["shipped_with"]["command"].startswith("python -m meta_train.ship")
 
 
 def test_default_trains_without_tuning_and_stays_finite():
