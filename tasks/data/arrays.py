@@ -1,7 +1,9 @@
 """Host-side helpers shared by the loaders: splitting, scaling, the cache dir."""
 
+import importlib
 import os
 import pathlib
+from types import ModuleType
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -10,6 +12,21 @@ import numpy as np
 SplitArrays = dict[str, dict[str, np.ndarray]]
 
 CACHE_ENV = "LEARNED_OPT_CACHE"
+
+
+def optional_import(module: str, distribution: str) -> ModuleType:
+  """Imports `module`, an optional dependency (the `data` extra), or says how to get it.
+
+  Raises:
+    ImportError: naming the package to install, e.g. `pip install 'learned-opt[data]'`.
+  """
+  try:
+    return importlib.import_module(module)
+  except ImportError as err:
+    raise ImportError(
+        f"This task's data needs {distribution!r}, which is not installed. Install the "
+        f"package's data extra (pip install 'learned-opt[data]') or {distribution} "
+        "itself.") from err
 
 
 def cache_dir() -> pathlib.Path:

@@ -18,14 +18,14 @@ import tempfile
 
 import numpy as np
 
-from tasks.data.arrays import SplitArrays, cache_dir, read_only
+from tasks.data.arrays import SplitArrays, cache_dir, optional_import, read_only
 
 SEQ_LEN = 40
 NUM_CLASSES = 10
 
 
 def _generate(num_samples: int, seed: int) -> dict[str, np.ndarray]:
-  from mnist1d import data as mnist1d_data  # pylint: disable=import-outside-toplevel
+  mnist1d_data = optional_import("mnist1d.data", "mnist1d")
 
   args = mnist1d_data.get_dataset_args()
   args.num_samples = num_samples

@@ -9,7 +9,8 @@ import functools
 
 import numpy as np
 
-from tasks.data.arrays import SplitArrays, read_only, shuffle_split, standardize
+from tasks.data.arrays import (SplitArrays, optional_import, read_only, shuffle_split,
+                               standardize)
 
 CLASSIFICATION_TABLES = ("iris", "wine", "breast_cancer")
 REGRESSION_TABLES = ("diabetes", "linnerud")
@@ -23,7 +24,7 @@ def load_digits(seed: int = 0) -> SplitArrays:
   Args:
     seed: seed of the shuffle before the 70/15/15 train/valid/test cut.
   """
-  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  datasets = optional_import("sklearn.datasets", "scikit-learn")
   raw = datasets.load_digits()
   x = (raw.images / 16.0).astype(np.float32)[..., None]
   y = raw.target.astype(np.int32)
@@ -43,7 +44,7 @@ def load_table(name: str, seed: int = 0) -> SplitArrays:
   """
   if name not in TABLES:
     raise ValueError(f"Unknown scikit-learn table {name!r}; use one of {TABLES}.")
-  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  datasets = optional_import("sklearn.datasets", "scikit-learn")
   raw = getattr(datasets, f"load_{name}")()
   x = np.asarray(raw.data, np.float32)
   if name in CLASSIFICATION_TABLES:
