@@ -23,21 +23,14 @@ import tempfile
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-RULES = {
-    "adam": dict(learning_rate=1e-3),
-    "sgd": dict(learning_rate=0.05, momentum=0.9),
-    "adafactor": dict(learning_rate=1e-2, min_dim_size_to_factor=16),
-    "lamb": dict(learning_rate=3e-3, weight_decay=1e-3),
-    "rmsprop": dict(learning_rate=1e-3, decay=0.95),
-    "lion": dict(learning_rate=1e-4),
-}
 
 
 def optimizers() -> dict:
   """label -> optax transformation, for every shipped optimizer compared."""
   import learned_opt  # pylint: disable=import-outside-toplevel
+  from configs import evaluate_imitation  # pylint: disable=import-outside-toplevel
   txs = {"pretrained()": learned_opt.pretrained()}
-  for rule, kwargs in RULES.items():
+  for rule, kwargs in evaluate_imitation.get_config().rules.items():
     txs[f"executor:{rule}"] = learned_opt.pretrained("executor", algorithm=rule, **kwargs)
   return txs
 
