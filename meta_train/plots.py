@@ -13,7 +13,11 @@ import pathlib
 import re
 from typing import Any
 
-import matplotlib
+try:
+  import matplotlib
+except ImportError as err:
+  raise ImportError("meta_train's plots need matplotlib: install the package's plots extra "
+                    "(pip install 'learned-opt[plots]') or matplotlib itself.") from err
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
