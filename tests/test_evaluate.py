@@ -264,6 +264,7 @@ def test_plots_handle_negative_and_diverged_curves(tmp_path):
   assert all(p.stat().st_size > 1000 for p in paths)
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_and_another_config_is_refused(tmp_path, learned,
                                                                   monkeypatch):
   config = _tiny_config(learned)

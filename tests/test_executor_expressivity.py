@@ -408,7 +408,7 @@ def _regression_loss(params, key, batch):
   return jnp.mean(jnp.square(jnp.tanh(x @ params["w1"] + params["b1"]) @ params["w2"] - y))
 
 
-@pytest.mark.parametrize("min_dim", [16, 128])
+@pytest.mark.parametrize("min_dim", [16, pytest.param(128, marks=pytest.mark.slow)])
 def test_preconditioner_hint_is_exact_for_the_adafactor_executor(min_dim):
   """`imitation.preconditioner_prediction` (node states on the tensors the rule
   factors, the second moment elsewhere) is what adafactor divides by, and the

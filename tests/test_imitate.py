@@ -222,6 +222,7 @@ def test_denominator_hint_scale_pins_the_scale_the_shape_error_leaves_free():
   assert float(imitation.denominator_shape_error(rms, rms, grads, with_scale=True)) < 1e-10
 
 
+@pytest.mark.slow
 def test_imitation_with_penalties_logs_them(tmp_path):
   config = _tiny_config()
   config.num_steps = 1
@@ -235,6 +236,7 @@ def test_imitation_with_penalties_logs_them(tmp_path):
   assert last["primitive_hint"] > 0.0    # fresh weights: the Adam prior, wrong for SGD
 
 
+@pytest.mark.slow
 def test_imitation_with_adafactor_hints_logs_them(tmp_path):
   config = _tiny_config()
   config.num_steps = 1
@@ -259,6 +261,7 @@ def test_clip_error_is_where_the_rules_update_sits_against_its_threshold():
   assert float(imitation.clip_error(jnp.asarray([0.0, 50.0]), silent, rms)) < 1e-10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rules", [("adafactor",), ("adam", "adafactor", "sgd")])
 def test_imitation_with_the_clip_hint_logs_it(tmp_path, rules):
   config = _tiny_config()
@@ -276,6 +279,7 @@ def test_imitation_with_the_clip_hint_logs_it(tmp_path, rules):
     assert last["clip_err"] > 0.0    # fresh weights: no knot where Adafactor clips
 
 
+@pytest.mark.slow
 def test_imitation_starts_from_a_checkpoint_and_adds_missing_modules(tmp_path):
   config = _tiny_config()
   imitate.train(config, str(tmp_path / "first"))
@@ -327,6 +331,7 @@ def _regression_loss(params, key, batch):
   return jnp.mean(jnp.square(x @ params["w"] + params["b"] - y))
 
 
+@pytest.mark.slow
 def test_warmup_gradient_flows_through_the_warm_state_only_when_asked():
   from learned_opt.executor import ExecutorConfig, init_weights
   config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1)

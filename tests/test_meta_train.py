@@ -83,6 +83,7 @@ def _steps(workdir):
   return sorted(int(n) for n in os.listdir(root) if n.isdigit())
 
 
+@pytest.mark.slow
 def test_sigkill_and_restart_end_bit_identical(tmp_path):
   config = _config_file(tmp_path, "resume", num_steps=10, checkpoint_every=2)
   env = _env(tmp_path / "jax_cache")
@@ -123,6 +124,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_on_loopback_write_a_loadable_optimizer(tmp_path):
   config = _config_file(tmp_path, "two", imitation_weight=0.0, num_steps=4,
                         checkpoint_every=2)
@@ -247,6 +249,7 @@ def test_build_family_reads_single_families_and_mixtures():
     train.build_family(config)
 
 
+@pytest.mark.slow
 def test_trainable_modules_hold_the_others_exactly():
   config = meta_train_config.get_config("smoke")
   config.init_from = ""
