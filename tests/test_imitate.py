@@ -80,6 +80,7 @@ def test_log_decay_stats_match_the_sampler(spec):
   assert scale == pytest.approx(np.std(logs) if spec[0] != "fixed" else 1.0, abs=0.02)
 
 
+@pytest.mark.slow
 def test_standardized_decay_features_are_saved_and_read_by_the_loaded_optimizer(tmp_path):
   config = _tiny_config()
   config.standardize_decay_features = True
