@@ -1,14 +1,16 @@
-"""Evaluation suites of meta_train.evaluate: optimizers against learning-rate-tuned Adam.
+"""Evaluation suites of meta_train.evaluate: optimizers against the best tuned rule.
 
   python -m meta_train.evaluate --config=configs/evaluate.py --workdir=DIR
   python -m meta_train.evaluate --config=configs/evaluate.py:VARIANT --workdir=DIR \
-      "--config.optimizers=('checkpoint:DIR_A','checkpoint:DIR_B','optax:adam')"
+      "--config.optimizers=('checkpoint:DIR_A','checkpoint:DIR_B')"
 
 "pretrained" means `learned_opt.pretrained()`, the best optimizer shipped with
-this install, used with no tuning; "optax:adam" is swept over
-`learning_rates` and the best rate per task ("tuned Adam") is the reference.
-Compare another optimizer with e.g.
-`--config.optimizers='("pretrained:executor:adam:1e-3", "checkpoint:/path", "optax:adam")'`.
+this install, used with no tuning. The baselines are Adam swept over
+`LEARNING_RATES` and `optax.contrib.muon` swept over `MUON_LEARNING_RATES` (Adam
+at the task's tuned rate on the leaves Muon does not orthogonalize); per task
+the best of them is the reference (see meta_train.evaluate for the training and
+test metrics). Compare another optimizer with e.g.
+`--config.optimizers='("pretrained:executor:adam:1e-3", "checkpoint:/path")'`.
 Every variant runs the same protocol (seeds, sweep, final loss, targets, speedups);
 they differ in their tasks (VARIANTS):
 
@@ -47,6 +49,7 @@ from collections.abc import Callable
 import ml_collections
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+MUON_LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 # Inner steps of one meta-training episode of configs/meta_train.py (its default):
 # truncation_length (20) x num_truncations (25).
 META_TRAIN_HORIZON = 500
@@ -91,9 +94,12 @@ def _reporting() -> ml_collections.ConfigDict:
   config.seed = 0
   config.num_seeds = 3
   config.steps = 1000                     # default per task; entries may set `steps`
-  config.optimizers = ("pretrained", "optax:adam")
-  config.baseline = "optax:adam"          # tuned over the sweep: the reference
-  config.learning_rates = LEARNING_RATES  # sweep for every "optax:NAME" spec
+  config.optimizers = ("pretrained",)     # candidates, compared with the best tuned rule
+  # Tuned rules, each swept over its rates, in order: Muon's non-matrix leaves take
+  # the task's tuned Adam rate, so Adam comes first.
+  config.baselines = (("optax:adam", LEARNING_RATES),
+                      ("optax:contrib.muon", MUON_LEARNING_RATES))
+  config.learning_rates = LEARNING_RATES  # sweep for a candidate "optax:NAME" spec
   config.tasks = reporting_suite()
   config.meta_train_horizon = META_TRAIN_HORIZON
   # Long horizon: 10x the meta-training episode length.

@@ -1,4 +1,4 @@
-r"""Optimizers against learning-rate-tuned Adam on held-out tasks: JSONL, Markdown, plots.
+r"""Optimizers against the best learning-rate-tuned rule on held-out tasks.
 
   python -m meta_train.evaluate --config=configs/evaluate.py --workdir=DIR
   python -m meta_train.evaluate --config=configs/evaluate.py:validation7 --workdir=DIR
@@ -9,6 +9,12 @@ and suites for choosing between candidates without looking at it. `--rank` ranks
 the optimizers of several runs' summaries by the selection rule of `rank`, prints
 the ranking and exits.
 
+Baselines (`config.baselines`, (spec, learning rates) pairs) are the rules a user
+would otherwise tune, each swept over its own learning rates, in order: Adam
+first, then rules such as `optax.contrib.muon` whose leaves outside the
+orthogonalized matrices take the task's tuned Adam rate (`adam_learning_rate`).
+Candidates (`config.optimizers`) are compared with the best of them.
+
 Every (task, optimizer, setting) trains in one jitted `lax.scan` over the whole
 run, vmapped over seeds, with batches drawn on device. Seeds share their init
 and data across optimizers, so comparisons are paired. Writes
@@ -16,11 +22,13 @@ and data across optimizers, so comparisons are paired. Writes
 * `DIR/results.jsonl`: one record per task x optimizer x setting x seed (loss
   curve at logged steps, initial and final training loss, final valid/test
   loss, wall time per step, diverged flag);
-* `DIR/summary.md` and `DIR/summary.json`: per task, tuned Adam (best learning
-  rate by final training loss, mean over seeds) and every other optimizer
-  (final loss, steps to reach tuned Adam's final loss, speedup, wall time
-  ratio), an aggregate over the suite, and the long-horizon run;
-* `DIR/plots/*.png`: loss curves per task and an overview grid;
+* `DIR/summary.md` and `DIR/summary.json`: per task, every optimizer's tuned
+  setting (final training loss, steps to the best tuned rule's final training
+  loss, speedup, wall time ratio) and its validation-picked setting (validation
+  and test loss), the best tuned rule on each metric, counts over the suite, and
+  the long-horizon run;
+* `DIR/plots/*.png`: loss curves per task (training solid, test dashed) and an
+  overview grid;
 * `DIR/config.json`: the config and the step each checkpoint resolved to, so
   that a run interrupted there resumes (rerun the same command) and a different
   config or a newer checkpoint step is refused.
@@ -29,9 +37,18 @@ Definitions. The training curve of a run is the trailing mean of the per-step
 minibatch loss over `window = max(1, round(final_fraction * steps))` steps;
 the final training loss is its last value. A run diverged when a loss is
 non-finite or its final loss exceeds `divergence_factor` x its first loss.
-Steps to target: the first step at which the seed-mean curve is at or below
-tuned Adam's final loss; a setting with a diverged seed never reaches it.
-Speedup = tuned Adam's steps / the optimizer's steps (0 when not reached).
+Settings with a diverged seed are picked only when every setting diverged.
+
+* Training metric: each optimizer's setting with the lowest mean final training
+  loss; the best tuned rule is the baseline whose such setting is lowest, and
+  its final loss is the target. Steps to target: the first logged step at which
+  the seed-mean curve is at or below the target. Speedup = the best rule's
+  steps / the optimizer's steps (0 when not reached).
+* Test metric (tasks whose validation split holds stored examples, see
+  `has_held_out`): each optimizer's setting with the lowest mean validation
+  loss, reported by its mean test loss; the best tuned rule is the baseline
+  setting with the lowest validation loss over all baselines' settings, and its
+  test loss is the test target.
 
 Optimizer specs: see `parse_optimizer`.
 """
@@ -56,6 +73,7 @@ from ml_collections import config_flags
 import learned_opt
 import tasks
 from meta_train import plots
+from tasks.data.splits import GeneratedSplit
 
 SPEC_FORMS = (
     '"pretrained" (learned_opt.pretrained(): the best shipped optimizer)',
@@ -152,7 +170,7 @@ def _optax(spec: str, parts: list[str], learning_rates: Sequence[float]) -> Opti
   if not lrs:
     raise _unknown(spec, "the learning-rate sweep is empty")
   settings = tuple((f"lr={lr:g}", {"learning_rate": float(lr)}) for lr in lrs)
-  return Optimizer(spec, settings, lambda learning_rate: factory(learning_rate=learning_rate))
+  return Optimizer(spec, settings, lambda **hparams: factory(**hparams))
 
 
 def parse_optimizer(spec: str, learning_rates: Sequence[float] = ()) -> Optimizer:
@@ -280,8 +298,10 @@ def _jsonable(obj: Any) -> Any:
 
 def run_records(task_entry: dict, task: tasks.Task, optimizer: str, label: str,
                 hparams: dict, params, losses: np.ndarray, seconds_per_step: float,
-                config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
-  """One JSON record per seed of a trained setting."""
+                config: ml_collections.ConfigDict, held_out: bool = True
+                ) -> list[dict[str, Any]]:
+  """One JSON record per seed of a trained setting (valid/test loss only when
+  `held_out`)."""
   steps = losses.shape[-1]
   curves = smooth(losses, window_size(config, steps))
   at = logged_steps(config, steps)
@@ -290,11 +310,12 @@ def run_records(task_entry: dict, task: tasks.Task, optimizer: str, label: str,
     final = float(curves[seed, -1])
     seed_params = jax.tree.map(lambda x, s=seed: x[s], params)
     evals = {split: _finite(task.evaluate(seed_params, split, max_batches=config.eval_batches)
-                            ["loss"]) for split in ("valid", "test")}
+                            ["loss"]) if held_out else None for split in ("valid", "test")}
     records.append({
         "task": task_entry["label"], "task_name": task_entry["name"], "optimizer": optimizer,
-        "setting": label, "learning_rate": hparams.get("learning_rate"), "seed": seed,
-        "steps": steps, "long_horizon": task_entry["long_horizon"],
+        "setting": label, "learning_rate": hparams.get("learning_rate"),
+        "adam_learning_rate": hparams.get("adam_learning_rate"), "seed": seed,
+        "steps": steps, "long_horizon": task_entry["long_horizon"], "held_out": held_out,
         "curve": {"step": at.tolist(), "train_loss": [_finite(v) for v in curves[seed, at - 1]]},
         "initial_train_loss": _finite(losses[seed, 0]), "final_train_loss": _finite(final),
         "final_valid_loss": evals["valid"], "final_test_loss": evals["test"],
@@ -330,11 +351,28 @@ def setting_stats(records: list[dict]) -> dict[str, Any]:
       "diverged_runs": sum(r["diverged"] for r in records), "runs": len(records)}
 
 
-def tuned(settings: list[dict]) -> dict:
-  """The setting with the lowest mean final training loss among non-diverged ones."""
+def _mean_or_inf(x: float) -> float:
+  return np.inf if np.isnan(x) else x
+
+
+def tuned(settings: list[dict], metric: str = "final_train_loss") -> dict:
+  """The setting with the lowest mean `metric` among non-diverged ones.
+
+  When every setting has a diverged seed, the lowest among all of them.
+  """
   pool = [s for s in settings if not s["diverged_runs"]] or settings
-  return min(pool, key=lambda s: np.inf if np.isnan(s["final_train_loss"])
-             else s["final_train_loss"])
+  return min(pool, key=lambda s: _mean_or_inf(s[metric]))
+
+
+def best_rule(stats: dict[str, list[dict]], baselines: Sequence[str],
+              metric: str) -> tuple[str, dict]:
+  """(baseline, setting) with the lowest `metric` over every baseline's tuned setting.
+
+  Non-diverged settings come first: a baseline whose every setting diverged is
+  the best rule only when all of them did.
+  """
+  picks = [(spec, tuned(stats[spec], metric)) for spec in baselines if stats[spec]]
+  return min(picks, key=lambda p: (bool(p[1]["diverged_runs"]), _mean_or_inf(p[1][metric])))
 
 
 def _at_fraction(stats: dict, fraction: float) -> float:
@@ -342,74 +380,115 @@ def _at_fraction(stats: dict, fraction: float) -> float:
   return float(stats["mean_curve"][min(idx, len(stats["steps"]) - 1)])
 
 
-def task_summary(records: list[dict], baseline: str, specs: list[str]) -> dict[str, Any]:
-  """Per-task table: tuned baseline first, then every other optimizer (tuned)."""
+def _row(spec: str, settings: list[dict], reference: dict, held_out: bool) -> dict[str, Any]:
+  """One optimizer's row of a task: its tuned and validation-picked settings."""
+  best, picked = tuned(settings), tuned(settings, "final_valid_loss")
+  target, ref_steps = reference["target"], reference["baseline_steps"]
+  reached = None if best["diverged_runs"] else steps_to_target(
+      best["mean_curve"], best["steps"], target)
+  test_ok = (not picked["diverged_runs"] and np.isfinite(picked["final_test_loss"])
+             and picked["final_test_loss"] <= reference["test_target"])
+  return {
+      **{k: v for k, v in best.items() if k not in ("steps", "mean_curve", "lo", "hi")},
+      "optimizer": spec, "steps_to_target": reached,
+      "speedup": ref_steps / reached if reached and ref_steps else 0.0,
+      "time_ratio": best["time_per_step_s"] / reference["time_per_step_s"],
+      "at_or_below": bool(not best["diverged_runs"] and best["final_train_loss"] <= target),
+      "valid_setting": picked["setting"] if held_out else None,
+      "valid_loss": picked["final_valid_loss"] if held_out else None,
+      "test_loss": picked["final_test_loss"] if held_out else None,
+      "at_or_below_test": bool(test_ok) if held_out else None,
+      "sweep": {s["setting"]: s["final_train_loss"] for s in settings}
+      if len(settings) > 1 else {},
+      "sweep_valid": {s["setting"]: s["final_valid_loss"] for s in settings}
+      if len(settings) > 1 and held_out else {},
+      "sweep_diverged": sum(s["diverged_runs"] for s in settings),
+      "loss_at": {f"{int(100 * f)}%": _at_fraction(best, f) for f in (0.1, 0.5, 1.0)},
+      "curve": {"step": best["steps"].tolist(), "mean": best["mean_curve"].tolist(),
+                "lo": best["lo"].tolist(), "hi": best["hi"].tolist()}}
+
+
+def task_summary(records: list[dict], baselines: Sequence[str],
+                 specs: Sequence[str]) -> dict[str, Any]:
+  """Per-task table: the best tuned rule on each metric, then one row per optimizer.
+
+  Args:
+    records: every record of the task (all optimizers, settings and seeds).
+    baselines: the tuned rules, in order; each must have records.
+    specs: every optimizer, baselines included; rows follow this order.
+  """
   by_opt = {spec: {} for spec in specs}
   for r in records:
     by_opt[r["optimizer"]].setdefault(r["setting"], []).append(r)
   stats = {spec: [setting_stats(v) for v in by_opt[spec].values()] for spec in specs}
-  ref = tuned(stats[baseline])
+  held_out = bool(records[0].get("held_out", True))
+  rule, ref = best_rule(stats, baselines, "final_train_loss")
   target = float(ref["mean_curve"][-1])
-  ref_steps = steps_to_target(ref["mean_curve"], ref["steps"], target)
-  adam_time = float(np.median([s["time_per_step_s"] for s in stats[baseline]]))
-  rows = []
-  for spec in [baseline] + [s for s in specs if s != baseline]:
-    best = tuned(stats[spec])
-    reached = None if best["diverged_runs"] else steps_to_target(
-        best["mean_curve"], best["steps"], target)
-    rows.append({
-        **{k: v for k, v in best.items() if k not in ("steps", "mean_curve", "lo", "hi")},
-        "optimizer": spec, "steps_to_target": reached,
-        "speedup": ref_steps / reached if reached and ref_steps else 0.0,
-        "time_ratio": best["time_per_step_s"] / adam_time,
-        "at_or_below": bool(not best["diverged_runs"] and best["final_train_loss"] <= target),
-        "sweep": {s["setting"]: s["final_train_loss"] for s in stats[spec]}
-        if len(stats[spec]) > 1 else {},
-        "sweep_diverged": sum(s["diverged_runs"] for s in stats[spec]),
-        "loss_at": {f"{int(100 * f)}%": _at_fraction(best, f) for f in (0.1, 0.5, 1.0)},
-        "curve": {"step": best["steps"].tolist(), "mean": best["mean_curve"].tolist(),
-                  "lo": best["lo"].tolist(), "hi": best["hi"].tolist()}})
+  test_rule, test_ref = best_rule(stats, baselines, "final_valid_loss")
+  reference = {"target": target,
+               "baseline_steps": steps_to_target(ref["mean_curve"], ref["steps"], target),
+               "test_target": test_ref["final_test_loss"] if held_out else np.nan,
+               "time_per_step_s": float(np.median([s["time_per_step_s"]
+                                                   for s in stats[baselines[0]]]))}
+  rows = [_row(spec, stats[spec], reference, held_out) for spec in specs]
   for row in rows:
     at = row["loss_at"]
     row["keeps_improving"] = bool(not row["diverged_runs"] and np.isfinite(at["100%"])
                                   and at["100%"] < at["50%"] < at["10%"])
   first = records[0]
   return {"task": first["task"], "task_name": first["task_name"], "steps": first["steps"],
-          "long_horizon": first["long_horizon"], "target": target,
-          "baseline_setting": ref["setting"], "baseline_steps": ref_steps, "rows": rows}
+          "long_horizon": first["long_horizon"], "held_out": held_out,
+          "target": target, "best_rule": rule, "baseline_setting": ref["setting"],
+          "baseline_steps": reference["baseline_steps"],
+          "test_target": reference["test_target"] if held_out else None,
+          "best_test_rule": test_rule if held_out else None,
+          "test_setting": test_ref["setting"] if held_out else None, "rows": rows}
 
 
-def aggregate(task_summaries: list[dict], baseline: str) -> dict[str, dict]:
+def _median(values: list[float]) -> float | None:
+  return float(np.median(values)) if values else None
+
+
+def aggregate(task_summaries: list[dict], baselines: Sequence[str]) -> dict[str, dict]:
   """Per optimizer over the suite (long-horizon run excluded but counted in divergences).
 
-  Each optimizer is counted over the tasks that ran it (summaries of several runs with
-  different optimizer lists may be concatenated).
+  `at_or_below` counts tasks at or below the best tuned rule's final training
+  loss, `at_or_below_test` tasks with held-out data (`tasks_test`) at or below its
+  test loss. Each optimizer is counted over the tasks that ran it (summaries of
+  several runs with different optimizer lists may be concatenated).
   """
   out = {}
   specs = list(dict.fromkeys(r["optimizer"] for t in task_summaries for r in t["rows"]))
   for spec in specs:
     rows = [(t, r) for t in task_summaries for r in t["rows"] if r["optimizer"] == spec]
     suite = [r for t, r in rows if not t["long_horizon"]]
+    test = [r for t, r in rows if not t["long_horizon"] and t.get("held_out")]
     out[spec] = {
         "tasks": len(suite), "at_or_below": sum(r["at_or_below"] for r in suite),
         "fraction_at_or_below": (sum(r["at_or_below"] for r in suite) / len(suite)
                                  if suite else float("nan")),
-        "median_speedup": float(np.median([r["speedup"] for r in suite])) if suite else None,
-        "median_time_ratio": (float(np.median([r["time_ratio"] for r in suite]))
-                              if suite else None),
+        "tasks_test": len(test), "at_or_below_test": sum(bool(r.get("at_or_below_test"))
+                                                         for r in test),
+        "median_speedup": _median([r["speedup"] for r in suite]),
+        "median_time_ratio": _median([r["time_ratio"] for r in suite]),
         "diverged_runs": sum(r["diverged_runs"] for _, r in rows),
-        "runs": sum(r["runs"] for _, r in rows), "baseline": spec == baseline}
+        "runs": sum(r["runs"] for _, r in rows), "baseline": spec in baselines}
   return out
+
+
+def summary_baselines(summary: dict) -> list[str]:
+  """The tuned rules of a summary (`baselines`; older summaries: `baseline`)."""
+  return list(summary.get("baselines") or [summary["baseline"]])
 
 
 def rank(summaries: list[dict]) -> list[tuple[str, dict]]:
   """Ranks the optimizers of evaluation summaries over all their tasks together.
 
-  The selection rule: most tasks at or below the tuned baseline, then the highest
-  median speedup, both over every summary's tasks at once (`aggregate`, with the
-  first summary's baseline; an optimizer counts over the tasks that ran it). Ties
-  keep the order in which the optimizers first appear. Names starting "optax:"
-  (the baseline and other hand-tuned rules) are left out.
+  The selection rule: most tasks at or below the best tuned rule's final training
+  loss, then the highest median speedup, both over every summary's tasks at once
+  (`aggregate`, with the first summary's baselines; an optimizer counts over the
+  tasks that ran it). Ties keep the order in which the optimizers first appear.
+  Names starting "optax:" (the baselines and other hand-tuned rules) are left out.
 
   Args:
     summaries: what `evaluate` returns (summary.json), one per run.
@@ -422,7 +501,8 @@ def rank(summaries: list[dict]) -> list[tuple[str, dict]]:
   """
   if not summaries:
     raise ValueError("rank needs at least one evaluation summary.")
-  totals = aggregate([t for s in summaries for t in s["tasks"]], summaries[0]["baseline"])
+  totals = aggregate([t for s in summaries for t in s["tasks"]],
+                     summary_baselines(summaries[0]))
   ranked = [(name, row) for name, row in totals.items() if not name.startswith("optax:")]
   return sorted(ranked, key=lambda item: (-item[1]["at_or_below"],
                                           -(item[1]["median_speedup"] or 0.0)))
@@ -431,7 +511,9 @@ def rank(summaries: list[dict]) -> list[tuple[str, dict]]:
 def rank_table(ranked: list[tuple[str, dict]]) -> str:
   """`rank`'s result as text: one line per optimizer, best first."""
   return "\n".join(f"{name:45s} {row['at_or_below']:2d}/{row['tasks']} median speedup "
-                   f"{_fmt(row['median_speedup'], '.2f')}x" for name, row in ranked)
+                   f"{_fmt(row['median_speedup'], '.2f')}x test "
+                   f"{row.get('at_or_below_test', 0)}/{row.get('tasks_test', 0)}"
+                   for name, row in ranked)
 
 
 # ------------------------------------------------------------------ reporting ----
@@ -440,45 +522,66 @@ def _fmt(x, spec=".4g") -> str:
   return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
 
 
-def markdown(summary: dict[str, Any]) -> str:
-  """The summary as Markdown: per-task tables, the aggregate, long horizon, skips."""
-  baseline = summary["baseline"]
-  lines = [f"# Evaluation against tuned {baseline}", "",
-           f"Optimizers: {', '.join(summary['optimizers'])}; learning-rate sweep: "
-           f"{', '.join(f'{lr:g}' for lr in summary['learning_rates'])}; "
-           f"{summary['num_seeds']} seeds per setting; final loss = mean of the last "
-           f"{summary['final_fraction']:.0%} of steps; target = tuned {baseline}'s final "
-           "training loss; speedup = its steps to the target / the optimizer's (0 when not "
-           "reached); time ratio = wall time per step / "
-           f"{baseline}'s (median over its sweep).", ""]
-  head = ("| optimizer | setting | final train loss | valid | test | steps to target | "
-          "speedup | time/step (ms) | time ratio | diverged |")
-  for t in summary["tasks"]:
-    kind = " (long horizon)" if t["long_horizon"] else ""
-    lines += [f"## {t['task']}{kind}", "",
-              f"`{t['task_name']}`, {t['steps']} steps; target {_fmt(t['target'])} "
-              f"(tuned {baseline}, {t['baseline_setting']}).", "", head, "|---" * 10 + "|"]
-    for r in t["rows"]:
-      lines.append(
-          f"| {r['optimizer']} | {r['setting']} | {_fmt(r['final_train_loss'])} ± "
-          f"{_fmt(r['final_train_loss_std'], '.2g')} | {_fmt(r['final_valid_loss'])} | "
-          f"{_fmt(r['final_test_loss'])} | {_fmt(r['steps_to_target'], 'd')} | "
-          f"{r['speedup']:.2f}x | {1e3 * r['time_per_step_s']:.3f} | {r['time_ratio']:.2f} | "
-          f"{r['diverged_runs']}/{r['runs']} |")
-    for r in t["rows"]:
-      if r["sweep"]:
-        sweep = ", ".join(f"{k}: {_fmt(v)}" for k, v in r["sweep"].items())
-        lines.append(f"\n{r['optimizer']} sweep (final train loss): {sweep}; "
-                     f"{r['sweep_diverged']} diverged runs.")
-    lines.append("")
-  lines += ["## Aggregate over the suite", "",
-            "| optimizer | tasks at or below tuned | fraction | median speedup | "
-            "median time ratio | diverged runs (incl. long horizon) |", "|---" * 6 + "|"]
+def _yes(flag: bool | None) -> str:
+  return "—" if flag is None else ("yes" if flag else "no")
+
+
+def _task_lines(t: dict[str, Any]) -> list[str]:
+  """One task's Markdown section: the best rules, then a row per optimizer."""
+  kind = " (long horizon)" if t["long_horizon"] else ""
+  test = (f"; test target {_fmt(t['test_target'])} ({t['best_test_rule']} "
+          f"{t['test_setting']}, picked on validation)" if t["held_out"]
+          else "; no held-out data (training loss only)")
+  lines = [f"## {t['task']}{kind}", "",
+           f"`{t['task_name']}`, {t['steps']} steps; target {_fmt(t['target'])} "
+           f"(best tuned rule: {t['best_rule']} {t['baseline_setting']}){test}.", "",
+           "| optimizer | setting | final train loss | steps to target | speedup | "
+           "at or below | setting (valid) | valid | test | test at or below | "
+           "time/step (ms) | time ratio | diverged |", "|---" * 13 + "|"]
+  for r in t["rows"]:
+    lines.append(
+        f"| {r['optimizer']} | {r['setting']} | {_fmt(r['final_train_loss'])} ± "
+        f"{_fmt(r['final_train_loss_std'], '.2g')} | {_fmt(r['steps_to_target'], 'd')} | "
+        f"{r['speedup']:.2f}x | {_yes(r['at_or_below'])} | {r['valid_setting'] or '—'} | "
+        f"{_fmt(r['valid_loss'])} | {_fmt(r['test_loss'])} | {_yes(r['at_or_below_test'])} | "
+        f"{1e3 * r['time_per_step_s']:.3f} | {r['time_ratio']:.2f} | "
+        f"{r['diverged_runs']}/{r['runs']} |")
+  for r in t["rows"]:
+    if r["sweep"]:
+      sweep = ", ".join(f"{k}: {_fmt(v)}" for k, v in r["sweep"].items())
+      lines.append(f"\n{r['optimizer']} sweep (final train loss): {sweep}; "
+                   f"{r['sweep_diverged']} diverged runs.")
+  return lines + [""]
+
+
+def _aggregate_lines(summary: dict[str, Any]) -> list[str]:
+  lines = ["## Aggregate over the suite", "",
+           "| optimizer | train loss at or below the best tuned rule | test loss at or below "
+           "| median speedup | median time ratio | diverged runs (incl. long horizon) |",
+           "|---" * 6 + "|"]
   for spec, a in summary["aggregate"].items():
-    lines.append(f"| {spec}{' (reference)' if a['baseline'] else ''} | {a['at_or_below']}/"
-                 f"{a['tasks']} | {_fmt(a['fraction_at_or_below'], '.0%')} | "
+    lines.append(f"| {spec}{' (tuned rule)' if a['baseline'] else ''} | {a['at_or_below']}/"
+                 f"{a['tasks']} | {a['at_or_below_test']}/{a['tasks_test']} | "
                  f"{_fmt(a['median_speedup'], '.2f')}x | {_fmt(a['median_time_ratio'], '.2f')}"
                  f" | {a['diverged_runs']}/{a['runs']} |")
+  return lines
+
+
+def markdown(summary: dict[str, Any]) -> str:
+  """The summary as Markdown: per-task tables, the aggregate, long horizon, skips."""
+  rules = "; ".join(f"{spec} ({', '.join(f'{lr:g}' for lr in lrs)})"
+                    for spec, lrs in summary["baselines_swept"])
+  lines = ["# Evaluation against the best tuned rule", "",
+           f"Optimizers: {', '.join(summary['optimizers'])}; tuned rules and their "
+           f"learning-rate sweeps: {rules}; {summary['num_seeds']} seeds per setting; final "
+           f"loss = mean of the last {summary['final_fraction']:.0%} of steps; target = the "
+           "best tuned rule's final training loss; speedup = its steps to the target / the "
+           "optimizer's (0 when not reached); test loss = that of the setting with the lowest "
+           "validation loss, compared with the best tuned rule picked the same way; time ratio "
+           f"= wall time per step / {summary['baselines'][0]}'s (median over its sweep).", ""]
+  for t in summary["tasks"]:
+    lines += _task_lines(t)
+  lines += _aggregate_lines(summary)
   for t in (t for t in summary["tasks"] if t["long_horizon"]):
     lines += ["", f"## Long horizon: {t['task']} ({t['steps']} steps)", "",
               "| optimizer | loss at 10% | 50% | 100% | finite and improving |",
@@ -540,7 +643,7 @@ def resumed_records(workdir: pathlib.Path, config: ml_collections.ConfigDict
     ValueError: if `workdir` holds results of a different evaluation config.
   """
   results_path, config_path = workdir / "results.jsonl", workdir / "config.json"
-  specs = [config.baseline, *config.optimizers]
+  specs = [spec for spec, _ in config.baselines] + list(config.optimizers)
   fingerprint = {"config": json.loads(config.to_json_best_effort()), "checkpoints": {
       s: str(learned_opt.checkpoint.read_config(s.partition(":")[2])[0])
       for s in specs if s.startswith("checkpoint:")}}
@@ -567,54 +670,125 @@ def resumed_records(workdir: pathlib.Path, config: ml_collections.ConfigDict
   return complete
 
 
+ADAM_SPEC = "optax:adam"
+
+
+def has_held_out(task: tasks.Task) -> bool:
+  """Whether `task`'s validation split holds stored examples, apart from training's.
+
+  Splits generated from the key alone (quadratics' exact loss) are no held-out
+  data: such tasks count for the training metric only.
+  """
+  return not isinstance(task.datasets.valid, GeneratedSplit)
+
+
+def with_adam_rate(optimizer: Optimizer, adam_learning_rate: float | None) -> Optimizer:
+  """`optimizer` with `adam_learning_rate` fixed in every setting, when its factory
+  takes one (e.g. `optax.contrib.muon`: Adam on the leaves it does not orthogonalize).
+
+  The rate joins each setting's label ("lr=0.01,adam_lr=0.001"); other optimizers
+  and `adam_learning_rate=None` return `optimizer` unchanged.
+  """
+  kind, _, name = optimizer.spec.partition(":")
+  if adam_learning_rate is None or kind != "optax" or name not in optax_rule_names():
+    return optimizer
+  if "adam_learning_rate" not in inspect.signature(_optax_factory(name)).parameters:
+    return optimizer
+  settings = tuple((f"{label},adam_lr={adam_learning_rate:g}",
+                    {**h, "adam_learning_rate": float(adam_learning_rate)})
+                   for label, h in optimizer.settings)
+  return dataclasses.replace(optimizer, settings=settings)
+
+
+def configured_optimizers(config: ml_collections.ConfigDict
+                          ) -> tuple[list[str], list[Optimizer]]:
+  """(baseline specs, every optimizer parsed: baselines first, in config order).
+
+  Baselines are swept over their own learning rates; a candidate "optax:NAME"
+  over `config.learning_rates`; a candidate equal to a baseline is not repeated.
+  """
+  baselines = [spec for spec, _ in config.baselines]
+  parsed = [parse_optimizer(spec, lrs) for spec, lrs in config.baselines]
+  parsed += [parse_optimizer(spec, config.learning_rates)
+             for spec in dict.fromkeys(config.optimizers) if spec not in baselines]
+  return baselines, parsed
+
+
+def _tuned_rate(records: list[dict]) -> float:
+  """The learning rate of the lowest mean final training loss among `records`' settings."""
+  by_setting: dict[str, list[dict]] = {}
+  for r in records:
+    by_setting.setdefault(r["setting"], []).append(r)
+  return float(tuned([setting_stats(v) for v in by_setting.values()])["learning_rate"])
+
+
+def _train_optimizer(entry: dict, task: tasks.Task, optimizer: Optimizer, keys: jax.Array,
+                     resumed: dict, config: ml_collections.ConfigDict,
+                     results_path: pathlib.Path, progress: dict) -> list[dict]:
+  """Records of every setting of `optimizer` on one task: resumed ones read back, the
+  rest trained, appended to results.jsonl and reported with an ETA."""
+  finished = [label for label, _ in optimizer.settings
+              if (entry["label"], optimizer.spec, label) in resumed]
+  records = [r for label in finished for r in resumed[(entry["label"], optimizer.spec, label)]]
+  progress["total"] -= entry["steps"] * len(finished)
+  held_out = has_held_out(task)
+  for label, hparams, params, losses, sec in train_settings(
+      task, optimizer, entry["steps"], keys, frozenset(finished)):
+    new = run_records(entry, task, optimizer.spec, label, hparams, params, losses, sec,
+                      config, held_out)
+    with results_path.open("a") as f:
+      f.writelines(json.dumps(_jsonable(r)) + "\n" for r in new)
+    records += new
+    progress["done"] += entry["steps"]
+    elapsed = time.time() - progress["start"]
+    finals = " ".join(_fmt(r["final_train_loss"]) for r in new)
+    eta = elapsed / progress["done"] * (progress["total"] - progress["done"])
+    print(f"{entry['label']} | {optimizer.spec} {label} | final {finals} | "
+          f"{1e3 * sec:.2f} ms/step | {sum(r['diverged'] for r in new)} diverged | "
+          f"{elapsed:.0f}s, ETA {eta:.0f}s", flush=True)
+  return records
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs the whole evaluation and writes results.jsonl, summary.md/json and plots.
 
-  A run interrupted in `workdir` resumes there: settings whose every seed is in
-  results.jsonl are read back instead of trained again (see `resumed_records`).
+  Per task the baselines train in order, and a baseline taking an
+  `adam_learning_rate` gets "optax:adam"'s tuned rate on that task (see
+  `with_adam_rate`). A run interrupted in `workdir` resumes there: settings whose
+  every seed is in results.jsonl are read back instead of trained again (see
+  `resumed_records`).
 
   Returns:
     The summary (what summary.json holds).
   """
   workdir_path = pathlib.Path(workdir)
   workdir_path.mkdir(parents=True, exist_ok=True)
-  specs = list(dict.fromkeys([config.baseline, *config.optimizers]))
-  optimizers = [parse_optimizer(s, config.learning_rates) for s in specs]
+  baselines, optimizers = configured_optimizers(config)
+  specs = [o.spec for o in optimizers]
   built, skipped = build_tasks(task_entries(config))
   keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
   results_path = workdir_path / "results.jsonl"
   resumed = resumed_records(workdir_path, config)
   if resumed:
     print(f"Resuming {workdir}: {len(resumed)} settings already done.", flush=True)
-  total = sum(e["steps"] * len(o.settings) for e, _ in built for o in optimizers)
-  done, t_start, summaries = 0, time.time(), []
+  progress = {"done": 0, "start": time.time(), "total": sum(
+      e["steps"] * len(o.settings) for e, _ in built for o in optimizers)}
+  summaries = []
   for entry, task in built:
-    records = []
+    records, adam_rate = [], None
     for optimizer in optimizers:
-      finished = [label for label, _ in optimizer.settings
-                  if (entry["label"], optimizer.spec, label) in resumed]
-      for label in finished:
-        records += resumed[(entry["label"], optimizer.spec, label)]
-      total -= entry["steps"] * len(finished)
-      for label, hparams, params, losses, sec in train_settings(
-          task, optimizer, entry["steps"], keys, frozenset(finished)):
-        new = run_records(entry, task, optimizer.spec, label, hparams, params, losses, sec,
-                          config)
-        with results_path.open("a") as f:
-          f.writelines(json.dumps(_jsonable(r)) + "\n" for r in new)
-        records += new
-        done += entry["steps"]
-        elapsed = time.time() - t_start
-        finals = " ".join(_fmt(r["final_train_loss"]) for r in new)
-        print(f"{entry['label']} | {optimizer.spec} {label} | final {finals} | "
-              f"{1e3 * sec:.2f} ms/step | {sum(r['diverged'] for r in new)} diverged | "
-              f"{elapsed:.0f}s, ETA {elapsed / done * (total - done):.0f}s", flush=True)
-    summaries.append(task_summary(records, config.baseline, specs))
-  summary = {"baseline": config.baseline, "optimizers": specs,
+      new = _train_optimizer(entry, task, with_adam_rate(optimizer, adam_rate), keys,
+                             resumed, config, results_path, progress)
+      if optimizer.spec == ADAM_SPEC and optimizer.spec in baselines:
+        adam_rate = _tuned_rate(new)
+      records += new
+    summaries.append(task_summary(records, baselines, specs))
+  summary = {"baselines": baselines, "optimizers": specs,
+             "baselines_swept": [(spec, list(lrs)) for spec, lrs in config.baselines],
              "learning_rates": list(config.learning_rates), "num_seeds": config.num_seeds,
              "final_fraction": config.final_fraction, "tasks": summaries,
-             "aggregate": aggregate(summaries, config.baseline), "skipped": skipped,
-             "seconds": time.time() - t_start}
+             "aggregate": aggregate(summaries, baselines), "skipped": skipped,
+             "seconds": time.time() - progress["start"]}
   (workdir_path / "summary.json").write_text(json.dumps(_jsonable(summary), indent=1))
   (workdir_path / "summary.md").write_text(markdown(summary))
   plot_paths = plots.write_all(summary, workdir_path / "plots")

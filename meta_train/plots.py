@@ -2,8 +2,10 @@
 
 `write_all(summary, directory)` draws one PNG per task and an overview grid
 from the per-optimizer curves in `meta_train.evaluate`'s summary: the seed-mean
-training curve of each optimizer's tuned setting, a min-max band over seeds,
-log-scale y, one color per optimizer (the same color in every figure).
+training curve of each optimizer's tuned setting (solid), a min-max band over
+seeds, and, on tasks with held-out data, the final test loss of its
+validation-picked setting (dashed over the last tenth of the steps, a marker at
+the end); log-scale y, one color per optimizer (the same color in every figure).
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ def colors(specs: list[str]) -> dict[str, Any]:
   return {spec: cycle[i % len(cycle)] for i, spec in enumerate(specs)}
 
 
+def _draw_test(ax, test_loss: float | None, last_step: int, color) -> None:
+  """The final test loss: dashed over the last tenth of the steps, a marker at the end."""
+  if test_loss is None or not np.isfinite(test_loss):
+    return
+  ax.plot([0.9 * last_step, last_step], [test_loss, test_loss], color=color, ls="--", lw=1.5)
+  ax.plot([last_step], [test_loss], color=color, marker="o", ms=4)
+
+
 def draw_task(ax, task: dict[str, Any], palette: dict[str, Any]) -> None:
   """Curves of one task summary on `ax` (mean over seeds, min-max band)."""
   tops, lows = [], []
@@ -47,6 +57,9 @@ def draw_task(ax, task: dict[str, Any], palette: dict[str, Any]) -> None:
             label=f"{row['optimizer']} {row['setting'] if row['setting'] != 'default' else ''}"
             .strip() + mark)
     ax.fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
+    _draw_test(ax, row.get("test_loss"), steps[-1], color)
+    if row.get("test_loss") is not None and np.isfinite(row["test_loss"]):
+      tops.append(row["test_loss"])
     if np.isfinite(mean[0]):
       tops.append(mean[0])
     lows.append(np.nanmin(lo, initial=np.inf))
@@ -59,7 +72,7 @@ def draw_task(ax, task: dict[str, Any], palette: dict[str, Any]) -> None:
   if tops:
     ax.set_ylim(top=1.5 * max(tops))
   ax.set_xlabel("step")
-  ax.set_ylabel("training loss")
+  ax.set_ylabel("loss (train solid, test dashed)")
   ax.set_title(task["task"] + (" (long horizon)" if task["long_horizon"] else ""), fontsize=9)
   ax.grid(True, which="both", alpha=0.3)
 

@@ -55,7 +55,7 @@ def test_variants_share_the_protocol_and_an_unknown_one_is_named():
   reporting = evaluate_config.get_config()
   assert evaluate_config.get_config("reporting").to_dict() == reporting.to_dict()
   assert set(reporting.tasks) == set(evaluate_config.reporting_suite())
-  protocol = ("seed", "baseline", "learning_rates", "final_fraction", "log_points",
+  protocol = ("seed", "baselines", "learning_rates", "final_fraction", "log_points",
               "divergence_factor", "eval_batches", "optimizers")
   for variant in evaluate_config.VARIANTS:
     config = evaluate_config.get_config(variant)
@@ -107,7 +107,8 @@ def _tiny_config(learned_spec: str):
   config.num_seeds = 2
   config.steps = STEPS
   config.learning_rates = (1e-3, 1e-2)
-  config.optimizers = (learned_spec, "optax:adam")
+  config.baselines = (("optax:adam", (1e-3, 1e-2)),)
+  config.optimizers = (learned_spec,)
   config.tasks = {
       "iris": dict(name="iris_mlp"),
       "mlp_16": dict(name="digits_mlp", kwargs=dict(hidden=(16,))),
@@ -184,7 +185,7 @@ def test_tuned_is_argmin_and_steps_match_the_curves(run, learned):
 
 def test_diverged_runs_and_long_horizon(tmp_path):
   config = _tiny_config("optax:sgd:1e3")
-  config.num_seeds, config.steps, config.learning_rates = 1, 10, (1e-2,)
+  config.num_seeds, config.steps, config.baselines = 1, 10, (("optax:adam", (1e-2,)),)
   config.tasks = {"linear": dict(name="linear_regression")}
   config.long_horizon = ml_collections.ConfigDict(dict(
       label="long_linear", name="linear_regression", kwargs={}, steps=50))
@@ -310,7 +311,7 @@ def _summary(tasks_rows: dict[str, dict[str, tuple[bool, float]]]) -> dict:
   def row(spec, at_or_below, speedup):
     return {"optimizer": spec, "at_or_below": at_or_below, "speedup": speedup,
             "time_ratio": 1.0, "diverged_runs": 0, "runs": 3}
-  return {"baseline": "optax:adam", "tasks": [
+  return {"baselines": ["optax:adam"], "tasks": [
       {"task": task, "long_horizon": False,
        "rows": [row("optax:adam", True, 1.0)] + [row(spec, *v) for spec, v in rows.items()]}
       for task, rows in tasks_rows.items()]}
@@ -332,7 +333,7 @@ def test_rank_counts_all_summaries_together_then_the_median_speedup():
   assert rows["checkpoint:x"]["median_speedup"] == pytest.approx(1.1)
   assert (rows["checkpoint:y"]["at_or_below"], rows["checkpoint:y"]["tasks"]) == (1, 1)
   assert evaluate.rank_table(ranked).splitlines()[0].split() == [
-      "pretrained", "2/3", "median", "speedup", "1.50x"]
+      "pretrained", "2/3", "median", "speedup", "1.50x", "test", "0/0"]
   with pytest.raises(ValueError, match="at least one"):
     evaluate.rank([])
 
@@ -347,7 +348,108 @@ def test_the_rank_flag_prints_the_ranking_without_config_or_workdir(tmp_path):
   out = subprocess.run([sys.executable, "-m", "meta_train.evaluate",
                         "--rank=" + ",".join(map(str, paths))],
                        capture_output=True, text=True, check=True).stdout
-  assert out.split() == ["pretrained", "2/2", "median", "speedup", "2.00x"]
+  assert out.split() == ["pretrained", "2/2", "median", "speedup", "2.00x", "test", "0/0"]
   failed = subprocess.run([sys.executable, "-m", "meta_train.evaluate"],
                           capture_output=True, text=True)
   assert failed.returncode != 0 and "--config and --workdir are required" in failed.stderr
+
+
+def _records(task: str, optimizer: str, setting: str, train: float, valid: float | None,
+             test: float | None, curve=(2.0, 1.0)) -> list[dict]:
+  """Two seeds' records of one setting, identical, with a linear training curve."""
+  train_curve = list(np.linspace(curve[0], train, 4))
+  return [{"task": task, "task_name": task, "optimizer": optimizer, "setting": setting,
+           "learning_rate": 0.1, "seed": seed, "steps": 4, "long_horizon": False,
+           "held_out": valid is not None,
+           "curve": {"step": [1, 2, 3, 4], "train_loss": train_curve},
+           "final_train_loss": train, "final_valid_loss": valid, "final_test_loss": test,
+           "wall_time_per_step_s": 1e-3, "diverged": False} for seed in range(2)]
+
+
+BASELINES = ("optax:adam", "optax:contrib.muon")
+
+
+def test_validation_picks_and_test_reports_on_synthetic_rows():
+  # Adam wins on training loss; Muon's "b" has the lowest validation loss of all
+  # baseline settings, so it is the test reference although Adam "y" tests lower.
+  records = (_records("t", "optax:adam", "x", 0.10, 0.50, 0.50)
+             + _records("t", "optax:adam", "y", 0.30, 0.45, 0.20)
+             + _records("t", "optax:contrib.muon", "a", 0.20, 0.60, 0.60)
+             + _records("t", "optax:contrib.muon", "b", 0.25, 0.40, 0.35)
+             + _records("t", "pretrained", "default", 0.15, 0.42, 0.30))
+  t = evaluate.task_summary(records, BASELINES, [*BASELINES, "pretrained"])
+  assert (t["best_rule"], t["baseline_setting"], t["target"]) == ("optax:adam", "x", 0.10)
+  assert (t["best_test_rule"], t["test_setting"], t["test_target"]) == (
+      "optax:contrib.muon", "b", 0.35)
+  rows = {r["optimizer"]: r for r in t["rows"]}
+  assert (rows["optax:adam"]["valid_setting"], rows["optax:adam"]["test_loss"]) == ("y", 0.20)
+  assert rows["optax:adam"]["at_or_below"] and rows["optax:adam"]["at_or_below_test"]
+  assert not rows["optax:contrib.muon"]["at_or_below"]
+  assert rows["optax:contrib.muon"]["at_or_below_test"]        # 0.35 <= 0.35
+  assert not rows["pretrained"]["at_or_below"] and rows["pretrained"]["at_or_below_test"]
+  # Muon wins on training and validation; a task without held-out data counts for
+  # the training metric only.
+  second = (_records("u", "optax:adam", "x", 0.4, None, None)
+            + _records("u", "optax:contrib.muon", "a", 0.2, None, None)
+            + _records("u", "pretrained", "default", 0.3, None, None))
+  u = evaluate.task_summary(second, BASELINES, [*BASELINES, "pretrained"])
+  assert (u["best_rule"], u["held_out"], u["test_target"]) == ("optax:contrib.muon", False,
+                                                                None)
+  assert all(r["at_or_below_test"] is None and r["test_loss"] is None for r in u["rows"])
+  agg = evaluate.aggregate([t, u], BASELINES)["pretrained"]
+  assert (agg["tasks"], agg["at_or_below"], agg["tasks_test"], agg["at_or_below_test"]) == (
+      2, 0, 1, 1)
+  assert agg["median_speedup"] == 0.0 and not agg["baseline"]
+  assert evaluate.aggregate([t, u], BASELINES)["optax:contrib.muon"]["baseline"]
+
+
+@pytest.fixture(scope="module")
+def adam_and_muon(tmp_path_factory):
+  """Adam and Muon, one rate each, on a task each wins: iris (Adam), linear regression
+  (Muon); `optax:sgd` is the candidate."""
+  config = _tiny_config("optax:sgd:0.1")
+  config.steps = 40
+  config.baselines = (("optax:adam", (1e-2,)), ("optax:contrib.muon", (3e-2,)))
+  config.tasks = {"iris": dict(name="iris_mlp"), "linear": dict(name="linear_regression"),
+                  "quadratic": dict(name="quadratic", kwargs=dict(dim=8, noise_scale=0.0))}
+  config.log_points = 100
+  workdir = tmp_path_factory.mktemp("adam_and_muon")
+  summary = evaluate.evaluate(config, str(workdir))
+  records = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+  return workdir, summary, records
+
+
+def _means(records, task, key):
+  out = {}
+  for r in records:
+    if r["task"] == task and r["optimizer"] in BASELINES:
+      out.setdefault((r["optimizer"], r["setting"]), []).append(r[key])
+  return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def test_the_best_tuned_rule_per_metric_end_to_end(adam_and_muon):
+  workdir, summary, records = adam_and_muon
+  by_task = {t["task"]: t for t in summary["tasks"]}
+  assert by_task["iris"]["best_rule"] == "optax:adam"
+  assert by_task["linear"]["best_rule"] == "optax:contrib.muon"
+  muon = [r for r in records if r["optimizer"] == "optax:contrib.muon"]
+  assert {(r["task"], r["setting"], r["adam_learning_rate"]) for r in muon} == {
+      (t, "lr=0.03,adam_lr=0.01", 0.01) for t in ("iris", "linear", "quadratic")}
+  for name in ("iris", "linear"):
+    t, train = by_task[name], _means(records, name, "final_train_loss")
+    valid, test = _means(records, name, "final_valid_loss"), _means(records, name,
+                                                                     "final_test_loss")
+    assert (t["best_rule"], t["baseline_setting"]) == min(train, key=train.get)
+    assert t["target"] == pytest.approx(min(train.values()), rel=1e-9)
+    picked = min(valid, key=valid.get)
+    assert (t["best_test_rule"], t["test_setting"]) == picked
+    assert t["test_target"] == pytest.approx(test[picked], rel=1e-9)
+  quadratic = by_task["quadratic"]
+  assert not quadratic["held_out"] and quadratic["test_target"] is None
+  assert all(r["final_valid_loss"] is None for r in records if r["task"] == "quadratic")
+  agg = summary["aggregate"]["optax:sgd:0.1"]
+  assert (agg["tasks"], agg["tasks_test"]) == (3, 2)
+  text = (workdir / "summary.md").read_text()
+  assert "best tuned rule: optax:contrib.muon lr=0.03,adam_lr=0.01" in text
+  assert "no held-out data" in text and "picked on validation" in text
+  assert (workdir / "plots" / "iris.png").exists()
