@@ -151,6 +151,96 @@ def text_transformer(batch_size: int = 16, seq_len: int = 32, d_model: int = 32,
   return LanguageModelTask("text_transformer", data, net)
 
 
+@register("text_lstm")
+def text_lstm(level: str = "byte", batch_size: int = 16, seq_len: int = 32,
+              embed_dim: int = 32, hidden_size: int = 64, max_bytes: int = 1 << 20,
+              seed: int = 0, text_override: str | None = None) -> LanguageModelTask:
+  """LSTM language model on the stdlib text, at the byte or character level.
+
+  `text_override` trains on another text instead (split by `text.streams`).
+  """
+  return _rnn_lm("text_lstm", "lstm", level, batch_size, seq_len, embed_dim, hidden_size,
+                 max_bytes, seed, text_override)
+
+
+@register("text_gru")
+def text_gru(level: str = "byte", batch_size: int = 16, seq_len: int = 32,
+             embed_dim: int = 32, hidden_size: int = 64, max_bytes: int = 1 << 20,
+             seed: int = 0, text_override: str | None = None) -> LanguageModelTask:
+  """GRU language model on the stdlib text, at the byte or character level.
+
+  `text_override` trains on another text instead (split by `text.streams`).
+  """
+  return _rnn_lm("text_gru", "gru", level, batch_size, seq_len, embed_dim, hidden_size,
+                 max_bytes, seed, text_override)
+
+
+def _rnn_lm(name, cell, level, batch_size, seq_len, embed_dim, hidden_size, max_bytes,
+            seed, text_override) -> LanguageModelTask:
+  data = _text_datasets(text.streams(level, max_bytes, seed, text_override), batch_size,
+                        seq_len)
+  vocab = text.vocab_size(level)
+  return LanguageModelTask(f"{name}/{level}", data, lambda tokens: models.RNNLM(
+      vocab, cell, embed_dim, hidden_size)(tokens))
+
+
+# Offline image datasets, with the time steps a recurrent classifier reads them in:
+# the 8 rows of a digit, or MNIST-1D's 40 samples.
+_SEQUENCES = {"digits": 8, "mnist1d": 40}
+
+
+def _offline_images(dataset: str, batch_size: int, seed: int) -> Datasets:
+  """The digits (split by `seed`) or MNIST-1D; both have 10 classes."""
+  if dataset not in _SEQUENCES:
+    raise ValueError(f"Unknown offline dataset {dataset!r}; use one of {sorted(_SEQUENCES)}.")
+  arrays = sklearn.load_digits(seed) if dataset == "digits" else mnist1d.load_mnist1d()
+  return array_datasets(arrays, batch_size)
+
+
+@register("sequence_lstm")
+def sequence_lstm(dataset: str = "digits", cell: str = "lstm", hidden_size: int = 64,
+                  batch_size: int = 64, seed: int = 0) -> SupervisedTask:
+  """Recurrent classifier of a sequence: the 8 rows of a digit (8 features each), or
+  MNIST-1D's 40 samples (1 feature each), read by an LSTM (or a GRU)."""
+  steps = _SEQUENCES.get(dataset)
+  data = _offline_images(dataset, batch_size, seed)
+  return SupervisedTask(f"sequence_{cell}/{dataset}", data, lambda x: models.RNNClassifier(
+      10, steps, cell, hidden_size)(x))
+
+
+@register("residual_mlp")
+def residual_mlp(dataset: str = "digits", width: int = 64, depth: int = 4,
+                 activation: str = "relu", batch_size: int = 128,
+                 seed: int = 0) -> SupervisedTask:
+  """Residual MLP with pre-LayerNorm blocks (`models.ResidualMLP`) on the digits or
+  MNIST-1D."""
+  data = _offline_images(dataset, batch_size, seed)
+  return SupervisedTask(f"residual_mlp/{dataset}", data, lambda x: models.ResidualMLP(
+      width, depth, 10, activation)(x))
+
+
+@register("digits_patch_transformer")
+def digits_patch_transformer(patch: int = 2, d_model: int = 32, num_heads: int = 2,
+                             num_layers: int = 2, batch_size: int = 64,
+                             seed: int = 0) -> SupervisedTask:
+  """Patch Transformer (`models.PatchTransformer`) on the 8x8 digits: 2x2 patches
+  (16 tokens) or 4x4 (4 tokens)."""
+  data = _offline_images("digits", batch_size, seed)
+  return SupervisedTask("digits_patch_transformer", data, lambda x: models.PatchTransformer(
+      10, patch, d_model, num_heads, num_layers)(x))
+
+
+@register("residual_convnet")
+def residual_convnet(dataset: str = "digits", channels=(16, 32), blocks: int = 1,
+                     batch_size: int = 64, seed: int = 0) -> SupervisedTask:
+  """ConvNet of residual blocks (`models.ResidualConvNet`) on the 8x8 digits (2-D,
+  3x3 kernels) or MNIST-1D (1-D, kernel 5)."""
+  data = _offline_images(dataset, batch_size, seed)
+  spatial, kernel = (2, 3) if dataset == "digits" else (1, 5)
+  return SupervisedTask(f"residual_convnet/{dataset}", data, lambda x: models.ResidualConvNet(
+      channels, 10, blocks, spatial, kernel)(x))
+
+
 # ------------------------------------------------------------------- TFDS ----
 
 def _tfds_image_task(name: str, dataset: str, net, batch_size: int,

@@ -47,6 +47,12 @@ RECIPES = {
     "quadratic": Recipe(1e-1, 200, 0.2, split="valid"),
     "text_transformer": Recipe(1e-2, 100, 3.0),
     "family_sample": Recipe(1e-2, 150, 0.5),   # seed 0 of the default image-MLP family
+    "text_lstm": Recipe(1e-2, 150, 3.0),                               # bytes
+    "text_gru": Recipe(1e-2, 150, 2.8, kwargs=(("level", "char"),)),  # characters
+    "sequence_lstm": Recipe(1e-2, 150, 0.5),                   # digit rows
+    "residual_mlp": Recipe(1e-2, 150, 0.2),
+    "digits_patch_transformer": Recipe(1e-2, 150, 0.8),
+    "residual_convnet": Recipe(1e-2, 80, 0.8, fast_compile=False),
     # TFDS, on mock data (64 examples per split, 58 of them train)
     "mnist_mlp": Recipe(1e-3, 60, 0.5, kwargs=(("batch_size", 16),)),
     "fashion_mnist_mlp": Recipe(1e-3, 60, 0.5, kwargs=(("batch_size", 16),)),
