@@ -1,4 +1,5 @@
-"""Task families for meta-training: image MLPs and autoencoders, noisy quadratics, mixtures.
+"""Task families for meta-training: image MLPs, autoencoders, residual MLPs, patch
+Transformers, recurrent language models, noisy quadratics, mixtures.
 
 Each family's config is a `TaskConfig(static, dynamic)` (see `tasks.base`):
 
@@ -8,6 +9,14 @@ Each family's config is a `TaskConfig(static, dynamic)` (see `tasks.base`):
 * `ImageAutoencoderFamily`: static = dataset, width, depth per side, latent
   width (log-uniform integer in [4, 16]), activation, batch size; dynamic =
   `init_scale`, as for the image MLPs.
+* `ResidualMLPFamily`: static = dataset, width (log-uniform integer in
+  [16, 128]), residual blocks (1 to 8), activation, batch size; dynamic =
+  `init_scale`.
+* `PatchTransformerFamily` (the digits): static = patch side (2 or 4), model
+  width, heads, blocks (1 to 3), batch size; dynamic = `init_scale`.
+* `RecurrentLMFamily` (the stdlib text): static = cell (LSTM or GRU), token
+  level (byte or character), embedding and state widths (log-uniform), sequence
+  length, batch size; dynamic = `init_scale`.
 * `QuadraticFamily`: static = dimension, batch size; dynamic =
   `log10_condition` (uniform in [0, 4]), `noise_scale` (uniform in [0, 0.5]),
   `init_scale` and `seed` (uint32[2], draws the eigenbasis and the optimum).
@@ -38,10 +47,10 @@ import numpy as np
 
 from tasks import models
 from tasks.base import Task, TaskConfig, TaskFamily, key_seed
-from tasks.data import images
-from tasks.data.splits import Datasets
+from tasks.data import images, text
+from tasks.data.splits import Datasets, SequenceSplit
 from tasks.quadratic import QuadraticTask, noise_datasets
-from tasks.supervised import AutoencoderTask, SupervisedTask
+from tasks.supervised import AutoencoderTask, LanguageModelTask, SupervisedTask
 
 
 def _log_uniform(key: jax.Array, lo: float, hi: float) -> jax.Array:
@@ -135,7 +144,8 @@ class ImageMLPFamily(TaskFamily):
   def _load(self, static: ImageMLPStatic) -> tuple[Datasets, int]:
     k = (static.dataset, static.batch_size)
     if k not in self._data:
-      self._data[k] = images.datasets(static.dataset, static.batch_size, **self._tfds)
+      with jax.ensure_compile_time_eval():   # concrete arrays even when first built under jit
+        self._data[k] = images.datasets(static.dataset, static.batch_size, **self._tfds)
     return self._data[k]
 
   def task(self, config: TaskConfig) -> SupervisedTask:
@@ -207,6 +217,206 @@ class ImageAutoencoderFamily(ImageMLPFamily):
     hidden, latent, act = (s.width,) * s.depth, s.latent, s.activation
     return AutoencoderTask(name, data, lambda x: models.Autoencoder(hidden, latent, act)(x),
                            init_scale=config.dynamic["init_scale"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidualMLPStatic:
+  """Structure of a residual MLP task."""
+
+  dataset: str
+  width: int
+  depth: int
+  activation: str
+  batch_size: int
+
+
+class ResidualMLPFamily(ImageMLPFamily):
+  """Residual MLPs with pre-LayerNorm blocks (`models.ResidualMLP`) on the same
+  images: `depth` blocks at `width`, so depth adds no vanishing signal path."""
+
+  name = "residual_mlp"
+
+  def __init__(self, datasets=("digits", "mnist1d"), widths=(16, 128), depths=(1, 8),
+               activations=("relu", "gelu", "tanh", "silu"), batch_sizes=(32, 64, 128),
+               init_scales=(0.5, 2.0), data_dir: str | None = None, backend: str = "auto"):
+    """Configures the distribution.
+
+    Args:
+      datasets: image dataset names, as for `ImageMLPFamily`.
+      widths: (min, max) residual width, log-uniform integer.
+      depths: (min, max) number of residual blocks, uniform integer.
+      activations: activation names to choose from.
+      batch_sizes: batch sizes to choose from.
+      init_scales: (min, max) weight-init multiplier, log-uniform.
+      data_dir: TFDS data dir (TFDS datasets only).
+      backend: TFDS read path.
+    """
+    super().__init__(datasets, widths, depths, activations, batch_sizes, init_scales,
+                     (False,), data_dir, backend)
+
+  def sample_static(self, key: jax.Array) -> ResidualMLPStatic:
+    mlp = super().sample_static(key)
+    return ResidualMLPStatic(mlp.dataset, mlp.width, mlp.depth, mlp.activation,
+                             mlp.batch_size)
+
+  def task(self, config: TaskConfig) -> SupervisedTask:
+    _check(config.static, ResidualMLPStatic)
+    s = config.static
+    data, classes = self._load(s)
+    name = f"residual_mlp/{s.dataset}/{s.width}x{s.depth}/{s.activation}/b{s.batch_size}"
+    width, depth, act = s.width, s.depth, s.activation
+    return SupervisedTask(name, data,
+                          lambda x: models.ResidualMLP(width, depth, classes, act)(x),
+                          init_scale=config.dynamic["init_scale"])
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchTransformerStatic:
+  """Structure of a patch-Transformer task on the 8x8 digits."""
+
+  patch: int
+  d_model: int
+  num_heads: int
+  num_layers: int
+  batch_size: int
+
+
+class PatchTransformerFamily(TaskFamily):
+  """Patch Transformers (`models.PatchTransformer`) classifying the 8x8 digits."""
+
+  name = "patch_transformer"
+
+  def __init__(self, patches=(2, 4), d_models=(16, 32, 48, 64), num_heads=(1, 2, 4),
+               num_layers=(1, 3), batch_sizes=(32, 64, 128), init_scales=(0.5, 2.0)):
+    """Configures the distribution.
+
+    Args:
+      patches: patch sides to choose from (divisors of 8).
+      d_models: model widths to choose from (each divisible by every head count).
+      num_heads: head counts to choose from.
+      num_layers: (min, max) number of blocks, uniform integer.
+      batch_sizes: batch sizes to choose from.
+      init_scales: (min, max) weight-init multiplier, log-uniform.
+
+    Raises:
+      ValueError: a patch side that does not divide 8, or a width not divisible
+        by a head count.
+    """
+    if any(8 % p for p in patches) or any(d % h for d in d_models for h in num_heads):
+      raise ValueError(f"Patches {patches} must divide 8 and widths {d_models} must be "
+                       f"divisible by every head count {num_heads}.")
+    self.patches, self.d_models, self.num_heads = tuple(patches), tuple(d_models), tuple(
+        num_heads)
+    self.num_layers, self.batch_sizes = tuple(num_layers), tuple(batch_sizes)
+    self.init_scales = tuple(init_scales)
+    self._data: dict[int, Datasets] = {}
+
+  def sample_static(self, key: jax.Array) -> PatchTransformerStatic:
+    rng = np.random.default_rng(key_seed(key))
+    return PatchTransformerStatic(
+        patch=int(rng.choice(self.patches)), d_model=int(rng.choice(self.d_models)),
+        num_heads=int(rng.choice(self.num_heads)),
+        num_layers=int(rng.integers(self.num_layers[0], self.num_layers[1] + 1)),
+        batch_size=int(rng.choice(self.batch_sizes)))
+
+  def sample_dynamic(self, key: jax.Array,
+                     static: PatchTransformerStatic) -> dict[str, jax.Array]:
+    del static
+    return {"init_scale": _log_uniform(key, *self.init_scales)}
+
+  def datasets(self, static: PatchTransformerStatic) -> Datasets:
+    """The (cached) digits of a batch size, shared by the whole population."""
+    if static.batch_size not in self._data:
+      with jax.ensure_compile_time_eval():   # concrete arrays even when first built under jit
+        self._data[static.batch_size] = images.datasets("digits", static.batch_size)[0]
+    return self._data[static.batch_size]
+
+  def task(self, config: TaskConfig) -> SupervisedTask:
+    _check(config.static, PatchTransformerStatic)
+    s = config.static
+    name = (f"patch_transformer/digits/p{s.patch}/d{s.d_model}h{s.num_heads}"
+            f"l{s.num_layers}/b{s.batch_size}")
+    return SupervisedTask(name, self.datasets(s), lambda x: models.PatchTransformer(
+        10, s.patch, s.d_model, s.num_heads, s.num_layers)(x),
+                          init_scale=config.dynamic["init_scale"])
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentLMStatic:
+  """Structure of a recurrent language-model task on the stdlib text."""
+
+  cell: str
+  level: str
+  embed_dim: int
+  hidden_size: int
+  seq_len: int
+  batch_size: int
+
+
+class RecurrentLMFamily(TaskFamily):
+  """LSTM and GRU language models (`models.RNNLM`) on the stdlib text, at the byte
+  or character level (`tasks.data.text.streams`)."""
+
+  name = "recurrent_lm"
+
+  def __init__(self, cells=("lstm", "gru"), levels=("byte", "char"), embed_dims=(8, 64),
+               hidden_sizes=(16, 128), seq_lens=(16, 32), batch_sizes=(8, 16, 32),
+               init_scales=(0.5, 2.0), max_bytes: int = 1 << 20):
+    """Configures the distribution.
+
+    Args:
+      cells: recurrent cells to choose from (`models.RNN_CELLS`).
+      levels: token levels to choose from (`text.LEVELS`).
+      embed_dims: (min, max) embedding width, log-uniform integer.
+      hidden_sizes: (min, max) recurrent state width, log-uniform integer.
+      seq_lens: sequence lengths to choose from.
+      batch_sizes: batch sizes to choose from.
+      init_scales: (min, max) weight-init multiplier, log-uniform.
+      max_bytes: size of the text corpus.
+    """
+    for cell in cells:
+      if cell not in models.RNN_CELLS:
+        raise ValueError(f"Unknown recurrent cell {cell!r}; use one of {models.RNN_CELLS}.")
+    for level in levels:
+      text.vocab_size(level)
+    self.cells, self.levels = tuple(cells), tuple(levels)
+    self.embed_dims, self.hidden_sizes = tuple(embed_dims), tuple(hidden_sizes)
+    self.seq_lens, self.batch_sizes = tuple(seq_lens), tuple(batch_sizes)
+    self.init_scales, self.max_bytes = tuple(init_scales), max_bytes
+    self._data: dict[tuple[str, int, int], Datasets] = {}
+
+  def sample_static(self, key: jax.Array) -> RecurrentLMStatic:
+    rng = np.random.default_rng(key_seed(key))
+    return RecurrentLMStatic(
+        cell=str(rng.choice(self.cells)), level=str(rng.choice(self.levels)),
+        embed_dim=_log_uniform_int(rng, *self.embed_dims),
+        hidden_size=_log_uniform_int(rng, *self.hidden_sizes),
+        seq_len=int(rng.choice(self.seq_lens)), batch_size=int(rng.choice(self.batch_sizes)))
+
+  def sample_dynamic(self, key: jax.Array, static: RecurrentLMStatic) -> dict[str, jax.Array]:
+    del static
+    return {"init_scale": _log_uniform(key, *self.init_scales)}
+
+  def datasets(self, static: RecurrentLMStatic) -> Datasets:
+    """The (cached) token windows of a structure, shared by its whole population."""
+    k = (static.level, static.batch_size, static.seq_len)
+    if k not in self._data:
+      streams = text.streams(static.level, self.max_bytes)
+      with jax.ensure_compile_time_eval():   # concrete arrays even when first built under jit
+        self._data[k] = Datasets(*(SequenceSplit.from_numpy(streams[s], static.batch_size,
+                                                            static.seq_len)
+                                   for s in Datasets._fields))
+    return self._data[k]
+
+  def task(self, config: TaskConfig) -> LanguageModelTask:
+    _check(config.static, RecurrentLMStatic)
+    s = config.static
+    name = (f"recurrent_lm/{s.cell}/{s.level}/e{s.embed_dim}h{s.hidden_size}/"
+            f"t{s.seq_len}/b{s.batch_size}")
+    vocab = text.vocab_size(s.level)
+    return LanguageModelTask(name, self.datasets(s), lambda tokens: models.RNNLM(
+        vocab, s.cell, s.embed_dim, s.hidden_size)(tokens),
+                             init_scale=config.dynamic["init_scale"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,7 +574,9 @@ class MixtureFamily(TaskFamily):
 
 
 FAMILY_CLASSES = {"image_mlp": ImageMLPFamily, "image_autoencoder": ImageAutoencoderFamily,
-                  "quadratic": QuadraticFamily}
+                  "residual_mlp": ResidualMLPFamily,
+                  "patch_transformer": PatchTransformerFamily,
+                  "recurrent_lm": RecurrentLMFamily, "quadratic": QuadraticFamily}
 
 
 def _one_family(spec: dict[str, Any]) -> TaskFamily:
@@ -385,7 +597,8 @@ def _plain(spec: Any) -> Any:
 def from_spec(spec: Mapping[str, Any]) -> TaskFamily:
   """A family from its spec: {name, **kwargs}, or a mixture of such.
 
-  A single family is {name: 'image_mlp' | 'image_autoencoder' | 'quadratic', **kwargs}
+  A single family is {name: one of `FAMILY_CLASSES` ('image_mlp', 'image_autoencoder',
+  'residual_mlp', 'patch_transformer', 'recurrent_lm', 'quadratic'), **kwargs}
   (name defaults to 'image_mlp'). A mixture is {name: 'mixture', members:
   {label: {name, share, **kwargs}}}: each member is a family spec plus its share.
 

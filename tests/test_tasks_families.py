@@ -14,8 +14,10 @@ from jax import lax
 
 import tasks
 from tasks.families import (ImageAutoencoderFamily, ImageAutoencoderStatic, ImageMLPFamily,
-                            ImageMLPStatic, MixtureFamily, MixtureStatic, QuadraticFamily,
-                            QuadraticStatic)
+                            ImageMLPStatic, MixtureFamily, MixtureStatic, PatchTransformerFamily,
+                            PatchTransformerStatic, QuadraticFamily, QuadraticStatic,
+                            RecurrentLMFamily, RecurrentLMStatic, ResidualMLPFamily,
+                            ResidualMLPStatic)
 
 
 # Test-only: cheapest XLA CPU optimization level, ~3x faster compiles.
@@ -32,8 +34,10 @@ def assert_same_config(a, b):
 
 
 @pytest.mark.parametrize("family", [ImageMLPFamily(), QuadraticFamily(),
-                                    ImageAutoencoderFamily()],
-                         ids=["image_mlp", "quadratic", "image_autoencoder"])
+                                    ImageAutoencoderFamily(), ResidualMLPFamily(),
+                                    PatchTransformerFamily(), RecurrentLMFamily()],
+                         ids=["image_mlp", "quadratic", "image_autoencoder", "residual_mlp",
+                              "patch_transformer", "recurrent_lm"])
 def test_deterministic_per_key(family):
   key = jax.random.PRNGKey(42)
   assert_same_config(family.sample(key), family.sample(key))
@@ -279,3 +283,65 @@ def test_the_autoencoder_meta_training_config_builds_its_mixture():
   assert family.shares == pytest.approx({"image": 0.5, "quadratic": 1 / 6, "autoencoder": 1 / 3})
   assert isinstance(family.members["autoencoder"], ImageAutoencoderFamily)
   assert family.counts(8) == {"autoencoder": 3, "image": 4, "quadratic": 1}
+
+
+# The recurrent, residual and Transformer families: ranges, the static/dynamic split
+# (a traced init scale under jit), and a population of one structure trained in
+# one vmapped, jitted, scanned call.
+NEW_FAMILIES = {
+    "residual_mlp": (ResidualMLPFamily(), ResidualMLPStatic("digits", 32, 3, "relu", 64),
+                     ResidualMLPStatic, 0.5),
+    "patch_transformer": (PatchTransformerFamily(), PatchTransformerStatic(4, 16, 2, 1, 64),
+                          PatchTransformerStatic, 0.7),
+    "recurrent_lm": (RecurrentLMFamily(), RecurrentLMStatic("gru", "char", 16, 32, 16, 16),
+                     RecurrentLMStatic, 0.8),
+}
+
+
+def test_new_families_cover_their_ranges():
+  residual = [ResidualMLPFamily().sample_static(k) for k in np.asarray(keys(300))]
+  assert {s.depth for s in residual} == set(range(1, 9))
+  assert {s.dataset for s in residual} == {"digits", "mnist1d"}
+  assert 16 <= min(s.width for s in residual) <= 20 and max(s.width for s in residual) >= 100
+  patch = [PatchTransformerFamily().sample_static(k) for k in np.asarray(keys(200))]
+  assert {s.patch for s in patch} == {2, 4} and {s.num_layers for s in patch} == {1, 2, 3}
+  assert {s.num_heads for s in patch} == {1, 2, 4}
+  assert all(s.d_model % s.num_heads == 0 for s in patch)
+  recurrent = [RecurrentLMFamily().sample_static(k) for k in np.asarray(keys(200))]
+  assert {(s.cell, s.level) for s in recurrent} == {
+      (c, l) for c in ("lstm", "gru") for l in ("byte", "char")}
+  assert min(s.hidden_size for s in recurrent) < 24 and max(s.hidden_size for s in recurrent) > 90
+  with pytest.raises(ValueError, match="Unknown recurrent cell"):
+    RecurrentLMFamily(cells=("rnn",))
+  with pytest.raises(ValueError, match="must divide 8"):
+    PatchTransformerFamily(patches=(3,))
+
+
+@pytest.mark.parametrize("name", sorted(NEW_FAMILIES))
+def test_new_family_jits_with_a_traced_init_scale_and_its_population_trains(name):
+  family, static, static_type, ratio = NEW_FAMILIES[name]
+
+  @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
+  def init(scale):
+    task = family.task(tasks.TaskConfig(static, {"init_scale": scale}))
+    return task.init(jax.random.PRNGKey(0))
+
+  base, scaled = init(jnp.float32(1.0)), init(jnp.float32(2.0))
+  for a, b in zip(jax.tree.leaves(base), jax.tree.leaves(scaled)):
+    np.testing.assert_allclose(b, a * (2.0 if a.ndim >= 2 else 1.0), rtol=1e-6)
+  population = family.sample_population(jax.random.PRNGKey(0), 3, static=static)
+  assert population.dynamic["init_scale"].shape == (3,)
+  before, after = train_population(family, population, 60, 1e-2)
+  assert before.shape == after.shape == (3,)
+  assert (np.asarray(after) < ratio * np.asarray(before)).all(), (before, after)
+  with pytest.raises(TypeError, match=static_type.__name__):
+    family.task(QuadraticFamily().sample(jax.random.PRNGKey(0)))
+
+
+def test_a_mixture_spec_takes_the_new_families():
+  family = tasks.families.from_spec({"name": "mixture", "members": {
+      "residual": {"name": "residual_mlp", "share": 1.0},
+      "patch": {"name": "patch_transformer", "share": 1.0},
+      "recurrent": {"name": "recurrent_lm", "share": 1.0}}})
+  members = {s.member for s in family.sample_structures(jax.random.PRNGKey(0), 3)}
+  assert members == {"residual", "patch", "recurrent"}
