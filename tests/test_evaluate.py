@@ -55,17 +55,44 @@ def test_variants_share_the_protocol_and_an_unknown_one_is_named():
   reporting = evaluate_config.get_config()
   assert evaluate_config.get_config("reporting").to_dict() == reporting.to_dict()
   assert set(reporting.tasks) == set(evaluate_config.reporting_suite())
+  assert [spec for spec, _ in reporting.baselines] == ["optax:adam", "optax:contrib.muon"]
   protocol = ("seed", "baselines", "learning_rates", "final_fraction", "log_points",
               "divergence_factor", "eval_batches", "optimizers")
   for variant in evaluate_config.VARIANTS:
     config = evaluate_config.get_config(variant)
-    assert {k: config[k] for k in protocol} == {k: reporting[k] for k in protocol}, variant
-    assert (config.long_horizon is None) == (variant != "reporting"), variant
+    same = {k: config[k] for k in protocol if variant != "reporting_v1" or k != "baselines"}
+    assert same == {k: reporting[k] for k in same}, variant
+    assert (config.long_horizon is None) == (not variant.startswith("reporting")), variant
   quick = evaluate_config.get_config("quick")
   assert (quick.num_seeds, quick.steps, len(quick.tasks)) == (1, 300, 3)
-  with pytest.raises(ValueError, match="validation8.*known variants: reporting, quick, "
-                     "family, validation, validation2"):
-    evaluate_config.get_config("validation8")
+  with pytest.raises(ValueError, match="validation11.*known variants: reporting, "
+                     "reporting_v1, quick, family, validation, validation2"):
+    evaluate_config.get_config("validation11")
+
+
+def test_reporting_v1_is_the_first_suite_against_tuned_adam():
+  v1 = evaluate_config.get_config("reporting_v1")
+  assert set(v1.tasks) == set(evaluate_config.reporting_suite_v1())
+  assert len(v1.tasks) == 16 and "mlp_256x4_digits" in v1.tasks
+  assert [spec for spec, _ in v1.baselines] == ["optax:adam"]
+  assert tuple(v1.baselines[0][1]) == evaluate_config.LEARNING_RATES
+
+
+def test_the_reporting_suite_spans_every_kind_offline_with_held_out_data():
+  suite = evaluate_config.reporting_suite()
+  names = [e["name"] for e in suite.values()]
+  assert len(suite) >= 16 and set(names) <= set(tasks.names(tfds=False))
+  for kind in ("digits_mlp", "digits_convnet", "residual_convnet", "text_transformer",
+               "digits_patch_transformer", "text_lstm", "text_gru", "sequence_lstm",
+               "residual_mlp", "digits_autoencoder", "linear_regression", "quadratic",
+               "breast_cancer_mlp"):
+    assert kind in names, kind
+  levels = {e["kwargs"].get("level", "byte") for e in suite.values()
+            if e["name"] in ("text_lstm", "text_gru")}
+  assert levels == {"byte", "char"}
+  assert sum(e["name"] != "quadratic" for e in suite.values()) >= 10
+  steps = [e.get("steps", evaluate_config.get_config().steps) for e in suite.values()]
+  assert any(3000 <= s <= 5000 for s in steps)
 
 
 def test_the_config_flag_passes_the_variant():
@@ -79,21 +106,43 @@ def test_the_config_flag_passes_the_variant():
 
 @pytest.mark.parametrize("variant", VALIDATION_VARIANTS)
 def test_a_validation_suite_shares_no_task_with_the_test_suite(variant):
-  test_suite = evaluate_config.reporting_suite()
   validation = evaluate_config.get_config(variant)
   assert validation.long_horizon is None
-  assert not _specs(validation.tasks.to_dict()) & _specs(test_suite)
-  assert not set(validation.tasks) & set(test_suite)
+  for test_suite in (evaluate_config.reporting_suite(), evaluate_config.reporting_suite_v1()):
+    assert not _specs(validation.tasks.to_dict()) & _specs(test_suite)
+    assert not set(validation.tasks) & set(test_suite)
   assert {e["name"] for e in validation.tasks.values()} <= set(tasks.names())
 
 
-def test_the_validation_suites_share_no_task():
+def test_the_validation_and_sealed_suites_share_no_task():
   suites = [suite() for suite in evaluate_config.VALIDATION_SUITES.values()]
-  assert len(suites) == 7
+  assert len(suites) == 10
+  suites.append(evaluate_config.sealed_suite())
   for i, first in enumerate(suites):
     for second in suites[i + 1:]:
       assert not _specs(first) & _specs(second)
       assert not set(first) & set(second)
+
+
+@pytest.mark.parametrize("variant", ["validation8", "validation9", "validation10", "sealed"])
+def test_the_new_suites_have_12_buildable_tasks_of_every_new_kind(variant):
+  config = evaluate_config.get_config(variant)
+  assert len(config.tasks) == 12 and config.long_horizon is None
+  names = {e["name"] for e in config.tasks.values()}
+  assert {"residual_convnet", "text_transformer", "digits_patch_transformer",
+          "sequence_lstm", "residual_mlp"} <= names
+  assert names & {"text_lstm", "text_gru"}
+  built, skipped = evaluate.build_tasks(evaluate.task_entries(config))
+  assert len(built) == 12 and not skipped
+
+
+def test_the_sealed_suite_is_disjoint_from_the_reporting_suites_and_was_never_run():
+  import pathlib  # pylint: disable=import-outside-toplevel
+  sealed = evaluate_config.sealed_suite()
+  for other in (evaluate_config.reporting_suite(), evaluate_config.reporting_suite_v1()):
+    assert not _specs(sealed) & _specs(other) and not set(sealed) & set(other)
+  results = pathlib.Path(__file__).resolve().parents[1] / "results"
+  assert not [p for p in results.rglob("*sealed*")], "the sealed suite has been run"
 
 
 def _specs(suite: dict) -> set:
