@@ -72,6 +72,24 @@ META_TRAIN_HORIZON = 500
 FAMILY_EPISODE_STEPS = 2000
 
 
+def _small_reporting_tasks() -> dict:
+  """The fast tasks both reporting suites hold: autoencoder, regressions, quadratic,
+  tabular MLPs."""
+  return {
+      "autoencoder_digits": dict(name="digits_autoencoder", steps=2000),
+      "regression_diabetes": dict(name="diabetes_mlp", steps=2000),
+      "linear_regression_cond100": dict(name="linear_regression",
+                                        kwargs=dict(log10_condition=2.0)),
+      "logistic_regression": dict(name="logistic_regression"),
+      # Noise-free, so the training loss is >= 0 (log plots) and exact.
+      "quadratic_64d_cond1000": dict(name="quadratic",
+                                     kwargs=dict(dim=64, log10_condition=3.0,
+                                                 noise_scale=0.0)),
+      "mlp_breast_cancer": dict(name="breast_cancer_mlp"),
+      "mlp_wine": dict(name="wine_mlp"),
+  }
+
+
 def reporting_suite_v1() -> dict:
   """The first reporting suite (variant reporting_v1): label -> dict(name=registered
   task, kwargs=overrides, steps=optional)."""
@@ -85,17 +103,7 @@ def reporting_suite_v1() -> dict:
       "convnet_digits": dict(name="digits_convnet"),
       "convnet1d_mnist1d": dict(name="mnist1d_convnet", steps=800),
       "transformer_lm_text": dict(name="text_transformer"),
-      "autoencoder_digits": dict(name="digits_autoencoder", steps=2000),
-      "regression_diabetes": dict(name="diabetes_mlp", steps=2000),
-      "linear_regression_cond100": dict(name="linear_regression",
-                                        kwargs=dict(log10_condition=2.0)),
-      "logistic_regression": dict(name="logistic_regression"),
-      # Noise-free, so the training loss is >= 0 (log plots) and exact.
-      "quadratic_64d_cond1000": dict(name="quadratic",
-                                     kwargs=dict(dim=64, log10_condition=3.0,
-                                                 noise_scale=0.0)),
-      "mlp_breast_cancer": dict(name="breast_cancer_mlp"),
-      "mlp_wine": dict(name="wine_mlp"),
+      **_small_reporting_tasks(),
       # TFDS: evaluated when the data is prepared, skipped with the reason otherwise.
       "mlp_mnist": dict(name="mnist_mlp"),
       "mlp_fashion_mnist": dict(name="fashion_mnist_mlp"),
@@ -129,17 +137,7 @@ def reporting_suite() -> dict:
       "lstm_lm_bytes": dict(name="text_lstm", kwargs=dict(hidden_size=48), steps=600),
       "gru_lm_chars": dict(name="text_gru", kwargs=dict(level="char"), steps=3000),
       "lstm_sequence_digits": dict(name="sequence_lstm", steps=3000),
-      "autoencoder_digits": dict(name="digits_autoencoder", steps=2000),
-      "regression_diabetes": dict(name="diabetes_mlp", steps=2000),
-      "linear_regression_cond100": dict(name="linear_regression",
-                                        kwargs=dict(log10_condition=2.0)),
-      "logistic_regression": dict(name="logistic_regression"),
-      # Noise-free, so the training loss is >= 0 (log plots) and exact.
-      "quadratic_64d_cond1000": dict(name="quadratic",
-                                     kwargs=dict(dim=64, log10_condition=3.0,
-                                                 noise_scale=0.0)),
-      "mlp_breast_cancer": dict(name="breast_cancer_mlp"),
-      "mlp_wine": dict(name="wine_mlp"),
+      **_small_reporting_tasks(),
   }
 
 
