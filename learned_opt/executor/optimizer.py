@@ -97,12 +97,15 @@ def hyper_features(config: ExecutorConfig, algorithm: str,
                                               config.decay_stats(algorithm))
 
 
-def check_state(state: Any, grads: PyTree) -> None:
-  """Raises a clear error unless `state` is an `ExecutorState` made for `grads`' tree.
+def check_state(state: Any, grads: PyTree, config: ExecutorConfig | None = None,
+                hand_set: HandSet | None = None) -> None:
+  """Raises a clear error unless `state` is an `ExecutorState` made for `grads`' tree
+  (and, given `config` and `hand_set`, for that executor).
 
   A state restored from a checkpoint without a target comes back as plain lists or
-  dicts, and one saved by a learned_opt with other state fields cannot be read as
-  this version's; both are refused here, before any arithmetic, with what to do.
+  dicts, one saved by a learned_opt with other state fields cannot be read as this
+  version's, and one made by an executor of another architecture or hand-set record
+  keeps other fields; all are refused here, before any arithmetic, with what to do.
   """
   fields = step_lib.ExecutorState._fields
   if not isinstance(state, step_lib.ExecutorState):
@@ -118,6 +121,12 @@ def check_state(state: Any, grads: PyTree) -> None:
         f"optimizer.init(params) to start a fresh one.")
   _tree.check_same_structure(state.s1, grads, what="the optimizer state's s1",
                              reference_name="grads")
+  if config is not None and hand_set is not None:
+    problems = step_lib.layout_problems(state, config, hand_set)
+    if problems:
+      raise TypeError(f"This ExecutorState was made by an executor of another architecture "
+                      f"or hand-set record ({'; '.join(problems)}); call "
+                      f"optimizer.init(params) to start a fresh one.")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -156,7 +165,7 @@ class ExecutorOptimizer:
     grads, params = _as_arrays(grads), _as_arrays(params)
     if params is not None:
       _tree.check_same_structure(grads, params)
-    check_state(state, grads)
+    check_state(state, grads, self.config, self.hand_set)
     graph = graph_of(grads)
     feats = encode.tensor_features(graph, self.hyperparams.get("min_dim_size_to_factor"))
     return step_lib.executor_step(

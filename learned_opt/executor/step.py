@@ -74,6 +74,21 @@ def init_state(params: PyTree, config: ExecutorConfig, hand_set: HandSet) -> Exe
                else None))
 
 
+def layout_problems(state: ExecutorState, config: ExecutorConfig, hand_set: HandSet
+                    ) -> list[str]:
+  """The optional fields `state` has or lacks against what `config` and `hand_set` need."""
+  expected = init_state({}, config, hand_set)
+  problems = []
+  for name in ("log_step", "grad_mean_square", "z_first"):
+    if (getattr(state, name) is None) != (getattr(expected, name) is None):
+      problems.append(f"{name} is {'missing' if getattr(state, name) is None else 'extra'}")
+  for name in ("rows", "cols"):
+    if (getattr(state.nodes, name) is None) != (getattr(expected.nodes, name) is None):
+      problems.append(f"nodes.{name} is "
+                      f"{'missing' if getattr(state.nodes, name) is None else 'extra'}")
+  return problems
+
+
 def executor_step(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: ParamGraph,
                   rule_id: jax.Array, hyper_features: jax.Array, learning_rate: Any,
                   tensor_feats: jax.Array, grads: PyTree, state: ExecutorState,
