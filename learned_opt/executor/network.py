@@ -1,13 +1,14 @@
-"""The executor's learned pieces (haiku): encoders and processors above the edges.
+"""The executor's learned pieces (haiku), and how their raw outputs are read.
 
 Everything here is small and runs once per step (graph level) or once per tensor
-(layer level); nothing here touches a per-parameter array. The per-edge work
-(`learned_opt.executor.step`) uses the numbers these networks emit as the weights
-of a fused elementwise program.
+(layer level); nothing here touches a per-parameter array. The step
+(learned_opt.executor.encode, processors, decode) uses the numbers these networks
+emit as the weights of a fused elementwise program.
 
   hypernet  (graph level): conditioning c = [rule embedding, hyperparameter
             features, time features] -> decays and gains of the running averages,
-            the weights of the per-edge update network, and a weight-decay gain.
+            the weights of the per-edge update network, and a weight-decay gain
+            (`split_hyper_outputs`).
   tensor_net (layer level): [c, tensor shape features] -> per tensor, the
             log-exponents that combine scale statistics into the update's
             normalizer, and the coefficients of the layer gain: a linear term and
@@ -15,6 +16,9 @@ of a fused elementwise program.
             "all zero" flags and a bias. Trust ratios (LAMB, LARS), update
             clipping and parameter scaling (Adafactor) are all of this form, and
             the coefficients depend on the rule, so the readouts enter bilinearly.
+
+Fresh weights start as one known algorithm for every rule (`prior_hyper`,
+`prior_tensor`: Adam without eps, or SGD).
 """
 
 from __future__ import annotations
@@ -97,7 +101,7 @@ def _mlp_with_skip(x: jax.Array, hidden: int, out: int, name: str,
 def factored_by_rule(tensor_features: jax.Array) -> jax.Array:
   """(num_tensors,) bool: which tensors the rule factors (adafactor's test: a matrix
   whose second largest dimension is at least min_dim_size_to_factor), read from
-  learned_opt.executor.step.tensor_features' rows, so it may be traced."""
+  encode.tensor_features' rows, so it may be traced."""
   return tensor_features[:, FACTORING_COLUMN] >= 0.5 - 1e-6
 
 
