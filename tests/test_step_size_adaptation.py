@@ -213,3 +213,16 @@ def test_the_fall_gate_in_the_integrator(params):
       atol=1e-6)
   with pytest.raises(ValueError, match="step_size_deadband_fall must be >= 0"):
     HandSet(step_size_deadband_fall=-1.0)
+
+
+def test_a_state_with_the_integrator_can_be_donated(params):
+  """Every state leaf is its own buffer, so a jitted step may donate the state."""
+  executor = _executor(dataclasses.replace(_ADAPTING, step_size_deadband=0.1,
+                                           step_size_deadband_fall=1.0))
+  state = executor.init(params)
+  leaves = jax.tree.leaves(state)
+  assert len({id(x) for x in leaves}) == len(leaves)
+  step = jax.jit(lambda s, g: executor.step(g, s, params).state, donate_argnums=0)
+  grads = jax.tree.map(jnp.ones_like, params)
+  state = step(step(state, grads), grads)
+  assert int(state.count) == 2

@@ -117,12 +117,14 @@ def _row_column_factors(edge: EdgeFeatures, w: jax.Array, features: GraphFeature
 
 
 def per_edge_init(params: PyTree, config: ExecutorConfig) -> NodeState:
+  """Zero row states where the 'scaled' normalizer reads RMS(g); nothing otherwise."""
   rows = _node_zeros(params, -1) if config.normalizer == "scaled" else None
   return NodeState(rows, None)
 
 
 def per_edge_apply(encoded: Encoded, graph: ParamGraph, state: NodeState,
                    config: ExecutorConfig) -> tuple[list[NodeFactors], NodeState]:
+  """Zero hops: every tensor's node factor from its own log-scale bias (and RMS(g))."""
   rows = (jax.tree.leaves(state.rows) if state.rows is not None
           else [None] * len(graph.tensors))
   factors, new_rows = [], []
@@ -135,12 +137,14 @@ def per_edge_apply(encoded: Encoded, graph: ParamGraph, state: NodeState,
 
 
 def row_column_init(params: PyTree, config: ExecutorConfig) -> NodeState:
+  """Zero row and column states per tensor (a scalar for rank < 2)."""
   del config
   return NodeState(_node_zeros(params, -1), _node_zeros(params, -2))
 
 
 def row_column_apply(encoded: Encoded, graph: ParamGraph, state: NodeState,
                      config: ExecutorConfig) -> tuple[list[NodeFactors], NodeState]:
+  """One hop on weight tensors (row and column mean squares); zero hops elsewhere."""
   rows, cols = jax.tree.leaves(state.rows), jax.tree.leaves(state.cols)
   factors, new_rows, new_cols = [], [], []
   for idx, info in enumerate(graph.tensors):

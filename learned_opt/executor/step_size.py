@@ -55,9 +55,10 @@ def gated(config: ExecutorConfig, hand_set: HandSet) -> bool:
 
 
 def init(num_tensors: int, config: ExecutorConfig, hand_set: HandSet) -> IntegratorState:
-  zeros = jnp.zeros((num_tensors,), jnp.float32)
-  return IntegratorState(zeros if adapting(config, hand_set) else None,
-                         zeros if gated(config, hand_set) else None)
+  """Zero state (two distinct buffers: a state may be donated)."""
+  zeros = lambda: jnp.zeros((num_tensors,), jnp.float32)  # noqa: E731
+  return IntegratorState(zeros() if adapting(config, hand_set) else None,
+                         zeros() if gated(config, hand_set) else None)
 
 
 def deadband(x: jax.Array, width: float | jax.Array) -> jax.Array:
