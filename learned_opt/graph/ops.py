@@ -17,17 +17,17 @@ mean squares over the last two axes (the executor's node messages),
   rows_i = mean_j g_ij^2,    cols_j = mean_i g_ij^2,
 
 take one pass over g on GPU. XLA emits one reduction kernel per output (a row
-and a column reduction cannot share a kernel), so g would be read twice; on a
-GPU, where the executor step is bound by memory traffic, that second read is
-about 1/7 of an Adam step. The GPU path is a Pallas (Triton) kernel that reads
-each tile of g once and writes its partial row and column sums; the partials
-(1/tile height and 1/tile width of the tensor) are summed by XLA. It is taken
-for tensors whose last two dimensions are multiples of a tile (heights
-ROW_TILES, widths COL_TILES) and that hold at least FAST_PATH_MIN_SIZE entries;
-everything else, and every other platform, uses the two XLA reductions. The
-choice is made per platform at lowering time (`jax.lax.platform_dependent`), so
-one traced program runs anywhere, and the derivative is defined in plain jnp
-(`jax.custom_jvp`), so the step stays differentiable and vmappable everywhere.
+and a column reduction cannot share a kernel), so g would be read twice, and on
+a GPU the executor step is bound by memory traffic. The GPU path is a Pallas
+(Triton) kernel that reads each tile of g once and writes its partial row and
+column sums; the partials (1/tile height and 1/tile width of the tensor) are
+summed by XLA. It is taken for tensors whose last two dimensions are multiples
+of a tile (heights ROW_TILES, widths COL_TILES) and that hold at least
+FAST_PATH_MIN_SIZE entries; everything else, and every other platform, uses the
+two XLA reductions. The choice is made per platform at lowering time
+(`jax.lax.platform_dependent`), so one traced program runs anywhere, and the
+derivative is defined in plain jnp (`jax.custom_jvp`), so the step stays
+differentiable and vmappable everywhere.
 """
 
 from __future__ import annotations
