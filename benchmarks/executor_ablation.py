@@ -8,11 +8,11 @@ runners: donated buffers, medians), the executor as shipped and with one part
 taken away at a time:
 
   one-pass reductions off: the row and column mean squares as two XLA
-                           reductions (learned_opt.executor.reductions; only
+                           reductions (learned_opt.graph.ops.row_column; only
                            GPUs take the one-pass kernel)
   direction readout off:   ExecutorConfig(direction_readout=False)
   layer readout off:       ExecutorConfig(layer_readout=False)
-  node messages off:       ExecutorConfig(node_messages=False): no row/column
+  node messages off:       ExecutorConfig(processor="per_edge"): no row/column
                            statistics at all (a zero-hop executor)
 
 With --trace it also records a jax.profiler trace of a few train steps of both
@@ -36,27 +36,30 @@ import jax
 import optax
 
 from benchmarks import executor_speed
-from learned_opt.executor import ExecutorConfig, reductions
+from learned_opt.executor import ExecutorConfig, HandSet
+from learned_opt.graph import ops
 
 VARIANTS = {
     "executor": {},
     "one-pass reductions off": {"min_size": float("inf")},
     "direction readout off": {"config": ExecutorConfig(direction_readout=False)},
     "layer readout off": {"config": ExecutorConfig(layer_readout=False)},
-    "node messages off": {"config": ExecutorConfig(node_messages=False)},
+    "node messages off": {"config": ExecutorConfig(processor="per_edge")},
 }
 
 
 def _runner(variant: dict, mode: str, params, grads) -> executor_speed._Runner:
   """Builds and compiles one variant (the reductions' threshold is read when tracing)."""
-  default = reductions.FAST_PATH_MIN_SIZE
-  reductions.FAST_PATH_MIN_SIZE = variant.get("min_size", default)
+  default = ops.FAST_PATH_MIN_SIZE
+  ops.FAST_PATH_MIN_SIZE = variant.get("min_size", default)
+  config = variant.get("config")
   try:
-    runner = executor_speed._Runner(executor_speed.executor_tx(variant.get("config")),
-                                    mode, params, grads)
+    runner = executor_speed._Runner(
+        executor_speed.executor_tx(None if config is None else (config, HandSet())),
+        mode, params, grads)
     runner.timed()
   finally:
-    reductions.FAST_PATH_MIN_SIZE = default
+    ops.FAST_PATH_MIN_SIZE = default
   return runner
 
 

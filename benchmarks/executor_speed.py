@@ -44,7 +44,7 @@ import numpy as np
 import optax
 
 from learned_opt import checkpoint, shipped
-from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights
+from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, HandSet, init_weights
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 DEFAULT_SIZES = (1e6, 1e7, 5e7)
@@ -89,16 +89,18 @@ def state_bytes(state: Any, params: Any) -> tuple[float, int]:
   return per_param, other
 
 
-def architecture_of(source: str) -> ExecutorConfig:
-  """The ExecutorConfig of a checkpoint directory or of 'shipped:NAME'."""
+def architecture_of(source: str) -> tuple[ExecutorConfig, HandSet]:
+  """The ExecutorConfig and HandSet of a checkpoint directory or of 'shipped:NAME'."""
   with shipped.source_path(source) as path:
-    return ExecutorConfig.from_json(checkpoint.read_config(path)[1]["executor"])
+    return checkpoint.executor_records(checkpoint.read_config(path)[1])
 
 
-def executor_tx(config: ExecutorConfig | None = None) -> optax.GradientTransformation:
-  config = config or ExecutorConfig()
+def executor_tx(records: tuple[ExecutorConfig, HandSet] | None = None
+                ) -> optax.GradientTransformation:
+  config, hand_set = records or (ExecutorConfig(), HandSet())
   weights = init_weights(config, jax.random.PRNGKey(0))
-  return ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-3}).as_optax()
+  return ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-3},
+                           hand_set).as_optax()
 
 
 class _Runner:
@@ -238,8 +240,8 @@ def load_average() -> str:
 
 def benchmark(sizes, repeats: int, warmup: int, modes=("update", "step"),
               log: Callable[[str], None] = print,
-              config: ExecutorConfig | None = None) -> list[dict[str, Any]]:
-  tx_exec = executor_tx(config)
+              records: tuple[ExecutorConfig, HandSet] | None = None) -> list[dict[str, Any]]:
+  tx_exec = executor_tx(records)
   tx_adam = optax.adam(1e-3)
   rows = []
   for size in sizes:
@@ -326,16 +328,17 @@ def main(argv: list[str] | None = None) -> str:
                            "'-' for none")
   parser.add_argument("--architecture_of", default=None,
                       help="time the architecture of this checkpoint directory (or "
-                           "'shipped:NAME'), random-init; default: ExecutorConfig()")
+                           "'shipped:NAME'), random-init, with its hand-set record; default: "
+                           "ExecutorConfig(), HandSet()")
   parser.add_argument("--hlo", action="store_true",
                       help="only print, per size and mode, the compiled programs' passes over "
                            "parameter-sized arrays (no timing)")
   args = parser.parse_args(sys.argv[1:] if argv is None else argv)
   sizes = [float(s) for s in args.sizes.split(",") if s]
   modes = tuple(m for m in args.modes.split(",") if m)
-  config = architecture_of(args.architecture_of) if args.architecture_of else None
+  records = architecture_of(args.architecture_of) if args.architecture_of else None
   if args.hlo:
-    txs = {"adam": optax.adam(1e-3), "executor": executor_tx(config)}
+    txs = {"adam": optax.adam(1e-3), "executor": executor_tx(records)}
     for size in sizes:
       params = mlp_params(size)
       grads = random_like(params, seed=1)
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> str:
   backend = jax.default_backend()
   load_before = load_average()
   print(f"executor vs optax.adam on {backend} ({os.cpu_count()} CPUs), load {load_before}")
-  rows = benchmark(sizes, args.repeats, args.warmup, modes, config=config)
+  rows = benchmark(sizes, args.repeats, args.warmup, modes, records=records)
   load_after = load_average()
   table = markdown(rows, modes)
   command = command_line("benchmarks.executor_speed", args)

@@ -4,11 +4,13 @@ transfer experiment's arms (meta_train.transfer).
   python -m meta_train.imitate --config=configs/imitate.py --workdir=DIR
   python -m meta_train.transfer --config=configs/imitate.py:transfer --workdir=DIR
 
-The shipped `executor` weights were made with this config plus the output forms
-`--config.executor.sign_gain=abs --config.executor.normalizer_constant=scaled
---config.executor.rule_node_degree=True --config.executor.clock_slopes=('node',)`, the
-structural options `--config.executor.rule_gain_slopes=True
---config.executor.size_features=False`, `--config.warmup_gradient=True
+`config.executor` is the architecture (learned_opt.executor.ExecutorConfig) and
+`config.hand_set` what is set by hand on it (learned_opt.executor.HandSet): both are
+saved, apart, in every checkpoint. The shipped `executor` weights were made with this
+config plus the architecture `--config.executor.normalizer=scaled
+--config.executor.clock_slopes=('node',) --config.executor.size_features=False`, the
+hand-set pins `--config.hand_set.rule_node_degree=True
+--config.hand_set.rule_gain_slopes=True`, `--config.warmup_gradient=True
 --config.standardize_decay_features=True`, the primitive hint
 (`--config.primitive_hint_weight=1.0`, SGD and LARS exempt), Adam's b2 drawn ('log1m',
 0.95, 0.9995), and four legs of learning rates, batch sizes and warm-ups; shipped with
@@ -47,11 +49,11 @@ def _default() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.executor = ml_collections.ConfigDict(dict(
-      embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True,
-      sign_gain="softplus", normalizer_constant="exp", rule_node_degree=False,
-      decay_form="softplus", clock_slopes=(), size_features=True,
-      rule_gain_slopes=False, rule_clip_knots=False, rule_node_decays=False,
-      rule_moment_decays=False, rule_b2_decays=(), readout_rows=64))
+      embed_dim=8, hidden=32, edge_hidden=4, processor="row_column", layer_readout=True,
+      normalizer="exp", clock_slopes=(), size_features=True))
+  config.hand_set = ml_collections.ConfigDict(dict(
+      rule_node_degree=False, rule_gain_slopes=False, rule_clip_knots=False,
+      rule_node_decays=False, rule_moment_decays=False, rule_b2_decays=(), readout_rows=64))
   # A checkpoint directory or "shipped:NAME" to start from ("" = fresh weights; a fresh
   # meta-optimizer state either way); modules it lacks (executor.learned_step_size's head) start
   # neutral. Ignored when the workdir has a checkpoint.
@@ -74,7 +76,7 @@ def _default() -> ml_collections.ConfigDict:
   # moments). The shipped executor was trained with True (results/imitate/README.md).
   config.warmup_gradient = False
   # Standardize each rule's decay features over its sampling range above
-  # (network.ExecutorConfig.decay_feature_stats); True for the shipped executor.
+  # (ExecutorConfig.decay_feature_stats); True for the shipped executor.
   config.standardize_decay_features = False
   config.magnitude_weight = 2.0  # weight of (log-norm ratio)^2 beside (1 - cosine)
   config.batch_size = 8         # trajectories per meta-step (vmapped)

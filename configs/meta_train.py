@@ -35,20 +35,20 @@ def _default() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   # 'shipped:executor', a checkpoint directory, or '' (fresh weights of `executor`).
-  # The shipped executor fixes each rule's layer gain (ExecutorConfig.rule_gain_slopes;
+  # The shipped executor fixes each rule's layer gain (HandSet.rule_gain_slopes;
   # Adam's reads neither RMS), so meta-training from it does not learn readout slopes;
   # an executor imitated with rule_gain_slopes=False does.
   config.init_from = "shipped:executor"
   config.executor = ml_collections.ConfigDict(dict(
-      embed_dim=8, hidden=32, edge_hidden=4, node_messages=True, layer_readout=True))
+      embed_dim=8, hidden=32, edge_hidden=4, processor="row_column", layer_readout=True))
   # True | False | None (keep the starting checkpoint's): whether the layer gain reads the
-  # direction's RMS (learned_opt.executor.network.layer_log_gain).
+  # direction's RMS (learned_opt.executor.readout.layer_log_gain).
   config.direction_readout = ml_collections.config_dict.placeholder(bool)
   # None | a number (0.0: the direction keeps Adam's degree 0 in the gradient), see
-  # learned_opt.executor.network.ExecutorConfig.normalizer_degree.
+  # learned_opt.executor.HandSet.normalizer_degree (hand-set).
   config.normalizer_degree = ml_collections.config_dict.placeholder(float)
   # None | numbers: the per-tensor step-size integrator's rate and cosine target
-  # (ExecutorConfig.step_size_adaptation / step_size_target; 0.0 rate: off).
+  # (HandSet.step_size_adaptation / step_size_target, hand-set; 0.0 rate: off).
   config.step_size_adaptation = ml_collections.config_dict.placeholder(float)
   config.step_size_target = ml_collections.config_dict.placeholder(float)
   # None | True: the tensor net learns per-tensor offsets to that rate and target

@@ -3,8 +3,10 @@
 Layout (an orbax CheckpointManager directory):
 
   DIR/<step>/weights/   the executor's haiku weights (orbax StandardSave)
-  DIR/<step>/config/    JSON: format, format_version, executor architecture,
-                        the rule conditioning it defaults to, and provenance
+  DIR/<step>/config/    JSON: format, format_version, the executor's architecture
+                        ('executor': ExecutorConfig) and, beside it, what was set
+                        by hand ('hand_set': HandSet), the rule conditioning it
+                        defaults to, and provenance
 
 `load(DIR)` needs nothing else. It accepts a manager directory (latest step) or
 one step directory, and refuses a missing, foreign, corrupt or newer-format
@@ -17,7 +19,7 @@ import functools
 import json
 import os
 import pathlib
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import numpy as np
@@ -25,9 +27,11 @@ import optax
 import orbax.checkpoint as ocp
 
 FORMAT = "learned_opt.executor"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Version 2 (learned_opt 0.2): the normalizer gained epsilon and a soft sign in place of
 # |n|^w, and the edge network reads (g, s1'); version-1 weights do not fit it.
+# Version 3: the architecture ('executor') and the hand-set record ('hand_set') apart;
+# a version-2 config's one flat record is split into the two (config.split_flat).
 OLDEST_READABLE_VERSION = 2
 
 
@@ -48,10 +52,20 @@ def _to_jsonable(value: Any) -> Any:
   return value
 
 
+class Restored(NamedTuple):
+  """What `restore` reads from a checkpoint."""
+  weights: Any
+  config: Any       # ExecutorConfig: the architecture
+  hand_set: Any     # HandSet: what was set by hand
+  meta: dict[str, Any]
+
+
 def save(directory: str | os.PathLike, weights: Any, config: Any, step: int = 0,
          default_rule: Mapping[str, Any] | None = None,
-         provenance: Mapping[str, Any] | None = None, max_to_keep: int | None = 3) -> str:
-  """Writes weights and config as step `step` of an orbax CheckpointManager directory.
+         provenance: Mapping[str, Any] | None = None, max_to_keep: int | None = 3,
+         hand_set: Any = None) -> str:
+  """Writes weights, config and hand-set record as step `step` of an orbax
+  CheckpointManager directory.
 
   Args:
     directory: the checkpoint directory (created if missing).
@@ -62,12 +76,13 @@ def save(directory: str | os.PathLike, weights: Any, config: Any, step: int = 0,
       the caller names no rule.
     provenance: free-form JSON (command, config, metrics) recorded beside it.
     max_to_keep: how many steps the manager keeps.
+    hand_set: its `HandSet` (None: nothing set by hand).
 
   Returns:
     The absolute directory path.
   """
   directory = os.path.abspath(os.fspath(directory))
-  meta = metadata(config, default_rule, provenance)
+  meta = metadata(config, default_rule, provenance, hand_set)
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
   with ocp.CheckpointManager(directory, options=options) as manager:
     manager.save(step, args=ocp.args.Composite(
@@ -78,10 +93,14 @@ def save(directory: str | os.PathLike, weights: Any, config: Any, step: int = 0,
 
 
 def metadata(config: Any, default_rule: Mapping[str, Any] | None = None,
-             provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
-  """The JSON config item of a checkpoint (format, version, architecture, provenance)."""
+             provenance: Mapping[str, Any] | None = None,
+             hand_set: Any = None) -> dict[str, Any]:
+  """The JSON config item of a checkpoint (format, version, architecture, hand-set
+  record, default rule, provenance)."""
+  from learned_opt.executor.config import HandSet  # pylint: disable=import-outside-toplevel
   return {"format": FORMAT, "format_version": FORMAT_VERSION,
           "executor": config.to_json(),
+          "hand_set": (hand_set if hand_set is not None else HandSet()).to_json(),
           "default_rule": _to_jsonable(dict(default_rule or {})),
           "provenance": _to_jsonable(dict(provenance or {}))}
 
@@ -137,24 +156,44 @@ def read_config(directory: str | os.PathLike) -> tuple[pathlib.Path, dict[str, A
   return step_dir, data
 
 
-def restore(directory: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
-  """Reads (weights, ExecutorConfig, metadata) from a checkpoint directory.
+def executor_records(meta: Mapping[str, Any]) -> tuple[Any, Any]:
+  """(ExecutorConfig, HandSet) of a checkpoint's JSON config (any readable version).
+
+  Raises:
+    CheckpointError: a version-2 record that used an option frozen away since, or
+      records this learned_opt cannot read, with the reason.
+  """
+  from learned_opt.executor import config as config_lib  # pylint: disable=import-outside-toplevel
+  try:
+    if meta.get("format_version") == 2:
+      return config_lib.split_flat(meta["executor"])
+    return (config_lib.ExecutorConfig.from_json(meta["executor"]),
+            config_lib.HandSet.from_json(meta.get("hand_set", {})))
+  except (ValueError, TypeError) as e:
+    raise CheckpointError(f"Cannot read the executor of this checkpoint: {e}") from e
+
+
+def restore(directory: str | os.PathLike) -> Restored:
+  """Reads (weights, ExecutorConfig, HandSet, metadata) from a checkpoint directory.
 
   Results are cached per step directory and modification time, so factories that
   re-load inside `optax.inject_hyperparams` do not re-read the disk every step.
   """
   step_dir, meta = read_config(directory)
   stamp = max(p.stat().st_mtime_ns for p in step_dir.rglob("*"))
-  weights, config = _restore_weights(str(step_dir), stamp, json.dumps(meta["executor"]))
-  return weights, config, meta
+  weights, config, hand_set = _restore_weights(str(step_dir), stamp, json.dumps(meta))
+  return Restored(weights, config, hand_set, meta)
 
 
 @functools.lru_cache(maxsize=16)
-def _restore_weights(step_dir_name: str, stamp: int, executor_json: str) -> tuple[Any, Any]:
-  from learned_opt.executor import network
+def _restore_weights(step_dir_name: str, stamp: int, meta_json: str) -> tuple[Any, Any, Any]:
+  from learned_opt.executor import network  # pylint: disable=import-outside-toplevel
   del stamp  # part of the cache key only
   step_dir = pathlib.Path(step_dir_name)
-  config = network.ExecutorConfig.from_json(json.loads(executor_json))
+  try:
+    config, hand_set = executor_records(json.loads(meta_json))
+  except CheckpointError as e:
+    raise CheckpointError(f"{step_dir}: {e}") from e
   abstract = jax.eval_shape(lambda: network.init_weights(config, jax.random.PRNGKey(0)))
   try:
     weights = ocp.StandardCheckpointer().restore(step_dir / "weights", abstract)
@@ -167,7 +206,7 @@ def _restore_weights(step_dir_name: str, stamp: int, executor_json: str) -> tupl
       raise CheckpointError(f"Checkpoint {step_dir} is corrupt: weight "
                             f"{jax.tree_util.keystr(path)} has shape {a.shape} (expected "
                             f"{b.shape}) or non-finite values.")
-  return weights, config
+  return weights, config, hand_set
 
 
 def load(directory: str | os.PathLike, algorithm: str | None = None,
@@ -190,7 +229,7 @@ def load_optimizer(directory: str | os.PathLike, algorithm: str | None = None,
                    **hyperparams: Any):
   """Like `load` but returns the `ExecutorOptimizer` (init/step with predictions)."""
   from learned_opt.executor.optimizer import ExecutorOptimizer
-  weights, config, meta = restore(directory)
+  weights, config, hand_set, meta = restore(directory)
   default = dict(meta.get("default_rule") or {})
   default_algorithm = default.pop("algorithm", None)
   if algorithm is None:
@@ -203,4 +242,4 @@ def load_optimizer(directory: str | os.PathLike, algorithm: str | None = None,
   if algorithm is None:
     raise ValueError(f"Checkpoint {directory} names no default rule; pass algorithm=... "
                      f"(one of {', '.join(config.rules)}).")
-  return ExecutorOptimizer(weights, config, algorithm, kwargs)
+  return ExecutorOptimizer(weights, config, algorithm, kwargs, hand_set)

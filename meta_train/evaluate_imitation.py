@@ -82,11 +82,11 @@ def final_loss(task: tasks.Task, tx: optax.GradientTransformation, steps: int,
   return float(np.mean(tail)), bool(np.all(np.isfinite(losses)))
 
 
-def teacher_forced(weights, exec_config, task: tasks.Task, name: str, kwargs: dict,
+def teacher_forced(weights, exec_config, hand_set, task: tasks.Task, name: str, kwargs: dict,
                    steps: int, seed: int) -> dict[str, float]:
   """Median per-step cosine and relative error along the rule's trajectory."""
   traj, cond = imitation.rule_run(exec_config, name, kwargs, task, steps, seed)
-  cos, err = imitation.per_step_agreement(weights, exec_config, traj, cond)
+  cos, err = imitation.per_step_agreement(weights, exec_config, hand_set, traj, cond)
   return {"cosine_median": float(np.median(cos)), "rel_err_median": float(np.median(err))}
 
 
@@ -98,27 +98,29 @@ def run_seeds(config: ml_collections.ConfigDict) -> tuple[int, ...]:
   return tuple(int(s) for s in config.seeds)
 
 
-def executor(checkpoint_dir: str | None) -> tuple[Any, Any, Loader]:
-  """(weights, executor config, load(rule name, kwargs) -> optax transformation) of
-  the checkpoint in `checkpoint_dir`, or of the shipped executor when None."""
+def executor(checkpoint_dir: str | None) -> tuple[Any, Any, Any, Loader]:
+  """(weights, executor config, hand-set record, load(rule name, kwargs) -> optax
+  transformation) of the checkpoint in `checkpoint_dir`, or of the shipped executor
+  when None."""
   if checkpoint_dir is None:
     optimizer = learned_opt.shipped.pretrained_optimizer("executor", "adam",
                                                           learning_rate=1e-3)
-    return (optimizer.weights, optimizer.config,
+    return (optimizer.weights, optimizer.config, optimizer.hand_set,
             lambda n, kw: learned_opt.pretrained("executor", algorithm=n, **kw))
-  weights, exec_config, _ = checkpoint.restore(checkpoint_dir)
-  return weights, exec_config, lambda n, kw: checkpoint.load(checkpoint_dir, algorithm=n, **kw)
+  weights, exec_config, hand_set, _ = checkpoint.restore(checkpoint_dir)
+  return (weights, exec_config, hand_set,
+          lambda n, kw: checkpoint.load(checkpoint_dir, algorithm=n, **kw))
 
 
 def rule_row(config: ml_collections.ConfigDict, seed: int, name: str, weights, exec_config,
-             load: Loader) -> dict[str, Any]:
+             hand_set, load: Loader) -> dict[str, Any]:
   """One rule at one seed: its teacher-forced agreement, and per network (by label) the
   executor's and the rule's final losses, whether the executor stayed finite and the gap."""
   kwargs = dict(config.rules[name])
   row: dict[str, Any] = {"rule": name, "kwargs": kwargs}
   t0 = time.time()
   base = tasks.get(config.base_task.name, **config.base_task.kwargs)
-  row.update(teacher_forced(weights, exec_config, base, name, kwargs,
+  row.update(teacher_forced(weights, exec_config, hand_set, base, name, kwargs,
                             config.teacher_forced_steps, seed))
   tx_exec, tx_rule = load(name, kwargs), learned_opt.algorithms.get(name, **kwargs).as_optax()
   for label, spec in config.networks.items():
@@ -228,12 +230,12 @@ def evaluate(config: ml_collections.ConfigDict, checkpoint_dir: str | None,
     (see `counts`).
   """
   check_config(config)
-  weights, exec_config, load = executor(checkpoint_dir)
+  weights, exec_config, hand_set, load = executor(checkpoint_dir)
   runs = []
   for seed in run_seeds(config):
     rows = []
     for name in config.rules:
-      rows.append(rule_row(config, seed, name, weights, exec_config, load))
+      rows.append(rule_row(config, seed, name, weights, exec_config, hand_set, load))
       logging.info("seed %d, %s: %s", seed, name, rows[-1])
     add_floors(config, seed, rows)
     runs.append({"seed": seed, "rules": rows})

@@ -28,7 +28,7 @@ from ml_collections import config_flags
 
 import tasks
 from learned_opt import checkpoint as lo_checkpoint
-from learned_opt.executor import ExecutorConfig, conditioning, init_weights, network
+from learned_opt.executor import ExecutorConfig, HandSet, conditioning, init_weights, network
 from meta_train import imitation, provenance
 from meta_train import train as train_lib
 
@@ -47,6 +47,13 @@ def executor_config(config: ml_collections.ConfigDict) -> ExecutorConfig:
                   for key, spec in sorted(ranges.items()) if key in conditioning.DECAY_KEYS)
   return ExecutorConfig(trained_options=trained, decay_feature_stats=stats,
                         **config.executor.to_dict())
+
+
+def hand_set_of(config: ml_collections.ConfigDict) -> HandSet:
+  """What the imitation sets by hand on the executor: `config.hand_set` (pinned rule
+  structure, readout rows; none of it learned)."""
+  record = config.get("hand_set")
+  return HandSet.from_json(record.to_dict() if record is not None else {})
 
 
 def build_tasks(config: ml_collections.ConfigDict) -> list[tasks.Task]:
@@ -101,7 +108,7 @@ def sample_batch(config, exec_config, task_list, step: int):
 
 # Architecture fields that change what the tensor net's raw outputs mean (not their
 # shapes): a checkpoint continued under another value would silently be another optimizer.
-REINTERPRETING_FIELDS = ("sign_gain", "normalizer_constant", "decay_form")
+REINTERPRETING_FIELDS = ("normalizer",)
 
 
 def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConfig):
@@ -115,7 +122,7 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
   source = config.get("init_from", "")
   if not source:
     return init_weights(exec_config, jax.random.PRNGKey(config.seed))
-  weights, source_config = train_lib.restore_source(source)
+  weights, source_config, _ = train_lib.restore_source(source)
   if source_config.rules != exec_config.rules:
     raise ValueError(f"config.init_from={source!r} was trained for rules {source_config.rules}, "
                      f"but this imitation's executor has {exec_config.rules}; start fresh "
@@ -143,8 +150,8 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm: float,
-                   hint_weight: float, magnitude_weight: float = 1.0,
+def _compiled_step(exec_config: ExecutorConfig, hand_set: HandSet, learning_rate: float,
+                   clip_norm: float, hint_weight: float, magnitude_weight: float = 1.0,
                    readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
                    mixture_penalty: float = 0.0, warmup_gradient: bool = False,
                    mixture_exempt: tuple[str, ...] = (),
@@ -157,7 +164,7 @@ def _compiled_step(exec_config: ExecutorConfig, learning_rate: float, clip_norm:
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(
-      exec_config, meta_opt, hint_weight, magnitude_weight=magnitude_weight,
+      exec_config, hand_set, meta_opt, hint_weight, magnitude_weight=magnitude_weight,
       readout_penalty=readout_penalty, penalty_exempt=penalty_exempt,
       mixture_penalty=mixture_penalty, warmup_gradient=warmup_gradient,
       mixture_exempt=mixture_exempt, preconditioner_hint_weight=preconditioner_hint_weight,
@@ -172,11 +179,12 @@ def _manager(workdir: str, config) -> ocp.CheckpointManager:
                                options=options)
 
 
-def _save(manager, step, weights, opt_state, exec_config, config, metrics):
+def _save(manager, step, weights, opt_state, exec_config, hand_set, config, metrics):
   meta = lo_checkpoint.metadata(
       exec_config, dict(config.default_rule),
       {**provenance.run_record(),
-       "config": json.loads(config.to_json_best_effort()), "step": step, "metrics": metrics})
+       "config": json.loads(config.to_json_best_effort()), "step": step, "metrics": metrics},
+      hand_set)
   manager.save(step, args=ocp.args.Composite(
       weights=ocp.args.StandardSave(jax.device_get(weights)),
       config=ocp.args.JsonSave(meta),
@@ -187,10 +195,10 @@ def _save(manager, step, weights, opt_state, exec_config, config, metrics):
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) imitation; returns the last metrics."""
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
-  exec_config = executor_config(config)
+  exec_config, record = executor_config(config), hand_set_of(config)
   weights = initial_weights(config, exec_config)
   meta_opt, train_step = _compiled_step(
-      exec_config, config.learning_rate, config.clip_norm, config.hint_weight,
+      exec_config, record, config.learning_rate, config.clip_norm, config.hint_weight,
       magnitude_weight=config.get("magnitude_weight", 1.0),
       readout_penalty=config.get("direction_readout_penalty", 0.0),
       penalty_exempt=tuple(config.get("readout_penalty_exempt", ())),
@@ -246,7 +254,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             f" ETA {last['eta_s']:.0f}s | update cosine "
             + " ".join(f"{k}={v:.3f}" for k, v in sorted(last["cosine"].items())), flush=True)
     if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.num_steps:
-      _save(manager, step + 1, weights, opt_state, exec_config, config, last)
+      _save(manager, step + 1, weights, opt_state, exec_config, record, config, last)
   manager.wait_until_finished()
   manager.close()
   return last

@@ -39,7 +39,8 @@ import numpy as np
 import optax
 
 from learned_opt import algorithms
-from learned_opt.executor import conditioning, network, step as step_lib
+from learned_opt.executor import conditioning, decode, encode, network, step as step_lib
+from learned_opt.executor.config import ExecutorConfig, HandSet
 from learned_opt.executor.optimizer import graph_of, hyper_features
 from learned_opt.graph import EDGES
 
@@ -121,14 +122,14 @@ def rule_trajectory(name: str, static: tuple, dynamic: dict, loss_fn: Any,
                     preconditioner_mask)
 
 
-def conditioning_for(config: network.ExecutorConfig, name: str, kwargs: Mapping[str, Any],
+def conditioning_for(config: ExecutorConfig, name: str, kwargs: Mapping[str, Any],
                      params: PyTree) -> Conditioning:
   graph = graph_of(params)
   return Conditioning(
       rule_id=jnp.asarray(config.rules.index(name), jnp.int32),
       hyper_features=hyper_features(config, name, kwargs),
       learning_rate=jnp.asarray(kwargs["learning_rate"], jnp.float32),
-      tensor_features=step_lib.tensor_features(graph, kwargs.get("min_dim_size_to_factor")))
+      tensor_features=encode.tensor_features(graph, kwargs.get("min_dim_size_to_factor")))
 
 
 def _relative_error(pred: PyTree, target: PyTree) -> jax.Array:
@@ -139,22 +140,25 @@ def _relative_error(pred: PyTree, target: PyTree) -> jax.Array:
   return jnp.mean(jnp.stack(errs))
 
 
-def preconditioner_prediction(config: network.ExecutorConfig, graph: Any,
+def preconditioner_prediction(config: ExecutorConfig, graph: Any,
                               out: step_lib.StepOutput, tensor_feats: jax.Array) -> PyTree:
   """The RMS a factoring rule divides by, as the executor's new state has it.
 
-  On the tensors the rule factors (`step.factored_by_rule`) and that have node states,
+  On the tensors the rule factors (`network.factored_by_rule`) and that have row and
+  column states (the 'row_column' processor),
   sqrt(r_i c_j / mean r) of the debiased row and column states; elsewhere the
   debiased second moment.
   """
-  factored = step_lib.factored_by_rule(tensor_feats)
+  factored = network.factored_by_rule(tensor_feats)
   inv_z3 = 1.0 / out.state.z[2]
-  rows, cols = jax.tree.leaves(out.state.rows), jax.tree.leaves(out.state.cols)
+  node_states = config.processor == "row_column"
+  rows, cols = ((jax.tree.leaves(out.state.nodes.rows), jax.tree.leaves(out.state.nodes.cols))
+                if node_states else (None, None))
   second = graph.leaves(out.predictions["second_moment_rms"])
   preds = []
   for idx, info in enumerate(graph.tensors):
     v = second[idx]
-    if info.role == EDGES and config.node_messages:
+    if info.role == EDGES and node_states:
       r, c = rows[idx] * inv_z3, cols[idx] * inv_z3
       estimate = jnp.sqrt(r[..., :, None] * c[..., None, :]
                           / jnp.mean(r, axis=-1)[..., None, None])
@@ -163,13 +167,14 @@ def preconditioner_prediction(config: network.ExecutorConfig, graph: Any,
   return graph.unflatten(preds)
 
 
-def _executor_step(weights, config, graph, cond: Conditioning, grads, state, params
+def _executor_step(weights, config, hand_set, graph, cond: Conditioning, grads, state, params
                    ) -> step_lib.StepOutput:
-  return step_lib.executor_step(weights, config, graph, cond.rule_id, cond.hyper_features,
+  return step_lib.executor_step(weights, config, hand_set, graph, cond.rule_id,
+                                cond.hyper_features,
                                 cond.learning_rate, cond.tensor_features, grads, state, params)
 
 
-def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
+def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, traj: Trajectory,
                     cond: Conditioning, hint_weight: float, warmup: int = 0,
                     magnitude_weight: float = 1.0, warmup_gradient: bool = False,
                     preconditioner_hint_weight: float = 0.0,
@@ -195,20 +200,21 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
   executor's denominator against the same hint (with `denominator_hint_scale`, its
   scale too: the denominator equal to that RMS, not only proportional).
   `clip_hint_weight` (0: off) weighs `clip_error`: where the executor's clipping knot
-  sits against its direction (ExecutorConfig.rule_clip_knots), on the same rules.
+  sits against its direction (HandSet.rule_clip_knots), on the same rules.
   Without it, a knot set from the gain's bias has a flat way out: a direction scaled up
   far enough is clipped at every step, its update normalized to RMS 1 whatever the rule
   says, and imitation can settle there.
   """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
-  state = step_lib.init_state(first_params)
+  state = step_lib.init_state(first_params, config, hand_set)
   if warmup:
     warm_weights = weights if warmup_gradient else jax.lax.stop_gradient(weights)
 
     def warm_body(state, inputs):
       params, grads = inputs
-      return _executor_step(warm_weights, config, graph, cond, grads, state, params).state, None
+      return _executor_step(warm_weights, config, hand_set, graph, cond, grads, state,
+                            params).state, None
 
     head = jax.tree.map(lambda x: x[:warmup], (traj.params, traj.grads))
     if warmup_gradient:
@@ -221,7 +227,7 @@ def trajectory_loss(weights: Any, config: network.ExecutorConfig, traj: Trajecto
 
   def body(state, inputs):
     params, grads, target, first, second, preconditioner = inputs
-    out = _executor_step(weights, config, graph, cond, grads, state, params)
+    out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params)
     update_err = _relative_error(out.updates, target)
     update_loss = _direction_and_magnitude_loss(out.updates, target, magnitude_weight)
     pred_first, pred_second = (out.predictions["first_moment"],
@@ -331,7 +337,7 @@ def denominator_shape_error(denominator: PyTree, rms: PyTree, grads: PyTree,
   return jnp.mean(jnp.stack(errs)) if errs else jnp.zeros(())
 
 
-def rule_run(config: network.ExecutorConfig, name: str, kwargs: Mapping[str, Any],
+def rule_run(config: ExecutorConfig, name: str, kwargs: Mapping[str, Any],
              task: Any, steps: int, seed: int = 0) -> tuple[Trajectory, Conditioning]:
   """The rule's own `steps`-step run on `task` (a tasks.Task) from the seed's
   initialization, and the executor's conditioning for that rule and task."""
@@ -343,7 +349,8 @@ def rule_run(config: network.ExecutorConfig, name: str, kwargs: Mapping[str, Any
   return traj, conditioning_for(config, name, kwargs, params)
 
 
-def per_step_agreement(weights: Any, config: network.ExecutorConfig, traj: Trajectory,
+def per_step_agreement(weights: Any, config: ExecutorConfig, hand_set: HandSet,
+                       traj: Trajectory,
                        cond: Conditioning, norm_ratio: bool = False,
                        metrics: Callable[[PyTree, PyTree], tuple] | None = None
                        ) -> tuple[np.ndarray, ...]:
@@ -363,9 +370,9 @@ def per_step_agreement(weights: Any, config: network.ExecutorConfig, traj: Traje
   def run(weights, traj, cond):
     def body(state, inputs):
       params, grads, target = inputs
-      out = _executor_step(weights, config, graph, cond, grads, state, params)
+      out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params)
       return out.state, metrics(out.updates, target)
-    return jax.lax.scan(body, step_lib.init_state(first_params),
+    return jax.lax.scan(body, step_lib.init_state(first_params, config, hand_set),
                         (traj.params, traj.grads, traj.updates))[1]
 
   return tuple(np.asarray(x) for x in run(weights, traj, cond))
@@ -417,7 +424,7 @@ def _cosine(a: PyTree, b: PyTree) -> jax.Array:
 PENALTY_CLOCKS = (0, 200, 2000)   # step counts at which the weight penalties look
 
 
-def _mean_over_clocks(weights: Any, config: network.ExecutorConfig, conds: Conditioning,
+def _mean_over_clocks(weights: Any, config: ExecutorConfig, conds: Conditioning,
                       per_tensor_fn: Callable[[jax.Array, Conditioning], jax.Array],
                       exempt: tuple[str, ...] = ()) -> jax.Array:
   """Mean of `per_tensor_fn(tensor-net outputs, conditioning)` (a scalar) over the
@@ -438,7 +445,7 @@ def _mean_over_clocks(weights: Any, config: network.ExecutorConfig, conds: Condi
       len(PENALTY_CLOCKS) * jnp.sum(counted), 1.0)
 
 
-def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
+def direction_readout_penalty(weights: Any, config: ExecutorConfig,
                               conds: Conditioning, exempt: tuple[str, ...] = ()) -> jax.Array:
   """Mean square of the layer gain's linear and hinge coefficients on log RMS(d).
 
@@ -446,7 +453,7 @@ def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
   (LAMB's and LARS's trust ratios): along imitation runs of a few hundred steps
   Adam's direction keeps about one RMS, so a coefficient on it is nearly free
   there, but late in training, when that RMS falls, it holds the update up
-  (`network.layer_log_gain`). Averaged over the batch's conditionings (vmapped
+  (`readout.layer_log_gain`). Averaged over the batch's conditionings (vmapped
   `Conditioning`), their tensors, and PENALTY_CLOCKS (clocks past the imitated runs).
   Conditionings on a rule named in `exempt` (e.g. the rules that do read the
   direction's RMS: lamb, lars and adafactor, whose update clipping does) are left
@@ -458,11 +465,11 @@ def direction_readout_penalty(weights: Any, config: network.ExecutorConfig,
       lambda out, cond: jnp.mean(jnp.square(out[:, start:start + 2])), exempt)
 
 
-def normalizer_mixture(outputs: jax.Array, config: network.ExecutorConfig) -> jax.Array:
+def normalizer_mixture(outputs: jax.Array, config: ExecutorConfig) -> jax.Array:
   """Per tensor, how evenly the normalizer mixes its three denominator terms.
 
   The terms' weights t = (alpha, beta, k) (the RMS state's, the constant's, the
-  sign gain's; learned_opt.executor.step) as fractions q = t / sum(t); returns
+  sign gain's; learned_opt.executor.decode) as fractions q = t / sum(t); returns
   the Gini impurity 1 - sum q^2: 0 when one term carries the denominator, 2/3
   when all three weigh the same. Every imitated rule divides by one of them per
   tensor (Adam and RMSProp: alpha; SGD and Adafactor's factored moment: beta;
@@ -474,21 +481,21 @@ def normalizer_mixture(outputs: jax.Array, config: network.ExecutorConfig) -> ja
   return 1.0 - jnp.sum(jnp.square(fractions), axis=-1)
 
 
-def _denominator_fractions(outputs: jax.Array, config: network.ExecutorConfig,
+def _denominator_fractions(outputs: jax.Array, config: ExecutorConfig,
                            node_bias: bool = False) -> jax.Array:
   """(num_tensors, 3): the denominator terms' coefficients (alpha, beta's, k) as fractions
   of their sum; with `node_bias`, beta's times the node factor's bias e^{w_0} where only
-  beta's term carries the node factor (normalizer_constant='scaled')."""
+  beta's term carries the node factor (ExecutorConfig.normalizer='scaled')."""
   alpha = jnp.abs(outputs[:, 0])
-  beta = step_lib.normalizer_constant(outputs[:, 5], config.normalizer_constant, 0.0)
-  if node_bias and config.normalizer_constant == "scaled":
+  beta = decode.normalizer_constant(outputs[:, 5], config.normalizer, 0.0)
+  if node_bias and config.normalizer == "scaled":
     beta = beta * jnp.exp(jnp.clip(outputs[:, 4], -30.0, 30.0))
-  k = step_lib.sign_gain(outputs[:, 6], config.sign_gain)
+  k = decode.sign_gain(outputs[:, 6], config.normalizer)
   terms = jnp.stack([alpha, beta, k], axis=-1)
   return terms / (jnp.sum(terms, axis=-1, keepdims=True) + 1e-12)
 
 
-# Which of the executor's three denominator terms (learned_opt.executor.step) each rule
+# Which of the executor's three denominator terms (learned_opt.executor.decode) each rule
 # divides by, on the tensors it does not factor and on those it does (only adafactor
 # factors): 'edge' (alpha v, the per-entry RMS), 'constant' (beta's term: 1 for SGD-like
 # rules, the factored row/column RMS through the node factor for adafactor), 'sign'
@@ -503,7 +510,7 @@ DENOMINATOR_PRIMITIVES = {
 }
 
 
-def primitive_targets(config: network.ExecutorConfig) -> jax.Array:
+def primitive_targets(config: ExecutorConfig) -> jax.Array:
   """(num rules, 2) int32: per rule of the embedding table, the index in DENOMINATOR_TERMS
   of the term it divides by on unfactored and on factored tensors; -1 for no hint."""
   return jnp.asarray([[DENOMINATOR_TERMS.index(term) for term in DENOMINATOR_PRIMITIVES[name]]
@@ -511,26 +518,26 @@ def primitive_targets(config: network.ExecutorConfig) -> jax.Array:
                       for name in config.rules], jnp.int32)
 
 
-def primitive_error(outputs: jax.Array, config: network.ExecutorConfig, rule_id: jax.Array,
+def primitive_error(outputs: jax.Array, config: ExecutorConfig, rule_id: jax.Array,
                     tensor_feats: jax.Array) -> jax.Array:
   """Mean over tensors of -log q_target: how little of the denominator the rule's own
   term (DENOMINATOR_PRIMITIVES) carries.
 
   q are the terms' coefficients (alpha, beta's, k) as fractions of their sum, beta's
   with the node factor's bias e^{w_0} where only beta's term carries the node factor
-  (normalizer_constant='scaled'). 0 when the rule's term alone divides; 0 for rules
+  (ExecutorConfig.normalizer='scaled'). 0 when the rule's term alone divides; 0 for rules
   without a hint. A hint on the algorithm's structure in the sense of CLRS's hints: which
   primitive a step uses, not what it computes (the update loss says that).
   """
   fractions = _denominator_fractions(outputs, config, node_bias=True)
-  factored = step_lib.factored_by_rule(tensor_feats).astype(jnp.int32)
+  factored = network.factored_by_rule(tensor_feats).astype(jnp.int32)
   target = primitive_targets(config)[rule_id][factored]          # (num_tensors,)
   share = jnp.take_along_axis(fractions, jnp.maximum(target, 0)[:, None], axis=-1)[:, 0]
   hinted = (target >= 0).astype(jnp.float32)
   return jnp.sum(hinted * -jnp.log(share + 1e-6)) / jnp.maximum(jnp.sum(hinted), 1.0)
 
 
-def primitive_hint(weights: Any, config: network.ExecutorConfig, conds: Conditioning,
+def primitive_hint(weights: Any, config: ExecutorConfig, conds: Conditioning,
                    exempt: tuple[str, ...] = ()) -> jax.Array:
   """`primitive_error` averaged over the batch's conditionings and PENALTY_CLOCKS,
   leaving out the conditionings on a rule named in `exempt`."""
@@ -540,7 +547,7 @@ def primitive_hint(weights: Any, config: network.ExecutorConfig, conds: Conditio
       exempt)
 
 
-def normalizer_mixture_penalty(weights: Any, config: network.ExecutorConfig,
+def normalizer_mixture_penalty(weights: Any, config: ExecutorConfig,
                                conds: Conditioning, exempt: tuple[str, ...] = ()
                                ) -> jax.Array:
   """`normalizer_mixture` averaged over tensors, the batch's conditionings and
@@ -553,7 +560,8 @@ def normalizer_mixture_penalty(weights: Any, config: network.ExecutorConfig,
                            exempt)
 
 
-def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTransformation,
+def make_train_step(config: ExecutorConfig, hand_set: HandSet,
+                    meta_opt: optax.GradientTransformation,
                     hint_weight: float, magnitude_weight: float = 1.0,
                     readout_penalty: float = 0.0, penalty_exempt: tuple[str, ...] = (),
                     mixture_penalty: float = 0.0, warmup_gradient: bool = False,
@@ -579,8 +587,8 @@ def make_train_step(config: network.ExecutorConfig, meta_opt: optax.GradientTran
 
   def batch_loss(weights, trajs, conds, warmup):
     losses, metrics = jax.vmap(trajectory_loss,
-                               in_axes=(None, None, 0, 0) + (None,) * 8)(
-        weights, config, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient,
+                               in_axes=(None, None, None, 0, 0) + (None,) * 8)(
+        weights, config, hand_set, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient,
         preconditioner_hint_weight, denominator_hint_weight, denominator_hint_scale,
         clip_hint_weight)
     loss = jnp.mean(losses)

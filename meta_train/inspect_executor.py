@@ -25,30 +25,30 @@ from absl import app, flags
 
 import tasks
 from learned_opt import checkpoint
-from learned_opt.executor import conditioning, network, step as step_lib
+from learned_opt.executor import conditioning, encode, network
 from learned_opt.executor.optimizer import graph_of, hyper_features
 from meta_train import imitation
 
 _REPORT_STEPS = (0, 1, 5, 10, 20, 40, 80, 120, 200, 299, 499, 1000, 1500, 1999)
 
 
-def coefficients(weights, config, rule_id, hyper_features, clock: int
-                 ) -> step_lib.Coefficients:
-  """The hypernet's graph-level coefficients at step `clock`."""
-  return step_lib.hyper_coefficients(weights, config, rule_id, hyper_features,
-                                     jnp.asarray(clock))[1]
+def coefficients(weights, config, hand_set, rule_id, hyper_features, clock: int
+                 ) -> network.Coefficients:
+  """The hypernet's graph-level coefficients at step `clock` (hand-set pins applied)."""
+  return encode.hyper_coefficients(weights, config, hand_set, rule_id, hyper_features,
+                                   jnp.asarray(clock))[1]
 
 
-def agreement(weights, config, algorithm: str, kwargs: dict, task: tasks.Task, steps: int,
-              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def agreement(weights, config, hand_set, algorithm: str, kwargs: dict, task: tasks.Task,
+              steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """Per-step (cosine, norm ratio) of the executor's updates against the rule's."""
   traj, cond = imitation.rule_run(config, algorithm, kwargs, task, steps, seed)
-  return imitation.per_step_agreement(weights, config, traj, cond, norm_ratio=True)
+  return imitation.per_step_agreement(weights, config, hand_set, traj, cond, norm_ratio=True)
 
 
 def main(argv):
   del argv
-  weights, config, _ = checkpoint.restore(flags.FLAGS.checkpoint)
+  weights, config, hand_set, _ = checkpoint.restore(flags.FLAGS.checkpoint)
   if flags.FLAGS.fresh:
     weights = network.init_weights(config, jax.random.PRNGKey(0))
   algorithm = flags.FLAGS.algorithm
@@ -58,7 +58,7 @@ def main(argv):
   steps = flags.FLAGS.steps
   print(f"== graph-level coefficients ({algorithm}, {kwargs})")
   for t in [s for s in _REPORT_STEPS if s < steps]:
-    co = coefficients(weights, config, rule_id, hyper, t)
+    co = coefficients(weights, config, hand_set, rule_id, hyper, t)
     print(f"  step {t:4d}: weight decay {float(co.weight_decay):+.4f}  decays "
           f"{np.round(np.asarray(co.decays), 5)}  gains {np.asarray(co.gains)}")
   task_kwargs = {k: tuple(v) if isinstance(v, list) else v
@@ -66,7 +66,7 @@ def main(argv):
   task = tasks.get(flags.FLAGS.task, **task_kwargs)
   cond_fn, _, tensor_fn = network.build(config).apply
   graph = graph_of(task.init(jax.random.PRNGKey(0)))
-  feats = step_lib.tensor_features(graph, None)
+  feats = encode.tensor_features(graph, None)
   print("== per tensor (first rank>=2 tensor): node exponents row/col/mean-row (their sum),"
         " gain coefficient on log RMS(d)")
   first = next(i for i, t in enumerate(graph.tensors) if len(t.shape) >= 2)
@@ -75,7 +75,7 @@ def main(argv):
     out = np.asarray(tensor_fn(weights, c, feats))[first]
     print(f"  step {t:4d}: exponents {np.round(out[1:4], 3)} ({out[1:4].sum():+.3f})  "
           f"direction gain {out[network.DIRECTION_GAIN_INDEX]:+.3f}")
-  cos, ratio = agreement(weights, config, algorithm, kwargs, task, steps)
+  cos, ratio = agreement(weights, config, hand_set, algorithm, kwargs, task, steps)
   print(f"== against {algorithm} along its own run on {flags.FLAGS.task}")
   for t in [s for s in _REPORT_STEPS if s < steps]:
     print(f"  step {t:4d}: cosine {cos[t]:.4f}  norm ratio {ratio[t]:.3f}")

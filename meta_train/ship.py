@@ -16,12 +16,13 @@ config, step and metrics; a command the run did not record is "unknown") and
 adds `shipped_with`: this ship command, the git commit it ran at, the source's
 path and commit, the step and the edits. Edits:
 
-- `--max_time=N` caps the clock the executor's networks see (ExecutorConfig.max_time).
-- `--set=FIELD=VALUE` replaces an ExecutorConfig field (VALUE a Python literal),
-  e.g. `--set=step_size_target=-0.02`.
+- `--max_time=N` caps the clock the executor's networks see (HandSet.max_time).
+- `--set=FIELD=VALUE` replaces a field of the hand-set record (HandSet) or of the
+  architecture (ExecutorConfig), VALUE a Python literal, e.g.
+  `--set=step_size_target=-0.02`.
 - `--decay_shift=AVERAGE:DELTA` adds DELTA to the hypernet's output bias of a
-  running average's raw decay (AVERAGE in network.RUNNING_AVERAGES: first,
-  second, node). With the 'softplus' decay form, -log(1 - a) grows by about -DELTA
+  running average's raw decay (AVERAGE in config.RUNNING_AVERAGES: first,
+  second, node). -log(1 - a) grows by about -DELTA
   where a is near 1 (DELTA = -3 takes a = 0.98 to about 0.999), and the way the
   decay moves with the clock and the rule is kept.
 - `--zero_module=NAME` sets a haiku module's parameters to zero, e.g.
@@ -47,13 +48,15 @@ import jax.numpy as jnp
 from absl import app, flags
 
 from learned_opt import checkpoint
-from learned_opt.executor import ExecutorConfig, network
+from learned_opt.executor import ExecutorConfig, HandSet
+from learned_opt.executor.config import RUNNING_AVERAGES
 from meta_train import provenance
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint directory (latest step used).")
 _NAME = flags.DEFINE_string("name", "executor", "Shipped name (learned_opt/weights/NAME).")
 _MAX_TIME = flags.DEFINE_integer("max_time", None, "Cap the executor's clock at this step.")
-_SET = flags.DEFINE_multi_string("set", [], "FIELD=VALUE: replace an ExecutorConfig field.")
+_SET = flags.DEFINE_multi_string("set", [], "FIELD=VALUE: replace a HandSet or ExecutorConfig "
+                                  "field.")
 _DECAY_SHIFT = flags.DEFINE_multi_string(
     "decay_shift", [], "AVERAGE:DELTA: add DELTA to a running average's raw decay bias.")
 _ZERO_MODULE = flags.DEFINE_multi_string("zero_module", [], "Zero this haiku module.")
@@ -92,34 +95,41 @@ def parse_edits(sets: Sequence[str] = (), decay_shifts: Sequence[str] = (),
   shifts = {}
   for item in decay_shifts:
     name, sep, delta = item.partition(":")
-    if not sep or name not in network.RUNNING_AVERAGES:
+    if not sep or name not in RUNNING_AVERAGES:
       raise ValueError(f"--decay_shift takes AVERAGE:DELTA with AVERAGE one of "
-                       f"{network.RUNNING_AVERAGES}, got {item!r}.")
+                       f"{RUNNING_AVERAGES}, got {item!r}.")
     shifts[name] = float(delta)
   return Edits(fields, shifts, tuple(zero_modules))
 
 
-def apply_edits(weights: Any, config: ExecutorConfig, edits: Edits) -> tuple[Any, ExecutorConfig]:
-  """(weights, config) with `edits` applied; the inputs are not modified.
+def apply_edits(weights: Any, config: ExecutorConfig, hand_set: HandSet, edits: Edits
+                ) -> tuple[Any, ExecutorConfig, HandSet]:
+  """(weights, config, hand_set) with `edits` applied; the inputs are not modified.
 
   Raises:
-    ValueError: a field ExecutorConfig does not have.
+    ValueError: a field neither HandSet nor ExecutorConfig has.
     KeyError: a module the weights do not have.
   """
-  known = {f.name for f in dataclasses.fields(ExecutorConfig)}
-  unknown = sorted(set(edits.fields) - known)
+  hand_fields = {f.name for f in dataclasses.fields(HandSet)}
+  config_fields = {f.name for f in dataclasses.fields(ExecutorConfig)}
+  unknown = sorted(set(edits.fields) - hand_fields - config_fields)
   if unknown:
-    raise ValueError(f"ExecutorConfig has no field(s) {unknown}; it has {sorted(known)}.")
+    raise ValueError(f"HandSet and ExecutorConfig have no field(s) {unknown}; HandSet has "
+                     f"{sorted(hand_fields)}, ExecutorConfig {sorted(config_fields)}.")
   weights = jax.tree.map(jnp.asarray, weights)   # fresh containers: restore() caches its own
   for name, delta in edits.decay_shifts.items():
     module, param = HYPERNET_BIAS
-    index = network.RUNNING_AVERAGES.index(name)
+    index = RUNNING_AVERAGES.index(name)
     weights[module][param] = weights[module][param].at[index].add(delta)
   for module in edits.zero_modules:
     if module not in weights:
       raise KeyError(f"The checkpoint has no module {module!r}; it has {sorted(weights)}.")
     weights[module] = jax.tree.map(jnp.zeros_like, weights[module])
-  return weights, dataclasses.replace(config, **edits.fields)
+  config = dataclasses.replace(
+      config, **{k: v for k, v in edits.fields.items() if k in config_fields})
+  hand_set = dataclasses.replace(
+      hand_set, **{k: v for k, v in edits.fields.items() if k in hand_fields})
+  return weights, config, hand_set
 
 
 def read_git_source(source: str, into: pathlib.Path) -> tuple[pathlib.Path, str]:
@@ -170,8 +180,8 @@ def ship(source: str, name: str, max_time: int | None = None,
     if source.startswith("git:"):
       directory, source_commit = read_git_source(source, pathlib.Path(scratch))
     step_dir, meta = checkpoint.read_config(directory)
-    weights, config, _ = checkpoint.restore(directory)  # refuse what does not load
-    weights, config = apply_edits(weights, config, edits)
+    weights, config, hand_set, _ = checkpoint.restore(directory)  # refuse what does not load
+    weights, config, hand_set = apply_edits(weights, config, hand_set, edits)
   root = (pathlib.Path(target_root) if target_root else
           pathlib.Path(__file__).resolve().parent.parent / "learned_opt" / "weights" / name)
   record = _known_run_record(dict(meta.get("provenance") or {}))
@@ -186,7 +196,7 @@ def ship(source: str, name: str, max_time: int | None = None,
   if root.exists():
     shutil.rmtree(root)
   checkpoint.save(root, weights, config, step=int(step_dir.name),
-                  default_rule=meta.get("default_rule"), provenance=record)
+                  default_rule=meta.get("default_rule"), provenance=record, hand_set=hand_set)
   target = root / step_dir.name
   checkpoint.restore(target)  # the copy loads
   return target

@@ -53,7 +53,7 @@ from ml_collections import config_flags
 import tasks
 from learned_opt import checkpoint as lo_checkpoint
 from learned_opt import shipped
-from learned_opt.executor import ExecutorConfig, init_weights, network
+from learned_opt.executor import ExecutorConfig, HandSet, init_weights, network
 from meta_train import estimators, imitation, provenance, unroll
 
 PyTree = Any
@@ -70,6 +70,7 @@ class Setup:
   """What a config builds: executor, populations' problems and the jitted steps."""
   config: ml_collections.ConfigDict
   exec_config: ExecutorConfig
+  hand_set: HandSet
   initial_weights: PyTree          # host arrays
   mesh: Mesh
   meta_opt: optax.GradientTransformation
@@ -84,29 +85,33 @@ def rule_of(config: ml_collections.ConfigDict) -> tuple[str, dict[str, Any]]:
   return rule.pop("algorithm"), rule
 
 
-# Architecture settings the config may change on a restored checkpoint (None keeps
-# the checkpoint's); none of them changes the shapes of the weights.
-ARCHITECTURE_OVERRIDES = ("direction_readout", "normalizer_degree", "step_size_adaptation",
-                          "step_size_target", "learned_step_size")
+# Settings the config may change on a restored checkpoint (None keeps the checkpoint's):
+# architecture fields that do not change the shapes of the weights, and hand-set fields.
+ARCHITECTURE_OVERRIDES = ("direction_readout", "learned_step_size")
+HAND_SET_OVERRIDES = ("normalizer_degree", "step_size_adaptation", "step_size_target")
 
 
-def initial_executor(config: ml_collections.ConfigDict) -> tuple[PyTree, ExecutorConfig]:
-  """Weights and architecture from `config.init_from`.
+def initial_executor(config: ml_collections.ConfigDict
+                     ) -> tuple[PyTree, ExecutorConfig, HandSet]:
+  """Weights, architecture and hand-set record from `config.init_from`.
 
   'shipped:NAME' reads `learned_opt/weights/NAME`, a directory path reads that
   checkpoint, and '' builds fresh weights (`network.init_weights`, seeded) of
-  the architecture in `config.executor`. The ARCHITECTURE_OVERRIDES keys of the
-  config, when set, replace the architecture's; a module the new architecture
-  adds (`learned_step_size`'s head) starts at its initial, neutral value.
+  the architecture in `config.executor`, with nothing set by hand. The
+  ARCHITECTURE_OVERRIDES and HAND_SET_OVERRIDES keys of the config, when set,
+  replace the checkpoint's; a module the new architecture adds
+  (`learned_step_size`'s head) starts at its initial, neutral value.
   """
-  weights, exec_config = _initial_weights(config)
-  overrides = {key: config.get(key) for key in ARCHITECTURE_OVERRIDES
-               if config.get(key) is not None}
-  exec_config = dataclasses.replace(exec_config, **overrides)
-  return network.complete_weights(weights, exec_config), exec_config
+  weights, exec_config, hand_set = _initial_weights(config)
+  pick = lambda keys: {key: config.get(key) for key in keys  # noqa: E731
+                       if config.get(key) is not None}
+  exec_config = dataclasses.replace(exec_config, **pick(ARCHITECTURE_OVERRIDES))
+  hand_set = dataclasses.replace(hand_set, **pick(HAND_SET_OVERRIDES))
+  return network.complete_weights(weights, exec_config), exec_config, hand_set
 
 
-def _initial_weights(config: ml_collections.ConfigDict) -> tuple[PyTree, ExecutorConfig]:
+def _initial_weights(config: ml_collections.ConfigDict
+                     ) -> tuple[PyTree, ExecutorConfig, HandSet]:
   source = config.init_from
   if not source:
     algorithm, kwargs = rule_of(config)
@@ -114,15 +119,16 @@ def _initial_weights(config: ml_collections.ConfigDict) -> tuple[PyTree, Executo
     exec_config = ExecutorConfig(trained_options=trained, **config.executor.to_dict())
     weights = jax.jit(init_weights, static_argnums=0)(exec_config,
                                                       jax.random.PRNGKey(config.seed))
-    return jax.device_get(weights), exec_config
+    return jax.device_get(weights), exec_config, HandSet()
   return restore_source(source)
 
 
-def restore_source(source: str) -> tuple[PyTree, ExecutorConfig]:
-  """(weights, architecture) of 'shipped:NAME' (`learned_opt/weights/NAME`) or a directory."""
+def restore_source(source: str) -> tuple[PyTree, ExecutorConfig, HandSet]:
+  """(weights, architecture, hand-set record) of 'shipped:NAME'
+  (`learned_opt/weights/NAME`) or a directory."""
   with shipped.source_path(source) as path:
-    weights, exec_config, _ = lo_checkpoint.restore(path)
-  return jax.device_get(weights), exec_config
+    weights, exec_config, hand_set, _ = lo_checkpoint.restore(path)
+  return jax.device_get(weights), exec_config, hand_set
 
 
 def build_family(config: ml_collections.ConfigDict) -> tasks.TaskFamily:
@@ -136,7 +142,8 @@ def structures(config: ml_collections.ConfigDict, family: tasks.TaskFamily) -> l
 
 
 def imitation_regularizer(problem: unroll.Problem, exec_config: ExecutorConfig,
-                          algorithm: str, kwargs: dict[str, Any], num_trajectories: int,
+                          hand_set: HandSet, algorithm: str, kwargs: dict[str, Any],
+                          num_trajectories: int,
                           length: int, hint_weight: float, mesh: Mesh) -> Callable:
   """(weights, key, train) -> (L_imitation, dL/dweights), L averaged over trajectories.
 
@@ -156,7 +163,8 @@ def imitation_regularizer(problem: unroll.Problem, exec_config: ExecutorConfig,
     traj = imitation.rule_trajectory(algorithm, static_kwargs, dynamic_kwargs, task.loss,
                                      params, train.stacked(k_data, length), k_loss)
     cond = imitation.conditioning_for(exec_config, algorithm, kwargs, params)
-    return imitation.trajectory_loss(weights, exec_config, traj, cond, hint_weight)[0]
+    return imitation.trajectory_loss(weights, exec_config, hand_set, traj, cond,
+                                     hint_weight)[0]
 
   def local(weights, keys, train):
     total_loss = lambda w: jnp.sum(jax.vmap(one, in_axes=(None, 0, None))(w, keys, train))
@@ -255,9 +263,9 @@ def to_host(tree: PyTree) -> PyTree:
 def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
   """Builds the executor, the populations' estimators and the jitted steps."""
   mesh = mesh or estimators.default_mesh()
-  weights, exec_config = initial_executor(config)
+  weights, exec_config, hand_set = initial_executor(config)
   algorithm, kwargs = rule_of(config)
-  optimizer = unroll.executor_optimizer(exec_config, algorithm, kwargs,
+  optimizer = unroll.executor_optimizer(exec_config, hand_set, algorithm, kwargs,
                                         config.get("executor_form", "fused"))
   family = build_family(config)
   meta_opt = meta_optimizer(config)
@@ -273,15 +281,16 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
     regularizer = None
     if config.imitation_weight > 0:
       regularizer = imitation_regularizer(
-          problem, exec_config, algorithm, kwargs, config.imitation.num_trajectories,
-          config.imitation.unroll, config.imitation.hint_weight, mesh)
+          problem, exec_config, hand_set, algorithm, kwargs,
+          config.imitation.num_trajectories, config.imitation.unroll,
+          config.imitation.hint_weight, mesh)
     data = family.datasets(static)
     ests.append(est)
     splits.append((replicate(data.train, mesh), replicate(data.valid, mesh)))
     steps.append(make_train_step(est, meta_opt, regularizer, config.imitation_weight,
                                  options, trainable))
-  return Setup(config, exec_config, weights, mesh, meta_opt, tuple(ests), tuple(splits),
-               tuple(steps))
+  return Setup(config, exec_config, hand_set, weights, mesh, meta_opt, tuple(ests),
+               tuple(splits), tuple(steps))
 
 
 def _roots(seed: int) -> tuple[jax.Array, jax.Array]:
@@ -328,7 +337,7 @@ def save(manager: ocp.CheckpointManager, setup: Setup, state: TrainState, step: 
   meta = lo_checkpoint.metadata(
       setup.exec_config, {"algorithm": algorithm, **kwargs},
       {**provenance.run_record(), "config": json.loads(setup.config.to_json_best_effort()),
-       "step": step, "metrics": metrics})
+       "step": step, "metrics": metrics}, setup.hand_set)
   manager.save(step, args=ocp.args.Composite(
       weights=ocp.args.StandardSave(to_host(state.weights)),
       config=ocp.args.JsonSave(meta),

@@ -59,7 +59,8 @@ import jax
 import jax.numpy as jnp
 
 import tasks
-from learned_opt.executor import network, step as step_lib
+from learned_opt.executor import step as step_lib
+from learned_opt.executor.config import ExecutorConfig, HandSet
 from learned_opt.executor.optimizer import graph_of
 from meta_train import imitation
 
@@ -79,9 +80,10 @@ class LearnedOptimizer(NamedTuple):
   step: Callable[[PyTree, PyTree, PyTree, PyTree], tuple[PyTree, PyTree]]
 
 
-def executor_optimizer(config: network.ExecutorConfig, algorithm: str,
+def executor_optimizer(config: ExecutorConfig, hand_set: HandSet, algorithm: str,
                        kwargs: Mapping[str, Any], form: str = "fused") -> LearnedOptimizer:
-  """The executor conditioned on one rule; theta is its haiku weights.
+  """The executor (architecture `config`, hand-set record `hand_set`) conditioned on
+  one rule; theta is its haiku weights.
 
   The conditioning is the one `learned_opt.load` builds for the same rule and
   keywords, so a meta-trained checkpoint deploys exactly as it was trained.
@@ -92,12 +94,12 @@ def executor_optimizer(config: network.ExecutorConfig, algorithm: str,
 
   def step(weights, grads, state, params):
     cond = imitation.conditioning_for(config, algorithm, kwargs, params)
-    out = step_lib.executor_step(weights, config, graph_of(params), cond.rule_id,
+    out = step_lib.executor_step(weights, config, hand_set, graph_of(params), cond.rule_id,
                                  cond.hyper_features, cond.learning_rate,
                                  cond.tensor_features, grads, state, params, form)
     return out.updates, out.state
 
-  return LearnedOptimizer(step_lib.init_state, step)
+  return LearnedOptimizer(lambda params: step_lib.init_state(params, config, hand_set), step)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -15,9 +15,9 @@ import pytest
 
 import learned_opt
 
-from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, conditioning, init_weights
-from learned_opt.executor import network
-from learned_opt.executor import step as step_lib
+from learned_opt.executor import (ExecutorConfig, ExecutorOptimizer, HandSet, conditioning,
+                                  encode, init_weights, network)
+from learned_opt.executor.config import NORMALIZERS, RUNNING_AVERAGES
 from tests.conftest import random_grads
 
 
@@ -98,7 +98,7 @@ def test_executor_can_be_lion(params):
 
 
 
-@pytest.mark.parametrize("constant", ["exp", "scaled"])
+@pytest.mark.parametrize("constant", NORMALIZERS)
 def test_executor_factored_normalizer(params, constant):
   """Node path: d_ij = g_ij sqrt(mean_i r_i) / (sqrt(r_i) sqrt(c_j)), r and c debiased
   running means of g^2 over columns and rows (Adafactor's factored second moment).
@@ -106,15 +106,17 @@ def test_executor_factored_normalizer(params, constant):
   'exp': beta = exp(0) = 1 times N with exponents (1, 1, -1); 'scaled': beta = |1| times
   RMS(g) (vectors: their own running RMS, which the mean-row exponent cancels) times
   N with exponents (1, 1, -2)."""
-  config = ExecutorConfig(normalizer_constant=constant, rule_node_degree=constant == "scaled")
+  config = ExecutorConfig(normalizer=constant)
+  hand_set = HandSet(rule_node_degree=constant == "scaled")
   decay = 0.9
-  mean_row, beta = (-1, 0) if constant == "exp" else (-2, 1)
+  # Sign gain off: softplus(-30) ('exp') or |0| ('scaled').
+  mean_row, beta, sign = (-1, 0, -30) if constant == "exp" else (-2, 1, 0)
   weights = _hand_weights(config, decays=(0.5, 0.5, decay), gains=(1.0, 1.0, 1 - decay),
                           linear=(1, 0, 0, 0),
-                          exponents=(0, 1, 1, mean_row, 0, beta, -30, -60))
-  # 'scaled' fixes the node factor's degree per rule: 0 (scale-free) for adafactor.
+                          exponents=(0, 1, 1, mean_row, 0, beta, sign, -60))
+  # rule_node_degree fixes the node factor's degree per rule: 0 (scale-free) for adafactor.
   rule = "sgd" if constant == "exp" else "adafactor"
-  executor = ExecutorOptimizer(weights, config, rule, {"learning_rate": 0.1})
+  executor = ExecutorOptimizer(weights, config, rule, {"learning_rate": 0.1}, hand_set)
   # Size-1 axes and a large matrix (reductions XLA may split) beside the mixed tree.
   params = dict(params, column=jnp.ones((16, 1)), row=jnp.ones((1, 16)),
                 large=jnp.ones((300, 700)))
@@ -159,11 +161,10 @@ def test_weight_decay_never_grows_weights(params):
 
 
 def test_max_time_holds_the_clock():
-  config = ExecutorConfig(max_time=10)
-  executor = ExecutorOptimizer(init_weights(config, jax.random.PRNGKey(0)), config, "adam",
-                               {"learning_rate": 1e-3})
-  weights = jax.tree.map(lambda w: w + 0.1, executor.weights)  # time features matter now
-  executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-3})
+  config, hand_set = ExecutorConfig(), HandSet(max_time=10)
+  # Weights off their prior: the time features matter now.
+  weights = jax.tree.map(lambda w: w + 0.1, init_weights(config, jax.random.PRNGKey(0)))
+  executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-3}, hand_set)
   params = {"w": jnp.ones((4, 3))}
   grads = {"w": jnp.arange(12.0).reshape(4, 3) - 5}
   state = executor.init(params)
@@ -177,7 +178,6 @@ def test_max_time_holds_the_clock():
 def test_normalizer_degree_fixes_the_directions_degree_in_the_gradient():
   """Adam's edge term with node exponents (0.5, 0.3, 0.4): the direction has degree -1.2
   in the gradient; normalizer_degree=0 makes it scale-free again, like Adam."""
-  import dataclasses  # pylint: disable=import-outside-toplevel
   free = ExecutorConfig()
   normalizer = (1, 0.5, 0.3, 0.4, 0, -60, -30, math.log(1e-30))
   weights = _hand_weights(free, (0.9, 0.999, 0.999), (0.1, 0.001, 0.001), (0, 0, 0, 1),
@@ -186,80 +186,70 @@ def test_normalizer_degree_fixes_the_directions_degree_in_the_gradient():
   params = {"w": jnp.asarray(rng.standard_normal((12, 8)), jnp.float32)}
   grads = [{"w": jnp.asarray(rng.standard_normal((12, 8)), jnp.float32)} for _ in range(3)]
 
-  def last_update(config, scale):
-    executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-3})
+  def last_update(hand_set, scale):
+    executor = ExecutorOptimizer(weights, free, "adam", {"learning_rate": 1e-3}, hand_set)
     state = executor.init(params)
     for g in grads:
       out = executor.step(jax.tree.map(lambda x: scale * x, g), state, params)
       state = out.state
     return np.asarray(out.updates["w"])
 
-  ratio = np.linalg.norm(last_update(free, 10.0)) / np.linalg.norm(last_update(free, 1.0))
+  unpinned = HandSet()
+  ratio = (np.linalg.norm(last_update(unpinned, 10.0))
+           / np.linalg.norm(last_update(unpinned, 1.0)))
   np.testing.assert_allclose(ratio, 10.0 ** -1.2, rtol=1e-3)
-  fixed = dataclasses.replace(free, normalizer_degree=0.0)
+  fixed = HandSet(normalizer_degree=0.0)
   np.testing.assert_allclose(last_update(fixed, 10.0), last_update(fixed, 1.0), rtol=1e-4)
-  assert not np.allclose(last_update(fixed, 1.0), last_update(free, 1.0), rtol=1e-2)
+  assert not np.allclose(last_update(fixed, 1.0), last_update(unpinned, 1.0), rtol=1e-2)
 
 
-def test_both_sign_gains_start_as_adam_and_abs_reaches_zero_with_a_live_gradient(params):
-  """k = softplus(w) or |w|: fresh executors are Adam either way; |w| is 0 at its prior
-  and its gradient does not vanish there (softplus's is sigmoid(-12) ~ 6e-6)."""
+def test_both_normalizers_start_as_adam_and_the_scaled_sign_gain_has_a_live_gradient(params):
+  """k = softplus(w) ('exp') or |w| ('scaled'): fresh executors are Adam either way; |w|
+  is 0 at its prior and its gradient does not vanish there (softplus's is sigmoid(-12)
+  ~ 6e-6)."""
   grads = jax.tree.map(lambda x: jnp.cos(3.0 * x) + 0.1, params)
   want = optax.adam(1e-2, eps=1e-8).update(grads, optax.adam(1e-2).init(params))[0]
-  for kind in network.SIGN_GAINS:
-    config = ExecutorConfig(sign_gain=kind)
+  for kind in NORMALIZERS:
+    config = ExecutorConfig(normalizer=kind)
     weights = init_weights(config, jax.random.PRNGKey(0))
     executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
     got = executor.step(grads, executor.init(params), params).updates
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7, err_msg=kind)
-  raw = network.prior_tensor(ExecutorConfig(sign_gain="abs"))[6]
-  assert raw == 0.0
+  assert network.prior_tensor(ExecutorConfig(normalizer="scaled"))[6] == 0.0
   assert float(jax.grad(lambda w: jnp.abs(w))(0.01)) == 1.0
-  with pytest.raises(ValueError, match="sign_gain"):
-    init_weights(ExecutorConfig(sign_gain="relu"), jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match="normalizer"):
+    ExecutorConfig(normalizer="abs")
 
 
-@pytest.mark.parametrize("form", network.DECAY_FORMS)
-def test_both_decay_forms_start_as_adam_and_invert(params, form):
-  config = ExecutorConfig(decay_form=form)
+def test_the_decay_starts_as_adam_and_inverts(params):
+  config = ExecutorConfig()
   executor = ExecutorOptimizer(init_weights(config, jax.random.PRNGKey(0)), config, "adam",
                                {"learning_rate": 1e-2})
   _compare(executor, optax.adam(1e-2, eps=1e-8), params, steps=10, rtol=1e-3)
   for beta in (0.005, 0.5, 0.9, 0.999, 0.99995):
-    raw = jnp.asarray(network.raw_decay(beta, form), jnp.float32)
-    assert float(step_lib.decay(raw, form)) == pytest.approx(beta, rel=1e-3)
-
-
-def test_abs_decay_form_keeps_a_live_gradient_toward_no_memory():
-  """At a = 0.005 (where the shipped executor left Adafactor's row and column states)
-  da/dw is ~a with 'softplus' and ~1 with 'abs'."""
-  slopes = {form: abs(float(jax.grad(lambda w: step_lib.decay(w, form))(
-      jnp.asarray(network.raw_decay(0.005, form), jnp.float32))))
-      for form in network.DECAY_FORMS}
-  assert slopes["softplus"] < 0.01 and slopes["abs"] > 0.99
-  with pytest.raises(ValueError, match="decay_form"):
-    init_weights(ExecutorConfig(decay_form="sigmoid"), jax.random.PRNGKey(0))
+    raw = jnp.asarray(network.raw_decay(beta), jnp.float32)
+    assert float(network.decay(raw)) == pytest.approx(beta, rel=1e-3)
 
 
 def test_normalizer_constant_forms_start_as_their_prior_and_move_off_zero(params):
-  """beta = exp(w) or |w|: fresh executors are Adam (or SGD) either way; at the Adam
-  prior, the update's gradient with respect to beta's raw output is exp(-30) ~ 1e-13
-  times smaller with 'exp' (no imitation could move it) and of order one with 'abs'."""
+  """beta = exp(w) or |w| RMS(g): fresh executors are Adam (or SGD) either way; at the
+  Adam prior, the update's gradient with respect to beta's raw output is exp(-30) ~ 1e-13
+  times smaller with 'exp' (no imitation could move it) and of order one with 'scaled'."""
   grads = jax.tree.map(lambda x: jnp.cos(3.0 * x) + 0.1, params)
   adam = optax.adam(1e-2, eps=1e-8).update(grads, optax.adam(1e-2).init(params))[0]
   sgd = optax.sgd(0.1).update(grads, optax.sgd(0.1).init(params))[0]
   sensitivity = {}
-  for kind in network.NORMALIZER_CONSTANTS:
+  for kind in NORMALIZERS:
     for prior, name, kwargs, want in (("adam", "adam", {"learning_rate": 1e-2}, adam),
                                       ("sgd", "sgd", {"learning_rate": 0.1}, sgd)):
-      config = ExecutorConfig(normalizer_constant=kind, prior=prior)
+      config = ExecutorConfig(normalizer=kind, prior=prior)
       weights = init_weights(config, jax.random.PRNGKey(0))
       executor = ExecutorOptimizer(weights, config, name, kwargs)
       got = executor.step(grads, executor.init(params), params).updates
       for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7, err_msg=f"{kind} {prior}")
-    config = ExecutorConfig(normalizer_constant=kind)
+    config = ExecutorConfig(normalizer=kind)
     weights = init_weights(config, jax.random.PRNGKey(0))
 
     def update_norm(raw_beta):
@@ -270,38 +260,38 @@ def test_normalizer_constant_forms_start_as_their_prior_and_move_off_zero(params
       return sum(jnp.sum(jnp.square(u)) for u in jax.tree.leaves(updates))
 
     sensitivity[kind] = abs(float(jax.grad(update_norm)(0.0))) / float(update_norm(0.0))
-  assert sensitivity["abs"] > 0.1 and sensitivity["scaled"] > 0.1, sensitivity
+  assert sensitivity["scaled"] > 0.1, sensitivity
   assert sensitivity["exp"] < 1e-8, sensitivity
-  assert network.prior_tensor(ExecutorConfig(normalizer_constant="abs"))[5] == 0.0
-  with pytest.raises(ValueError, match="normalizer_constant"):
-    init_weights(ExecutorConfig(normalizer_constant="softplus"), jax.random.PRNGKey(0))
+  assert network.prior_tensor(ExecutorConfig(normalizer="scaled", prior="sgd"))[5] == 1.0
   with pytest.raises(ValueError, match="rule_node_degree"):
-    init_weights(ExecutorConfig(rule_node_degree=True), jax.random.PRNGKey(0))
+    ExecutorOptimizer(init_weights(ExecutorConfig(), jax.random.PRNGKey(0)), ExecutorConfig(),
+                      "adam", {"learning_rate": 1e-3}, HandSet(rule_node_degree=True))
 
 
-@pytest.mark.parametrize("node_messages", [True, False])
-def test_scaled_normalizer_constant_keeps_adam_scale_free_and_holds_sgd(params, node_messages):
+@pytest.mark.parametrize("processor", ["row_column", "per_edge"])
+def test_scaled_normalizer_constant_keeps_adam_scale_free_and_holds_sgd(params, processor):
   """With beta = |w| RMS(g) and the node factor's degree fixed at 0, a nonzero beta
   and any node exponents leave an Adam-like update invariant to the gradient's scale
-  (with beta = |w| they do not), and the SGD prior is SGD on every tensor, with or
-  without node messages."""
+  (with beta = exp(w) they do not), and the SGD prior is SGD on every tensor, with
+  either processor."""
   grads = [jax.tree.map(lambda x, t=t: jnp.cos(3.0 * x + t) + 0.1, params) for t in range(3)]
 
   def last_update(kind, scale, prior="adam", name="adam", kwargs=None):
-    config = ExecutorConfig(normalizer_constant=kind, node_messages=node_messages, prior=prior,
-                            rule_node_degree=kind == "scaled")
+    config = ExecutorConfig(normalizer=kind, processor=processor, prior=prior)
+    hand_set = HandSet(rule_node_degree=kind == "scaled")
     weights = init_weights(config, jax.random.PRNGKey(0))
     if prior == "adam":   # a nonzero beta, and node exponents whose sum 'scaled' overrides
       bias = weights["tensor_net_linear"]["b"]
       weights["tensor_net_linear"]["b"] = bias.at[5].set(0.3).at[1].set(0.7).at[3].set(2.0)
-    executor = ExecutorOptimizer(weights, config, name, kwargs or {"learning_rate": 1e-2})
+    executor = ExecutorOptimizer(weights, config, name, kwargs or {"learning_rate": 1e-2},
+                                 hand_set)
     state = executor.init(params)
     for g in grads:
       out = executor.step(jax.tree.map(lambda x: scale * x, g), state, params)
       state = out.state
     return out.updates
 
-  for kind, invariant in (("scaled", True), ("abs", False)):
+  for kind, invariant in (("scaled", True), ("exp", False)):
     small, large = last_update(kind, 1e-3), last_update(kind, 1.0)
     close = all(np.allclose(a, b, rtol=1e-4, atol=1e-9)
                 for a, b in zip(jax.tree.leaves(small), jax.tree.leaves(large)))
@@ -315,7 +305,7 @@ def test_scaled_normalizer_constant_keeps_adam_scale_free_and_holds_sgd(params, 
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-9)
 
 
-def _adafactor_weights(config):
+def _adafactor_weights(config):   # config.normalizer 'scaled': sign gain |w|, off at 0
   """Hand weights that make a clock-slope executor optax.adafactor (no momentum).
 
   Decays a2 = a3 = 1 - (t + 1)^-0.8 and gains (t + 1)^-0.8 from the slope head; the
@@ -324,7 +314,7 @@ def _adafactor_weights(config):
   gain is update clipping, -log max(1, RMS(d)), times max(RMS(p), 1e-3).
   """
   weights = _hand_weights(config, decays=(0.5, 0.0, 0.0), gains=(1.0, 1.0, 1.0),
-                          linear=(1, 0, 0, 0), exponents=(1, 0, 0, 0, 0, 0, -30, -60))
+                          linear=(1, 0, 0, 0), exponents=(1, 0, 0, 0, 0, 0, 0, -60))
   weights["clock_slope_head"]["b"] = jnp.asarray([0, 0.8, 0.8, 0, -0.8, -0.8], jnp.float32)
   log_floor = math.log(1e-3)
   gain = weights["tensor_net_linear"]["b"]
@@ -340,18 +330,14 @@ def _adafactor_weights(config):
   return weights
 
 
-@pytest.mark.parametrize("form", network.DECAY_FORMS)
-def test_clock_slopes_make_the_executor_adafactor(form):
+def test_clock_slopes_make_the_executor_adafactor():
   """Against optax.adafactor itself: the factored second moment, its 1 - (t + 1)^-0.8
   decay, update clipping and parameter scaling, on matrices and (zero) biases."""
-  config = ExecutorConfig(normalizer_constant="scaled", rule_node_degree=True,
-                          clock_slopes=network.RUNNING_AVERAGES, decay_form=form)
+  config = ExecutorConfig(normalizer="scaled", clock_slopes=RUNNING_AVERAGES)
   weights = _adafactor_weights(config)
-  if form == "abs":   # base decays at 0: |30| would be a = 1
-    b = weights["hypernet_linear"]["b"]
-    weights["hypernet_linear"]["b"] = b.at[1:3].set(0.0)
   kwargs = {"learning_rate": 0.05, "min_dim_size_to_factor": 16}
-  executor = ExecutorOptimizer(weights, config, "adafactor", kwargs)
+  executor = ExecutorOptimizer(weights, config, "adafactor", kwargs,
+                               HandSet(rule_node_degree=True))
   params = {"w1": 0.3 * jax.random.normal(jax.random.PRNGKey(0), (20, 24)),
             "b1": jnp.zeros((24,)), "w2": 0.3 * jax.random.normal(jax.random.PRNGKey(1), (24, 16)),
             "b2": jnp.full((16,), 0.1)}
@@ -362,7 +348,7 @@ def test_clock_slopes_start_neutral_and_keep_a_live_gradient_at_no_memory(params
   """The head starts at zero (a checkpoint without it runs unchanged once
   complete_weights adds it), and at a = 0 the slope still moves the decay."""
   plain = ExecutorConfig()
-  sloped = ExecutorConfig(clock_slopes=network.RUNNING_AVERAGES)
+  sloped = ExecutorConfig(clock_slopes=RUNNING_AVERAGES)
   weights = jax.tree.map(lambda w: w + 0.05, init_weights(plain, jax.random.PRNGKey(0)))
   completed = network.complete_weights(weights, sloped)
   assert set(completed) - set(weights) == {"clock_slope_head"}
@@ -375,10 +361,9 @@ def test_clock_slopes_start_neutral_and_keep_a_live_gradient_at_no_memory(params
     state_a, state_b = out_a.state, out_b.state
     for u, v in zip(jax.tree.leaves(out_a.updates), jax.tree.leaves(out_b.updates)):
       np.testing.assert_allclose(u, v, rtol=1e-6)
-  for form in network.DECAY_FORMS:
-    raw = jnp.asarray(network.raw_decay(1e-4, form), jnp.float32)   # a ~ 0: no memory
-    grad = jax.grad(lambda s: step_lib.decay(raw, form, s * jnp.log1p(100.0)))(0.0)
-    assert float(grad) > 4.0   # d a / d s = (1 - a) log(101)
+  raw = jnp.asarray(network.raw_decay(1e-4), jnp.float32)   # a ~ 0: no memory
+  grad = jax.grad(lambda s: network.decay(raw, s * jnp.log1p(100.0)))(0.0)
+  assert float(grad) > 4.0   # d a / d s = (1 - a) log(101)
 
 
 def test_clock_slopes_move_only_the_averages_named():
@@ -387,19 +372,19 @@ def test_clock_slopes_move_only_the_averages_named():
   config = ExecutorConfig(clock_slopes=("node",))
   weights = init_weights(config, jax.random.PRNGKey(0))
   weights["clock_slope_head"]["b"] = jnp.full((network.NUM_CLOCK_SLOPES,), 0.8)
-  args = (weights, config, jnp.asarray(2, jnp.int32),
+  args = (weights, config, HandSet(), jnp.asarray(2, jnp.int32),
           jnp.zeros(conditioning.NUM_HYPER_FEATURES))
-  early = step_lib.hyper_coefficients(*args, jnp.asarray(0))[1]
-  late = step_lib.hyper_coefficients(*args, jnp.asarray(1000))[1]
+  early = encode.hyper_coefficients(*args, jnp.asarray(0))[1]
+  late = encode.hyper_coefficients(*args, jnp.asarray(1000))[1]
   np.testing.assert_allclose(late.decays[:2], early.decays[:2], rtol=1e-6)
   np.testing.assert_allclose(late.gains[:2], early.gains[:2], rtol=1e-6)
   assert float(1 - late.decays[2]) == pytest.approx(
       float(1 - early.decays[2]) * 1001 ** -0.8, rel=0.02)   # float32: a ~ 1 - 4e-6
   data = dict(config.to_json(), clock_slopes=True)
-  assert ExecutorConfig.from_json(data).clock_slopes == network.RUNNING_AVERAGES
+  assert ExecutorConfig.from_json(data).clock_slopes == RUNNING_AVERAGES
   assert ExecutorConfig.from_json(config.to_json()) == config
   with pytest.raises(ValueError, match="clock_slopes"):
-    init_weights(ExecutorConfig(clock_slopes=("momentum",)), jax.random.PRNGKey(0))
+    ExecutorConfig(clock_slopes=("momentum",))
 
 
 def _regression_loss(params, key, batch):
@@ -416,8 +401,8 @@ def test_preconditioner_hint_is_exact_for_the_adafactor_executor(min_dim):
   denominator's where it factors every matrix, min_dim 16; the preconditioner's also
   where it factors none, 128); live, nonzero ones for fresh weights."""
   from meta_train import imitation
-  config = ExecutorConfig(normalizer_constant="scaled", rule_node_degree=True,
-                          clock_slopes=network.RUNNING_AVERAGES)
+  config = ExecutorConfig(normalizer="scaled", clock_slopes=RUNNING_AVERAGES)
+  hand_set = HandSet(rule_node_degree=True)
   kwargs = {"learning_rate": 0.05, "min_dim_size_to_factor": min_dim}
   params = {"w1": 0.3 * jax.random.normal(jax.random.PRNGKey(0), (20, 24)),
             "b1": jnp.zeros((24,)), "w2": 0.3 * jax.random.normal(jax.random.PRNGKey(1), (24, 16))}
@@ -429,7 +414,7 @@ def test_preconditioner_hint_is_exact_for_the_adafactor_executor(min_dim):
   cond = imitation.conditioning_for(config, "adafactor", kwargs, params)
 
   def hint_errors(weights, scale=False):
-    metrics = imitation.trajectory_loss(weights, config, traj, cond, 0.3,
+    metrics = imitation.trajectory_loss(weights, config, hand_set, traj, cond, 0.3,
                                         preconditioner_hint_weight=1.0,
                                         denominator_hint_weight=1.0,
                                         denominator_hint_scale=scale)[1]

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, network
+from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, HandSet, network
 from tests.conftest import random_executor_weights
 
 _SHAPE = re.compile(r"\b(?:pred|bf16|[fsu]\d+)\[([0-9,]*)\]")
@@ -46,18 +46,21 @@ def _param_like_split(state, params):
   return per_param, other
 
 
-def _shipped_config() -> ExecutorConfig:
-  """The config of `learned_opt.pretrained()`: the step-size integrator, its gated band
-  and the matrices' own momentum on top of the defaults."""
+def _shipped_records(name: str) -> tuple[ExecutorConfig, HandSet]:
+  """The architecture and hand-set record of a shipped optimizer (`learned_opt.pretrained()`
+  adds the step-size integrator, its gated band and the matrices' own momentum; the
+  imitation executor the rules' pins and whole-tensor readouts)."""
   from learned_opt import checkpoint, shipped  # pylint: disable=import-outside-toplevel
-  return checkpoint.restore(str(shipped.shipped_path("meta_executor")))[1]
+  restored = checkpoint.restore(str(shipped.shipped_path(name)))
+  return restored.config, restored.hand_set
 
 
-@pytest.fixture(scope="module", params=["default", "shipped"])
+@pytest.fixture(scope="module", params=["default", "meta_executor", "executor"])
 def compiled(request):
-  config = ExecutorConfig() if request.param == "default" else _shipped_config()
+  config, hand_set = ((ExecutorConfig(), HandSet()) if request.param == "default"
+                      else _shipped_records(request.param))
   tx = ExecutorOptimizer(random_executor_weights(config), config, "adam",
-                         {"learning_rate": 1e-3}).as_optax()
+                         {"learning_rate": 1e-3}, hand_set).as_optax()
   state = jax.eval_shape(tx.init, PARAMS)
   hlo = jax.jit(tx.update).lower(PARAMS, state, PARAMS).compile().as_text()
   return config, state, hlo
@@ -93,9 +96,9 @@ def test_no_hidden_by_parameter_intermediate(compiled):
   assert not too_big, f"arrays larger than any parameter tensor in the HLO: {too_big}"
 
 
-def _learned_optimizer(config: ExecutorConfig, form: str):
+def _learned_optimizer(config: ExecutorConfig, form: str, hand_set: HandSet = HandSet()):
   from meta_train import unroll  # pylint: disable=import-outside-toplevel
-  return unroll.executor_optimizer(config, "adam", {"learning_rate": 1e-3}, form)
+  return unroll.executor_optimizer(config, hand_set, "adam", {"learning_rate": 1e-3}, form)
 
 
 def test_plain_form_materializes_the_hidden_array_the_check_looks_for():
@@ -108,7 +111,8 @@ def test_plain_form_materializes_the_hidden_array_the_check_looks_for():
   assert _hidden_by_parameter(hlo, config, PARAMS)
 
 
-def _run_both_forms(config: ExecutorConfig, in_neurons: int) -> dict:
+def _run_both_forms(config: ExecutorConfig, in_neurons: int,
+                    hand_set: HandSet = HandSet()) -> dict:
   """(params, state) after 5 steps of each form, same weights and gradients."""
   weights = random_executor_weights(config)
   rng = np.random.default_rng(1)
@@ -116,7 +120,7 @@ def _run_both_forms(config: ExecutorConfig, in_neurons: int) -> dict:
             "b": jnp.zeros((16,), jnp.float32)}
   results = {}
   for form in ("fused", "plain"):
-    opt = _learned_optimizer(config, form)
+    opt = _learned_optimizer(config, form, hand_set)
     step = jax.jit(opt.step)
     p, state = params, opt.init(params)
     grad_rng = np.random.default_rng(2)
@@ -141,7 +145,8 @@ def test_plain_and_fused_forms_agree(in_neurons, readout_rows):
   The fused readout is exact where the tensors have at most readout_rows in-neurons,
   or everywhere with readout_rows=0.
   """
-  assert _agree(_run_both_forms(ExecutorConfig(readout_rows=readout_rows), in_neurons))
+  assert _agree(_run_both_forms(ExecutorConfig(), in_neurons,
+                                HandSet(readout_rows=readout_rows)))
 
 
 def test_fused_readout_reads_a_row_sample_of_wide_tensors():
@@ -152,7 +157,7 @@ def test_fused_readout_reads_a_row_sample_of_wide_tensors():
 
 def test_negative_readout_rows_is_refused():
   with pytest.raises(ValueError, match="readout_rows must be >= 0"):
-    ExecutorConfig(readout_rows=-1)
+    HandSet(readout_rows=-1)
 
 
 def test_unknown_form_is_refused():

@@ -6,7 +6,7 @@ alike) has the same row mean squares, the same column mean squares (tiled) and t
 RMS of every per-tensor readout, so every imitated rule gives it the tiled update. A
 size-blind executor must too, whatever its weights; one that reads the sizes does not.
 
-ExecutorConfig.rule_gain_slopes=True: the layer gain has each rule's own dependence on
+HandSet.rule_gain_slopes=True: the layer gain has each rule's own dependence on
 RMS(p) and RMS(d) (Adafactor's parameter scale and update clipping, LAMB's trust ratio,
 none for Adam or SGD), whatever the tensor net says.
 """
@@ -20,12 +20,13 @@ import numpy as np
 import optax
 import pytest
 
-from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, network, step
+from learned_opt.executor import (ExecutorConfig, ExecutorOptimizer, HandSet, encode, network,
+                                  pins, readout)
 from tests.conftest import random_executor_weights
 
 
-def _updates(config, weights, params, grads, algorithm, kwargs, steps=3):
-  tx = ExecutorOptimizer(weights, config, algorithm, kwargs).as_optax()
+def _updates(config, hand_set, weights, params, grads, algorithm, kwargs, steps=3):
+  tx = ExecutorOptimizer(weights, config, algorithm, kwargs, hand_set).as_optax()
   state = tx.init(params)
   for k in range(steps):
     updates, state = tx.update(jax.tree.map(lambda g: (1.0 + 0.3 * k) * g, grads), state,
@@ -45,11 +46,11 @@ def test_size_blind_executor_gives_a_tiled_layer_the_tiled_update(algorithm, kwa
   tile = lambda tree: jax.tree.map(  # noqa: E731
       lambda x: jnp.tile(x, (1, 8)) if x.ndim == 2 else jnp.tile(x, 8), tree)
   for blind in (True, False):
-    config = ExecutorConfig(size_features=not blind, normalizer_constant="scaled",
-                            rule_node_degree=True)
+    config = ExecutorConfig(size_features=not blind, normalizer="scaled")
+    hand_set = HandSet(rule_node_degree=True)
     weights = random_executor_weights(config, seed=1)
-    small = _updates(config, weights, narrow, grads, algorithm, kwargs)
-    wide = _updates(config, weights, tile(narrow), tile(grads), algorithm, kwargs)
+    small = _updates(config, hand_set, weights, narrow, grads, algorithm, kwargs)
+    wide = _updates(config, hand_set, weights, tile(narrow), tile(grads), algorithm, kwargs)
     gap = max(float(jnp.max(jnp.abs(w - t)) / jnp.max(jnp.abs(t)))
               for w, t in zip(jax.tree.leaves(wide), jax.tree.leaves(tile(small))))
     if blind:
@@ -65,35 +66,36 @@ def test_shape_blind_keeps_rank_and_the_factoring_test_only():
   graph = graph_of(params)
   by_shape = {info.shape: i for i, info in enumerate(graph.tensors)}
   for min_dim in (None, 16, 128):
-    raw = step.tensor_features(graph, min_dim)
+    raw = encode.tensor_features(graph, min_dim)
     blind = np.asarray(network.shape_blind(raw))
     assert not np.any(blind[:, list(network.SIZE_COLUMNS)])
-    np.testing.assert_array_equal(np.asarray(step.factored_by_rule(raw)),
-                                  np.asarray(step.factored_by_rule(jnp.asarray(blind))))
+    np.testing.assert_array_equal(np.asarray(network.factored_by_rule(raw)),
+                                  np.asarray(network.factored_by_rule(jnp.asarray(blind))))
     np.testing.assert_array_equal(blind[by_shape[(32,)]], blind[by_shape[(1000,)]])
     # Both factored at 16, neither at 128 nor without the keyword: alike either way.
     np.testing.assert_array_equal(blind[by_shape[(64, 32)]], blind[by_shape[(64, 256)]])
     assert not np.array_equal(raw[by_shape[(64, 32)]], raw[by_shape[(64, 256)]])
-  raw = step.tensor_features(graph, 16)
+  raw = encode.tensor_features(graph, 16)
   blind = np.asarray(network.shape_blind(raw))
   # (512, 10): second largest dimension 10 < 16, not factored, read as unfactored.
   assert blind[by_shape[(512, 10)], network.FACTORING_COLUMN] == -2.0
   assert blind[by_shape[(64, 32)], network.FACTORING_COLUMN] == 0.5
 
 
-def _log_gain(config, weights_seed, rule, log_rms_p, log_rms_d):
+_RULES = ExecutorConfig().rules
+
+
+def _log_gain(hand_set, weights_seed, rule, log_rms_p, log_rms_d):
   rng = np.random.default_rng(weights_seed)
   raw = jnp.asarray(rng.standard_normal((1, network.NUM_GAIN_COEFFS)), jnp.float32)
-  coeffs = (network.pin_rule_gain(raw, config, jnp.asarray(config.rules.index(rule)))
-            if config.rule_gain_slopes else raw)   # as learned_opt.executor.step does
-  return float(network.layer_log_gain(coeffs, jnp.asarray([log_rms_p]),
+  coeffs = pins.pin_rule_gain(raw, _RULES, hand_set, jnp.asarray(_RULES.index(rule)))
+  return float(readout.layer_log_gain(coeffs, jnp.asarray([log_rms_p]),
                                       jnp.asarray([log_rms_d]))[0])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_pinned_gain_has_each_rules_dependence_on_the_readouts(seed):
-  config = ExecutorConfig(rule_gain_slopes=True)
-  gain = functools.partial(_log_gain, config, seed)
+  gain = functools.partial(_log_gain, HandSet(rule_gain_slopes=True), seed)
   log = np.log
   # Adafactor: x RMS(p) above 1e-3 and the floor below it and at all-zero parameters;
   # / RMS(d) above the knot, flat below it (the knot is learned: read it off the slopes).
@@ -102,7 +104,7 @@ def test_pinned_gain_has_each_rules_dependence_on_the_readouts(seed):
                              atol=1e-5)
   np.testing.assert_allclose(gain("adafactor", log(1e-4), -30.0),
                              gain("adafactor", log(1e-3), -30.0), atol=1e-5)
-  np.testing.assert_allclose(gain("adafactor", network._LOG_ZERO - 1.0, -30.0),
+  np.testing.assert_allclose(gain("adafactor", readout.LOG_ZERO - 1.0, -30.0),
                              gain("adafactor", log(1e-3), -30.0), atol=1e-5)
   high, low = gain("adafactor", 0.0, 40.0), gain("adafactor", 0.0, 41.0)
   np.testing.assert_allclose(low - high, -1.0, atol=1e-5)
@@ -113,7 +115,7 @@ def test_pinned_gain_has_each_rules_dependence_on_the_readouts(seed):
   for rule in ("adam", "sgd"):
     np.testing.assert_allclose(gain(rule, 2.0, -3.0), gain(rule, -1.0, 4.0), atol=1e-5)
   # Without the option the tensor net's coefficients stand.
-  free = functools.partial(_log_gain, ExecutorConfig(), seed)
+  free = functools.partial(_log_gain, HandSet(), seed)
   assert abs(free("adam", 2.0, -3.0) - free("adam", -1.0, 4.0)) > 1e-3
 
 
@@ -124,10 +126,10 @@ def test_pinned_gain_reaches_the_optimizer():
   grads = jax.tree.map(lambda x: 0.01 * x + 0.001, params)
   out = {}
   for pinned in (False, True):
-    config = ExecutorConfig(rule_gain_slopes=pinned)
-    out[pinned] = _updates(config, random_executor_weights(config, seed=1), params, grads,
-                           "adafactor", {"learning_rate": 1e-2, "min_dim_size_to_factor": 16},
-                           steps=2)
+    config = ExecutorConfig()
+    out[pinned] = _updates(config, HandSet(rule_gain_slopes=pinned),
+                           random_executor_weights(config, seed=1), params, grads, "adafactor",
+                           {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}, steps=2)
   for a, b in zip(jax.tree.leaves(out[False]), jax.tree.leaves(out[True])):
     assert bool(jnp.all(jnp.isfinite(b)))
   assert any(float(jnp.max(jnp.abs(a - b))) > 1e-6
@@ -138,30 +140,30 @@ def test_pinned_gain_reaches_the_optimizer():
 def test_clip_knot_clips_where_adafactor_does(seed):
   """With rule_clip_knots, u' = e^(bias - log 1e-3) d is Adafactor's u: the step's log RMS
   (over lr) is log max(RMS(p), 1e-3) + min(log RMS(u'), 0), whatever the tensor net says."""
-  config = ExecutorConfig(rule_gain_slopes=True, rule_clip_knots=True)
+  hand_set = HandSet(rule_gain_slopes=True, rule_clip_knots=True)
   rng = np.random.default_rng(seed)
   raw = jnp.asarray(rng.standard_normal((1, network.NUM_GAIN_COEFFS)), jnp.float32)
   bias = float(raw[0, -1])
-  for rule in config.rules:
-    coeffs = network.pin_rule_gain(raw, config, jnp.asarray(config.rules.index(rule)))
+  for rule in _RULES:
+    coeffs = pins.pin_rule_gain(raw, _RULES, hand_set, jnp.asarray(_RULES.index(rule)))
     for log_rms_p in (np.log(0.3), np.log(1e-5)):
       for log_rms_u in (-2.0, -0.1, 0.0, 0.4, 3.0):
         log_rms_d = log_rms_u - bias + np.log(1e-3)
-        gain = float(network.layer_log_gain(coeffs, jnp.asarray([log_rms_p]),
+        gain = float(readout.layer_log_gain(coeffs, jnp.asarray([log_rms_p]),
                                             jnp.asarray([log_rms_d]))[0])
         if rule == "adafactor":
           np.testing.assert_allclose(gain + log_rms_d,
                                      max(log_rms_p, np.log(1e-3)) + min(log_rms_u, 0.0),
                                      atol=1e-4)
         else:   # the other rules' coefficients are those of rule_gain_slopes alone
-          unclipped = network.pin_rule_gain(
-              raw, ExecutorConfig(rule_gain_slopes=True), jnp.asarray(config.rules.index(rule)))
+          unclipped = pins.pin_rule_gain(raw, _RULES, HandSet(rule_gain_slopes=True),
+                                         jnp.asarray(_RULES.index(rule)))
           np.testing.assert_array_equal(np.asarray(coeffs), np.asarray(unclipped))
 
 
 def test_clip_knots_need_the_pinned_slopes():
   with pytest.raises(ValueError, match="rule_gain_slopes"):
-    ExecutorConfig(rule_clip_knots=True)
+    HandSet(rule_clip_knots=True)
 
 
 def _optax_state(state, field: str):
@@ -176,11 +178,12 @@ def _optax_state(state, field: str):
   return None
 
 
-def _beside_optax(config, algorithm, kwargs, params, rng, weights_seed, scaled, steps=6):
+def _beside_optax(config, hand_set, algorithm, kwargs, params, rng, weights_seed, scaled,
+                  steps=6):
   """(the executor's state, optax's) after `steps` updates on the same random gradients,
   the k-th scaled by `scaled(g, k)`; the executor with random weights."""
   tx = ExecutorOptimizer(random_executor_weights(config, seed=weights_seed), config,
-                         algorithm, kwargs).as_optax()
+                         algorithm, kwargs, hand_set).as_optax()
   reference = getattr(optax, algorithm)(**kwargs)
   state, ref_state = tx.init(params), reference.init(params)
   for k in range(steps):
@@ -196,15 +199,15 @@ def _beside_optax(config, algorithm, kwargs, params, rng, weights_seed, scaled, 
 def test_node_decays_follow_adafactors_own_row_and_column_moments(pinned):
   """With rule_node_decays the executor's row/column states are optax.adafactor's v_row and
   v_col along a run, whatever the hypernet says; without, they are not."""
-  config = ExecutorConfig(rule_gain_slopes=True, rule_node_decays=pinned)
+  hand_set = HandSet(rule_gain_slopes=True, rule_node_decays=pinned)
   rng = np.random.default_rng(0)
   params = {"w": jnp.asarray(rng.standard_normal((32, 24)), jnp.float32),
             "b": jnp.zeros((24,))}
   kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
-  executor_state, ref_state = _beside_optax(config, "adafactor", kwargs, params, rng, 2,
-                                            lambda g, k: g * (1 + k))
+  executor_state, ref_state = _beside_optax(ExecutorConfig(), hand_set, "adafactor", kwargs,
+                                            params, rng, 2, lambda g, k: g * (1 + k))
   factored = _optax_state(ref_state, "v_row")
-  rows, cols = executor_state.rows["w"], executor_state.cols["w"]
+  rows, cols = executor_state.nodes.rows["w"], executor_state.nodes.cols["w"]
   z3 = float(executor_state.z[2])
   # optax names its factors by the axis they keep the other way round: its (24,) v_row is
   # the mean over the 32 rows, the executor's column state.
@@ -220,13 +223,13 @@ def test_moment_decays_follow_adafactors_own_unfactored_moment(pinned):
   """With rule_moment_decays the executor's second moment s2^2 (debiased by z2) is
   optax.adafactor's unfactored v along a run, on a vector and on a matrix it does not
   factor, whatever the hypernet says; without, it is not."""
-  config = ExecutorConfig(rule_gain_slopes=True, rule_moment_decays=pinned)
+  hand_set = HandSet(rule_gain_slopes=True, rule_moment_decays=pinned)
   rng = np.random.default_rng(1)
   params = {"w": jnp.asarray(rng.standard_normal((32, 8)), jnp.float32),
             "b": jnp.zeros((8,))}
   kwargs = {"learning_rate": 1e-2, "min_dim_size_to_factor": 16}
-  executor_state, ref_state = _beside_optax(config, "adafactor", kwargs, params, rng, 3,
-                                            lambda g, k: g / (1 + k))
+  executor_state, ref_state = _beside_optax(ExecutorConfig(), hand_set, "adafactor", kwargs,
+                                            params, rng, 3, lambda g, k: g / (1 + k))
   factored = _optax_state(ref_state, "v_row")
   z2 = float(executor_state.z[1])
   close = [np.allclose(np.square(executor_state.s2[name]) / z2, factored.v[name], rtol=1e-4)
@@ -247,14 +250,14 @@ def test_b2_decays_give_adams_own_bias_corrected_second_moment(algorithm, kwargs
   bias-corrected nu / (1 - b2^t) along a run (Adam at b2 0.95, LAMB at its default
   0.999, also where its features leave b2 out), whatever the hypernet says; without, it
   is not."""
-  config = ExecutorConfig(rule_b2_decays=(algorithm,) if pinned else (),
-                          trained_options=trained)
+  config = ExecutorConfig(trained_options=trained)
+  hand_set = HandSet(rule_b2_decays=(algorithm,) if pinned else ())
   rng = np.random.default_rng(2)
   params = {"w": jnp.asarray(rng.standard_normal((12, 8)), jnp.float32),
             "b": jnp.zeros((8,))}
   steps = 6
-  executor_state, ref_state = _beside_optax(config, algorithm, kwargs, params, rng, 4,
-                                            lambda g, k: g / (1 + k), steps)
+  executor_state, ref_state = _beside_optax(config, hand_set, algorithm, kwargs, params, rng,
+                                            4, lambda g, k: g / (1 + k), steps)
   z2 = float(executor_state.z[1])
   correction = 1.0 - kwargs.get("b2", 0.999) ** steps
   close = [np.allclose(np.square(executor_state.s2[name]) / z2,
@@ -265,13 +268,13 @@ def test_b2_decays_give_adams_own_bias_corrected_second_moment(algorithm, kwargs
 
 def test_b2_decays_of_a_rule_without_b2_is_refused():
   with pytest.raises(ValueError, match=r"rule_b2_decays names \['sgd'\]"):
-    ExecutorConfig(rule_b2_decays=("adam", "sgd"))
+    HandSet(rule_b2_decays=("adam", "sgd"))
 
 
 def test_structural_options_survive_the_checkpoints_json():
-  """The options set at ship time come back from the config's JSON as they were (tuples
-  stay tuples, so the config stays hashable for jit)."""
-  config = ExecutorConfig(rule_gain_slopes=True, rule_clip_knots=True, rule_node_decays=True,
-                          rule_moment_decays=True, rule_b2_decays=("adam",), readout_rows=0)
-  restored = ExecutorConfig.from_json(json.loads(json.dumps(config.to_json())))
-  assert restored == config and hash(restored) == hash(config)
+  """The options set at ship time come back from the record's JSON as they were (tuples
+  stay tuples, so the record stays hashable for jit)."""
+  hand_set = HandSet(rule_gain_slopes=True, rule_clip_knots=True, rule_node_decays=True,
+                     rule_moment_decays=True, rule_b2_decays=("adam",), readout_rows=0)
+  restored = HandSet.from_json(json.loads(json.dumps(hand_set.to_json())))
+  assert restored == hand_set and hash(restored) == hash(hand_set)

@@ -89,7 +89,7 @@ def test_standardized_decay_features_are_saved_and_read_by_the_loaded_optimizer(
   assert sorted((rule, key) for rule, key, _, _ in exec_config.decay_feature_stats) == [
       ("adam", "b1"), ("adam", "b2"), ("sgd", "momentum")]
   imitate.train(config, str(tmp_path))
-  _, restored, _ = checkpoint.restore(tmp_path / "checkpoints")
+  restored = checkpoint.restore(tmp_path / "checkpoints").config
   assert restored.decay_feature_stats == exec_config.decay_feature_stats
   center, scale = exec_config.decay_stats("adam")["b2"]
   tx = learned_opt.load(tmp_path / "checkpoints", algorithm="adam", learning_rate=1e-3,
@@ -133,8 +133,7 @@ def test_direction_readout_penalty_is_zero_at_the_prior_and_pulls_back():
 
 def test_normalizer_mixture_is_zero_for_one_term_and_pulls_toward_one():
   from learned_opt.executor import ExecutorConfig, init_weights
-  config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1, sign_gain="abs",
-                          normalizer_constant="scaled")
+  config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1, normalizer="scaled")
   outputs = np.zeros((4, 8), np.float32)
   outputs[0, 0] = 2.0            # alpha only (Adam-like)
   outputs[1, 5] = -0.5           # beta only (SGD-like; |w| in the 'scaled' form)
@@ -167,8 +166,7 @@ def test_primitive_error_reads_each_rules_own_term_per_tensor():
   on beta alone), Lion's k; Adafactor's alpha on the tensors it does not factor and
   beta on those it does. Rules without a primitive (none here but unknown names) count 0."""
   from learned_opt.executor import ExecutorConfig, init_weights
-  config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1, sign_gain="abs",
-                          normalizer_constant="scaled")
+  config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1, normalizer="scaled")
   params = {"w": jnp.ones((32, 24)), "b": jnp.ones((24,))}
   graph = imitation.graph_of(params)
   order = [info.shape for info in graph.tensors]
@@ -179,7 +177,7 @@ def test_primitive_error_reads_each_rules_own_term_per_tensor():
   rule = lambda name: jnp.asarray(config.rules.index(name))  # noqa: E731
 
   def error(outputs, name, min_dim=None):
-    feats = imitation.step_lib.tensor_features(graph, min_dim)
+    feats = imitation.encode.tensor_features(graph, min_dim)
     return float(imitation.primitive_error(jnp.asarray(outputs), config, rule(name), feats))
 
   assert error(alpha_only, "adam") < 1e-5
@@ -197,7 +195,7 @@ def test_primitive_error_reads_each_rules_own_term_per_tensor():
   blend[:, 4] = np.log(3.0)
   np.testing.assert_allclose(error(blend, "sgd"), np.log(4.0 / 3.0), rtol=1e-4)
   grad = jax.grad(lambda o: imitation.primitive_error(o, config, rule("sgd"),
-                                                      imitation.step_lib.tensor_features(
+                                                      imitation.encode.tensor_features(
                                                           graph, None)))(jnp.asarray(blend))
   assert float(grad[0, 0]) > 0 and float(grad[0, 5]) < 0   # descent: less alpha, more beta
   # Exempt rules leave the batch mean: SGD's conditioning on an Adam-like executor.
@@ -209,7 +207,7 @@ def test_primitive_error_reads_each_rules_own_term_per_tensor():
   unknown = dataclasses.replace(config, rules=config.rules + ("muon",))
   assert float(imitation.primitive_error(
       jnp.asarray(blend), unknown, jnp.asarray(len(unknown.rules) - 1),
-      imitation.step_lib.tensor_features(graph, None))) == 0.0
+      imitation.encode.tensor_features(graph, None))) == 0.0
 
 
 def test_denominator_hint_scale_pins_the_scale_the_shape_error_leaves_free():
@@ -268,9 +266,9 @@ def test_imitation_with_the_clip_hint_logs_it(tmp_path, rules):
   config = _tiny_config()
   config.num_steps = 1
   config.rules = {name: imitate_config.rule_ranges()[name] for name in rules}
-  config.executor.rule_gain_slopes = True
-  config.executor.rule_clip_knots = True
-  config.executor.rule_node_decays = True
+  config.hand_set.rule_gain_slopes = True
+  config.hand_set.rule_clip_knots = True
+  config.hand_set.rule_node_decays = True
   config.clip_hint_weight = 1.0
   last = imitate.train(config, str(tmp_path))
   # Finite loss and meta-gradient (a non-finite one is skipped) also where the batch has
@@ -284,13 +282,13 @@ def test_imitation_with_the_clip_hint_logs_it(tmp_path, rules):
 def test_imitation_starts_from_a_checkpoint_and_adds_missing_modules(tmp_path):
   config = _tiny_config()
   imitate.train(config, str(tmp_path / "first"))
-  first, _, _ = checkpoint.restore(tmp_path / "first" / "checkpoints")
+  first = checkpoint.restore(tmp_path / "first" / "checkpoints").weights
   config.init_from = str(tmp_path / "first" / "checkpoints")
   config.executor.learned_step_size = True
   config.num_steps = 1
   last = imitate.train(config, str(tmp_path / "second"))
   assert last["step"] == 1 and np.isfinite(last["loss"])
-  weights, exec_config, _ = checkpoint.restore(tmp_path / "second" / "checkpoints")
+  weights, exec_config, _, _ = checkpoint.restore(tmp_path / "second" / "checkpoints")
   assert exec_config.learned_step_size and "step_size_head" in weights
   # It started from the first run's weights: one small step away from them, not fresh ones.
   moved = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
@@ -309,13 +307,12 @@ def test_init_from_with_other_rules_is_refused(tmp_path):
 
 
 def test_init_from_with_another_output_parameterization_is_refused(tmp_path):
-  """The same raw outputs under another sign_gain, normalizer_constant or decay_form would be
-  another optimizer (softplus(-12) ~ 0 but |-12| = 12): refused, naming the field."""
+  """The same raw outputs under another normalizer would be another optimizer
+  (softplus(-12) ~ 0 but |-12| = 12): refused, naming the field."""
   config = _tiny_config()
   imitate.train(config, str(tmp_path / "first"))
   config.init_from = str(tmp_path / "first" / "checkpoints")
-  for field, value in (("sign_gain", "abs"), ("normalizer_constant", "scaled"),
-                       ("decay_form", "abs")):
+  for field, value in (("normalizer", "scaled"),):
     before = config.executor[field]
     config.executor[field] = value
     with pytest.raises(ValueError, match=f"executor.{field}="):
@@ -334,7 +331,7 @@ def _regression_loss(params, key, batch):
 
 @pytest.mark.slow
 def test_warmup_gradient_flows_through_the_warm_state_only_when_asked():
-  from learned_opt.executor import ExecutorConfig, init_weights
+  from learned_opt.executor import ExecutorConfig, HandSet, init_weights
   config = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1)
   weights = init_weights(config, jax.random.PRNGKey(0))
   key = jax.random.PRNGKey(1)
@@ -347,7 +344,8 @@ def test_warmup_gradient_flows_through_the_warm_state_only_when_asked():
 
   def loss_and_grad(warmup_gradient):
     return jax.value_and_grad(lambda w: imitation.trajectory_loss(
-        w, config, traj, cond, 0.3, warmup=8, warmup_gradient=warmup_gradient)[0])(weights)
+        w, config, HandSet(), traj, cond, 0.3, warmup=8,
+        warmup_gradient=warmup_gradient)[0])(weights)
 
   (loss_off, grad_off), (loss_on, grad_on) = loss_and_grad(False), loss_and_grad(True)
   np.testing.assert_allclose(float(loss_on), float(loss_off), rtol=1e-6)   # same forward

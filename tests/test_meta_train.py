@@ -30,7 +30,7 @@ from configs import meta_train
 def get_config():
   config = meta_train.get_config("smoke")
   config.init_from = ""
-  config.executor = dict(embed_dim=2, hidden=4, edge_hidden=1, node_messages=True,
+  config.executor = dict(embed_dim=2, hidden=4, edge_hidden=1, processor="row_column",
                          layer_readout=True)
   config.imitation_weight = {imitation_weight}
   config.num_steps = {num_steps}
@@ -135,7 +135,7 @@ def test_two_processes_on_loopback_write_a_loadable_optimizer(tmp_path):
   outs = [_finish(p) for p in procs]
   assert "step 4/4" in outs[0] and "step 4/4" not in outs[1]   # process 0 reports
   assert _steps(tmp_path / "run") == [2, 4]
-  weights, _, meta = learned_opt.checkpoint.restore(tmp_path / "run" / "checkpoints")
+  weights, _, _, meta = learned_opt.checkpoint.restore(tmp_path / "run" / "checkpoints")
   assert meta["default_rule"] == {"algorithm": "adam", "learning_rate": 3e-3}
   tx = learned_opt.load(tmp_path / "run" / "checkpoints")
   params = {"w": jnp.ones((3, 2)), "b": jnp.zeros((2,))}
@@ -219,10 +219,12 @@ def test_architecture_overrides_replace_the_checkpoints(overrides):
   config = meta_train_config.get_config()
   for key, value in overrides.items():
     setattr(config, key, value)
-  weights, exec_config = train.initial_executor(config)
-  shipped, shipped_config = train._initial_weights(config)   # pylint: disable=protected-access
+  weights, exec_config, hand_set = train.initial_executor(config)
+  shipped, shipped_config, shipped_hand_set = train._initial_weights(config)   # pylint: disable=protected-access
   for key in train.ARCHITECTURE_OVERRIDES:
     assert getattr(exec_config, key) == overrides.get(key, getattr(shipped_config, key))
+  for key in train.HAND_SET_OVERRIDES:
+    assert getattr(hand_set, key) == overrides.get(key, getattr(shipped_hand_set, key))
   if overrides.get("learned_step_size"):   # a new, zero head beside the unchanged weights
     head = weights.pop("step_size_head")
     assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(head))
@@ -253,7 +255,7 @@ def test_build_family_reads_single_families_and_mixtures():
 def test_trainable_modules_hold_the_others_exactly():
   config = meta_train_config.get_config("smoke")
   config.init_from = ""
-  config.executor = dict(embed_dim=2, hidden=4, edge_hidden=1, node_messages=True,
+  config.executor = dict(embed_dim=2, hidden=4, edge_hidden=1, processor="row_column",
                          layer_readout=True)
   config.learned_step_size = True
   config.trainable_modules = ("step_size_head",)

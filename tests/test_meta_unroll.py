@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tasks
-from learned_opt.executor import ExecutorConfig, init_weights
+from learned_opt.executor import ExecutorConfig, HandSet, init_weights
 from learned_opt.executor.optimizer import ExecutorOptimizer
 from meta_train import unroll
 from tasks.data.splits import Datasets, GeneratedSplit
@@ -170,7 +170,7 @@ def test_executor_trains_as_deployed():
                                          activations=("relu",), batch_sizes=(8,),
                                          layer_norm=(False,))
   static = family.sample_static(jax.random.PRNGKey(0))
-  optimizer = unroll.executor_optimizer(config, "adam", {"learning_rate": 1e-2})
+  optimizer = unroll.executor_optimizer(config, HandSet(), "adam", {"learning_rate": 1e-2})
   problem = unroll.Problem(family, static, optimizer, 4, 2)
   data = family.datasets(static)
 

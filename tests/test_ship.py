@@ -6,41 +6,45 @@ import numpy as np
 import pytest
 
 from learned_opt import checkpoint, shipped
-from learned_opt.executor import step as step_lib
+from learned_opt.executor import encode
 from meta_train import ship
 
 SOURCE = str(shipped.shipped_path("meta_executor"))
 
 
-def decays_at(weights, config, clock=100):
+def decays_at(weights, config, hand_set, clock=100):
   opt = checkpoint.load_optimizer(SOURCE, algorithm="adam", learning_rate=3e-3)
-  _, coeffs = step_lib.hyper_coefficients(weights, config, opt.rule_id, opt.hyper_features,
-                                          jnp.asarray(clock))
+  _, coeffs = encode.hyper_coefficients(weights, config, hand_set, opt.rule_id,
+                                        opt.hyper_features, jnp.asarray(clock))
   return np.asarray(coeffs.decays)
 
 
 def test_plain_ship_copies_the_weights_and_config(tmp_path):
   target = ship.ship(SOURCE, "x", target_root=str(tmp_path / "copy"))
-  (w0, c0, _), (w1, c1, _) = checkpoint.restore(SOURCE), checkpoint.restore(target)
+  (w0, c0, h0, _), (w1, c1, h1, _) = checkpoint.restore(SOURCE), checkpoint.restore(target)
   jax.tree.map(np.testing.assert_array_equal, w0, w1)
-  assert c0 == c1 and target.name == checkpoint.read_config(SOURCE)[0].name
+  assert c0 == c1 and h0 == h1 and target.name == checkpoint.read_config(SOURCE)[0].name
 
 
 def test_edits_shift_a_decay_zero_a_module_and_set_fields(tmp_path):
-  edits = ship.parse_edits(["step_size_target=-0.05", "max_time=500"], ["second:-2.0"],
-                           ["step_size_head"])
+  edits = ship.parse_edits(["step_size_target=-0.05", "max_time=500",
+                            "direction_readout=True"], ["second:-2.0"], ["step_size_head"])
   target = ship.ship(SOURCE, "x", target_root=str(tmp_path / "edited"), edits=edits)
-  (w0, c0, _), (w1, c1, meta) = checkpoint.restore(SOURCE), checkpoint.restore(target)
-  assert c1.step_size_target == -0.05 and c1.max_time == 500
+  (w0, c0, h0, _), (w1, c1, h1, meta) = checkpoint.restore(SOURCE), checkpoint.restore(target)
+  assert h1.step_size_target == -0.05 and h1.max_time == 500   # the hand-set record
+  assert c1.direction_readout and not c0.direction_readout     # the architecture
+  assert h1.step_size_adaptation == h0.step_size_adaptation
   assert c1.hidden == c0.hidden and c1.rules == c0.rules
+  assert meta["hand_set"]["step_size_target"] == -0.05
   assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(w1["step_size_head"]))
-  before, after = decays_at(w0, c0), decays_at(w1, c0)
+  before, after = decays_at(w0, c0, h0), decays_at(w1, c0, h0)
   np.testing.assert_allclose(after[[0, 2]], before[[0, 2]], rtol=1e-6)
   keep_before, keep_after = -np.log1p(-before[1]), -np.log1p(-after[1])
   assert 1.7 < keep_after - keep_before < 2.05   # -log(1 - a) grows by about 2
   recorded = meta["provenance"]["shipped_with"]
   assert recorded["decay_shifts"] == {"second": -2.0}
-  assert recorded["fields"] == {"step_size_target": -0.05, "max_time": 500}
+  assert recorded["fields"] == {"step_size_target": -0.05, "max_time": 500,
+                                "direction_readout": True}
   assert recorded["zero_modules"] == ["step_size_head"]
   untouched = {k for k in w0 if k not in ("step_size_head", "hypernet_linear")}
   for k in untouched:
@@ -68,9 +72,9 @@ def test_ship_from_git_history_records_where_and_how(tmp_path):
   path = "learned_opt/weights/meta_executor"
   target = ship.ship(f"git:HEAD:{path}", "x", target_root=str(tmp_path / "from_git"),
                      edits=ship.parse_edits(["step_size_target=-0.05"]))
-  (w0, c0, _), (w1, c1, meta) = checkpoint.restore(SOURCE), checkpoint.restore(target)
+  (w0, _, _, _), (w1, _, h1, meta) = checkpoint.restore(SOURCE), checkpoint.restore(target)
   jax.tree.map(np.testing.assert_array_equal, w0, w1)
-  assert c1.step_size_target == -0.05
+  assert h1.step_size_target == -0.05
   recorded = meta["provenance"]["shipped_with"]
   assert recorded["source"] == path and len(recorded["source_commit"]) == 40
   assert recorded["command"].startswith("python") and recorded["git"]["commit"]

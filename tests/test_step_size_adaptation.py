@@ -1,4 +1,4 @@
-"""The executor's per-tensor step-size integrator (ExecutorConfig.step_size_adaptation)."""
+"""The executor's per-tensor step-size integrator (HandSet.step_size_adaptation)."""
 
 import dataclasses
 import math
@@ -10,14 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from learned_opt.executor import ExecutorConfig, ExecutorOptimizer, init_weights, network, step
+from learned_opt.executor import (ExecutorConfig, ExecutorOptimizer, HandSet, init_weights,
+                                  network, step_size)
+from learned_opt.executor.config import MAX_STEP_SIZE_FACTOR
 
-_ADAPTING = ExecutorConfig(step_size_adaptation=0.5, step_size_target=-0.1)
+_ADAPTING = HandSet(step_size_adaptation=0.5, step_size_target=-0.1)
 
 
-def _executor(config):
-  weights = init_weights(ExecutorConfig(), jax.random.PRNGKey(0))
-  return ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
+def _executor(hand_set):
+  config = ExecutorConfig()
+  weights = init_weights(config, jax.random.PRNGKey(0))
+  return ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2}, hand_set)
 
 
 def _run(executor, params, gradient_at, steps):
@@ -31,11 +34,11 @@ def _run(executor, params, gradient_at, steps):
   return outs
 
 
-def test_off_by_default_keeps_the_log_steps_at_zero(params):
-  outs = _run(_executor(ExecutorConfig()), params,
+def test_off_by_default_keeps_no_integrator_state(params):
+  outs = _run(_executor(HandSet()), params,
               lambda t: jax.tree.map(lambda x: (-1.0) ** t * jnp.ones_like(x), params), 5)
-  assert outs[-1].state.log_step.shape == (len(jax.tree.leaves(params)),)
-  np.testing.assert_array_equal(outs[-1].state.log_step, 0.0)
+  assert outs[-1].state.log_step is None and outs[-1].state.grad_mean_square is None
+  assert _executor(_ADAPTING).init(params).log_step.shape == (len(jax.tree.leaves(params)),)
 
 
 def test_log_steps_rise_with_agreeing_and_fall_with_alternating_gradients(params):
@@ -54,24 +57,24 @@ def test_log_steps_rise_with_agreeing_and_fall_with_alternating_gradients(params
 def test_the_log_step_scales_the_update_and_is_bounded(params):
   rng = np.random.default_rng(1)
   direction = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
-  adapting, fixed = _executor(_ADAPTING), _executor(ExecutorConfig())
+  adapting, fixed = _executor(_ADAPTING), _executor(HandSet())
   state = adapting.init(params)
-  state = state._replace(log_step=jnp.full_like(state.log_step, 1.0))
-  got = adapting.step(direction, state, params)
-  want = fixed.step(direction, state, params)
+  got = adapting.step(direction, state._replace(log_step=jnp.full_like(state.log_step, 1.0)),
+                      params)
+  want = fixed.step(direction, state._replace(log_step=None), params)
   # Same state, first step (s1 = 0, cosine 0): log step 1 + 0.05 on every tensor.
   for a, b in zip(jax.tree.leaves(got.updates), jax.tree.leaves(want.updates)):
     np.testing.assert_allclose(a, math.exp(1.05) * b, rtol=1e-4, atol=1e-12)
   fast = dataclasses.replace(_ADAPTING, step_size_adaptation=50.0)
   outs = _run(_executor(fast), params, lambda t: direction, 3)
-  np.testing.assert_allclose(outs[-1].state.log_step, math.log(step.MAX_STEP_SIZE_FACTOR),
+  np.testing.assert_allclose(outs[-1].state.log_step, math.log(MAX_STEP_SIZE_FACTOR),
                              rtol=1e-6)
   raised = _run(_executor(dataclasses.replace(fast, max_step_size_factor=100.0)), params,
                 lambda t: direction, 3)
   np.testing.assert_allclose(raised[-1].state.log_step, math.log(100.0), rtol=1e-6)
   for bad in (0.5, math.inf):
     with pytest.raises(ValueError, match=r"max_step_size_factor must be finite and >= 1"):
-      ExecutorConfig(max_step_size_factor=bad)
+      HandSet(max_step_size_factor=bad)
 
 
 def test_the_leak_pulls_the_log_step_back_to_the_learned_step(params):
@@ -85,23 +88,24 @@ def test_the_leak_pulls_the_log_step_back_to_the_learned_step(params):
   out = jax.jit(executor.step)(direction, state, params)
   np.testing.assert_allclose(out.state.log_step, 0.75 * -2.0 + 0.05, rtol=1e-5)
   with pytest.raises(ValueError, match=r"step_size_leak must be in \[0, 1\)"):
-    ExecutorConfig(step_size_leak=1.0)
+    HandSet(step_size_leak=1.0)
 
 
 def test_learned_head_starts_neutral_and_its_outputs_set_rate_and_target(params):
   base = init_weights(ExecutorConfig(), jax.random.PRNGKey(0))
-  learned = dataclasses.replace(_ADAPTING, learned_step_size=True)
+  learned = ExecutorConfig(learned_step_size=True)
   weights = network.complete_weights(base, learned)
   assert set(weights) == set(base) | {"step_size_head"}
   rng = np.random.default_rng(0)
   direction = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape), x.dtype), params)
 
   def log_steps(config, weights, steps=4):
-    executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
+    executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2}, _ADAPTING)
     return _run(executor, params, lambda t: direction, steps)[-1].state.log_step
 
   # A zero head is the fixed integrator.
-  np.testing.assert_allclose(log_steps(learned, weights), log_steps(_ADAPTING, base), rtol=1e-6)
+  np.testing.assert_allclose(log_steps(learned, weights), log_steps(ExecutorConfig(), base),
+                             rtol=1e-6)
   # Head biases (rate +0.5, target -0.2): rate 1.0, target -0.3 on every tensor.
   head = dict(weights["step_size_head"], b=jnp.asarray([0.5, -0.2], jnp.float32))
   moved = dict(weights, step_size_head=head)
@@ -120,23 +124,23 @@ def test_the_floor_holds_the_log_step_under_alternating_gradients(params):
   np.testing.assert_allclose(outs[-1].state.log_step, math.log(0.5), rtol=1e-6)
   default = _run(_executor(dataclasses.replace(floored, min_step_size_factor=1 / 30)),
                  params, flip, 4)
-  np.testing.assert_allclose(default[-1].state.log_step, -math.log(step.MAX_STEP_SIZE_FACTOR),
+  np.testing.assert_allclose(default[-1].state.log_step, -math.log(MAX_STEP_SIZE_FACTOR),
                              rtol=1e-6)
   with pytest.raises(ValueError, match=r"min_step_size_factor must be in \(0, 1\]"):
-    ExecutorConfig(min_step_size_factor=0.0)
+    HandSet(min_step_size_factor=0.0)
 
 
 @hypothesis.settings(max_examples=50, deadline=None)
 @hypothesis.given(st.floats(-2.0, 2.0), st.floats(0.0, 0.5))
 def test_deadband_holds_inside_and_shifts_below(x, width):
-  got = float(step.deadband(jnp.float32(x), width))
+  got = float(step_size.deadband(jnp.float32(x), width))
   if x > 0:
     assert got == pytest.approx(x, rel=1e-6)
   elif x >= -width:
     assert got == 0.0
   else:
     assert got == pytest.approx(x + width, rel=1e-5, abs=1e-6)
-  assert float(step.deadband(jnp.float32(x), 0.0)) == pytest.approx(x, rel=1e-6)
+  assert float(step_size.deadband(jnp.float32(x), 0.0)) == pytest.approx(x, rel=1e-6)
 
 
 def test_deadband_in_the_integrator(params):
@@ -148,7 +152,7 @@ def test_deadband_in_the_integrator(params):
   # Step 0: cosine 0, signal 0 - (-0.1) = 0.1 > 0; then cosine -1: signal -0.9 + 0.3 = -0.6.
   np.testing.assert_allclose(outs[-1].state.log_step, 0.5 * (0.1 - 3 * 0.6), rtol=1e-5)
   with pytest.raises(ValueError, match="step_size_deadband must be >= 0"):
-    ExecutorConfig(step_size_deadband=-0.1)
+    HandSet(step_size_deadband=-0.1)
 
 
 @hypothesis.settings(max_examples=30, deadline=None)
@@ -163,7 +167,7 @@ def test_gradient_fall_tracks_the_second_moments_mean_square(log_rms, a2):
     g = math.exp(log_g) * rng.choice([-1.0, 1.0], (4, 3))
     s2 = np.sqrt(a2 * s2**2 + b2 * g**2)
     z2 = a2 * z2 + b2
-    fall, running = step.gradient_fall(jnp.float32(np.mean(g**2)), running, a2, b2,
+    fall, running = step_size.gradient_fall(jnp.float32(np.mean(g**2)), running, a2, b2,
                                        jnp.float32(z2))
     want = log_g - 0.5 * math.log(np.mean(s2**2) / z2)
     assert float(fall) == pytest.approx(want, rel=1e-3, abs=1e-3)
@@ -172,13 +176,13 @@ def test_gradient_fall_tracks_the_second_moments_mean_square(log_rms, a2):
 @hypothesis.settings(max_examples=50, deadline=None)
 @hypothesis.given(st.floats(-10.0, 3.0), st.floats(0.1, 5.0), st.floats(0.0, 0.5))
 def test_gated_width_closes_as_the_gradient_leaves_its_level(fall, scale, width):
-  got = float(step.gated_width(width, jnp.float32(fall), scale))
+  got = float(step_size.gated_width(width, jnp.float32(fall), scale))
   assert 0.0 <= got <= width + 1e-7
   if abs(fall) >= scale:
     assert got == 0.0
   else:
     assert got == pytest.approx(width * (1 - abs(fall) / scale), rel=1e-4, abs=1e-7)
-  assert float(step.gated_width(width, jnp.float32(0.0), scale)) == pytest.approx(width)
+  assert float(step_size.gated_width(width, jnp.float32(0.0), scale)) == pytest.approx(width)
 
 
 def test_the_fall_gate_in_the_integrator(params):
@@ -204,6 +208,21 @@ def test_the_fall_gate_in_the_integrator(params):
   np.testing.assert_allclose(executor.step(grads, jumped, params).state.log_step, -0.45,
                              rtol=1e-5)
   ungated = _executor(dataclasses.replace(gated, step_size_deadband_fall=0.0))
-  np.testing.assert_allclose(ungated.step(grads, fallen, params).state.log_step, 0.0, atol=1e-6)
+  np.testing.assert_allclose(
+      ungated.step(grads, fallen._replace(grad_mean_square=None), params).state.log_step, 0.0,
+      atol=1e-6)
   with pytest.raises(ValueError, match="step_size_deadband_fall must be >= 0"):
-    ExecutorConfig(step_size_deadband_fall=-1.0)
+    HandSet(step_size_deadband_fall=-1.0)
+
+
+def test_a_state_with_the_integrator_can_be_donated(params):
+  """Every state leaf is its own buffer, so a jitted step may donate the state."""
+  executor = _executor(dataclasses.replace(_ADAPTING, step_size_deadband=0.1,
+                                           step_size_deadband_fall=1.0))
+  state = executor.init(params)
+  leaves = jax.tree.leaves(state)
+  assert len({id(x) for x in leaves}) == len(leaves)
+  step = jax.jit(lambda s, g: executor.step(g, s, params).state, donate_argnums=0)
+  grads = jax.tree.map(jnp.ones_like, params)
+  state = step(step(state, grads), grads)
+  assert int(state.count) == 2

@@ -127,8 +127,9 @@ class Adafactor(base.Rule):
       return g * scale, v_row, v_col, new_v, scale
     small, large = dims
     # One hop: squared gradients aggregated onto the nodes of each factored axis.
-    new_row = base.ema(ops.aggregate_axis(sq, large, "mean"), v_row, beta).astype(dtype)
-    new_col = base.ema(ops.aggregate_axis(sq, small, "mean"), v_col, beta).astype(dtype)
+    row_mean_sq, col_mean_sq = ops.row_column(sq, "mean", (large, small))
+    new_row = base.ema(row_mean_sq, v_row, beta).astype(dtype)
+    new_col = base.ema(col_mean_sq, v_col, beta).astype(dtype)
     small_in_row = small - 1 if small > large else small
     row_mean = jnp.mean(new_row, axis=small_in_row, keepdims=True)
     row_factor = jnp.expand_dims((new_row / row_mean) ** -0.5, large)

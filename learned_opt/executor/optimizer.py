@@ -1,6 +1,6 @@
 """An executor with fixed weights and a fixed rule conditioning, usable as optax.
 
-`ExecutorOptimizer(weights, config, algorithm="adam", learning_rate=1e-3, b1=0.9)`
+`ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-3}, hand_set)`
 behaves like a Rule: `init`, `step(grads, state, params)` and `as_optax()`.
 """
 
@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import optax
 
 from learned_opt import _tree
-from learned_opt.executor import conditioning, network, step as step_lib
+from learned_opt.executor import conditioning, encode, step as step_lib
+from learned_opt.executor.config import ExecutorConfig, HandSet, check_pair
 from learned_opt.graph import ParamGraph
 
 PyTree = Any
@@ -46,7 +47,7 @@ def _as_arrays(tree: PyTree) -> PyTree:
   return jax.tree.map(lambda x: x if hasattr(x, "shape") else jnp.asarray(x), tree)
 
 
-def check_algorithm(config: network.ExecutorConfig, algorithm: str,
+def check_algorithm(config: ExecutorConfig, algorithm: str,
                     kwargs: Mapping[str, Any]) -> None:
   """Refuses a rule or an option the executor was not trained for, clearly."""
   if algorithm not in config.rules:
@@ -67,7 +68,7 @@ def check_algorithm(config: network.ExecutorConfig, algorithm: str,
                        "use the rule itself (learned_opt.algorithms.get) for them.")
 
 
-def conditioning_kwargs(config: network.ExecutorConfig, algorithm: str,
+def conditioning_kwargs(config: ExecutorConfig, algorithm: str,
                         kwargs: Mapping[str, Any]) -> dict[str, Any]:
   """The keywords the executor is conditioned on, completed with optax's defaults.
 
@@ -88,7 +89,7 @@ def conditioning_kwargs(config: network.ExecutorConfig, algorithm: str,
   return out
 
 
-def hyper_features(config: network.ExecutorConfig, algorithm: str,
+def hyper_features(config: ExecutorConfig, algorithm: str,
                    kwargs: Mapping[str, Any]) -> jax.Array:
   """The executor's hyperparameter features for `algorithm` with optax keywords `kwargs`
   (completed by `conditioning_kwargs`, decays standardized as `config` says)."""
@@ -96,12 +97,15 @@ def hyper_features(config: network.ExecutorConfig, algorithm: str,
                                               config.decay_stats(algorithm))
 
 
-def check_state(state: Any, grads: PyTree) -> None:
-  """Raises a clear error unless `state` is an `ExecutorState` made for `grads`' tree.
+def check_state(state: Any, grads: PyTree, config: ExecutorConfig | None = None,
+                hand_set: HandSet | None = None) -> None:
+  """Raises a clear error unless `state` is an `ExecutorState` made for `grads`' tree
+  (and, given `config` and `hand_set`, for that executor).
 
   A state restored from a checkpoint without a target comes back as plain lists or
-  dicts, and one saved by a learned_opt with other state fields cannot be read as
-  this version's; both are refused here, before any arithmetic, with what to do.
+  dicts, one saved by a learned_opt with other state fields cannot be read as this
+  version's, and one made by an executor of another architecture or hand-set record
+  keeps other fields; all are refused here, before any arithmetic, with what to do.
   """
   fields = step_lib.ExecutorState._fields
   if not isinstance(state, step_lib.ExecutorState):
@@ -117,17 +121,29 @@ def check_state(state: Any, grads: PyTree) -> None:
         f"optimizer.init(params) to start a fresh one.")
   _tree.check_same_structure(state.s1, grads, what="the optimizer state's s1",
                              reference_name="grads")
+  if config is not None and hand_set is not None:
+    problems = step_lib.layout_problems(state, config, hand_set)
+    if problems:
+      raise TypeError(f"This ExecutorState was made by an executor of another architecture "
+                      f"or hand-set record ({'; '.join(problems)}); call "
+                      f"optimizer.init(params) to start a fresh one.")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExecutorOptimizer:
-  """A trained executor conditioned on one rule and its optax hyperparameters."""
+  """A trained executor conditioned on one rule and its optax hyperparameters.
+
+  `hand_set` is what was set by hand on it (a checkpoint's record; the default sets
+  nothing).
+  """
   weights: Any = dataclasses.field(repr=False)
-  config: network.ExecutorConfig
+  config: ExecutorConfig
   algorithm: str
   hyperparams: Mapping[str, Any]
+  hand_set: HandSet = HandSet()
 
   def __post_init__(self):
+    check_pair(self.config, self.hand_set)
     check_algorithm(self.config, self.algorithm, self.hyperparams)
     if "learning_rate" not in self.hyperparams:
       raise TypeError(f"{self.algorithm}: learning_rate is required.")
@@ -142,18 +158,18 @@ class ExecutorOptimizer:
 
   def init(self, params: PyTree) -> step_lib.ExecutorState:
     graph_of(params)   # a pytree the graph cannot read is refused here, with the reason
-    return step_lib.init_state(_as_arrays(params))
+    return step_lib.init_state(_as_arrays(params), self.config, self.hand_set)
 
   def step(self, grads: PyTree, state: step_lib.ExecutorState, params: PyTree | None = None
            ) -> step_lib.StepOutput:
     grads, params = _as_arrays(grads), _as_arrays(params)
     if params is not None:
       _tree.check_same_structure(grads, params)
-    check_state(state, grads)
+    check_state(state, grads, self.config, self.hand_set)
     graph = graph_of(grads)
-    feats = step_lib.tensor_features(graph, self.hyperparams.get("min_dim_size_to_factor"))
+    feats = encode.tensor_features(graph, self.hyperparams.get("min_dim_size_to_factor"))
     return step_lib.executor_step(
-        self.weights, self.config, graph, self.rule_id, self.hyper_features,
+        self.weights, self.config, self.hand_set, graph, self.rule_id, self.hyper_features,
         self.hyperparams["learning_rate"], feats, grads, state, params)
 
   def as_optax(self) -> optax.GradientTransformationExtraArgs:
