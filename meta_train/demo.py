@@ -10,7 +10,8 @@ r"""`make demo`: the whole job end to end, offline, in a few minutes on 2 CPU co
 4. A short imitation (the NAR phase) from scratch, then a short meta-training
    (PES) starting from it: the same binaries as the real runs, tiny configs.
 5. Evaluates the shipped learned optimizer (`learned_opt.pretrained()`, no
-   tuning) against learning-rate-tuned Adam on a few tasks it never saw, and
+   tuning) against the best of learning-rate-tuned Adam and Muon on a few tasks it
+   never saw, and
    prints where the table and the plots are.
 """
 
@@ -137,7 +138,7 @@ def _pipeline(workdir: str) -> None:
   print(f"  {time.time() - t0:.0f}s; learned_opt.load('{root}/meta_train/checkpoints') "
         "is the result")
 
-  print(f"\n== The shipped learned optimizer vs tuned Adam (configs/evaluate.py:quick) -> "
+  print(f"\n== The shipped learned optimizer vs tuned Adam and Muon (configs/evaluate.py:quick) -> "
         f"{root}/evaluate")
   t0 = time.time()
   evaluate.evaluate(evaluate_config.get_config("quick"), str(root / "evaluate"))
