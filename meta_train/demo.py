@@ -138,8 +138,8 @@ def _pipeline(workdir: str) -> None:
   print(f"  {time.time() - t0:.0f}s; learned_opt.load('{root}/meta_train/checkpoints') "
         "is the result")
 
-  print(f"\n== The shipped learned optimizer vs tuned Adam and Muon (configs/evaluate.py:quick) -> "
-        f"{root}/evaluate")
+  print("\n== The shipped learned optimizer vs tuned Adam and Muon "
+        f"(configs/evaluate.py:quick) -> {root}/evaluate")
   t0 = time.time()
   evaluate.evaluate(evaluate_config.get_config("quick"), str(root / "evaluate"))
   print(f"  {time.time() - t0:.0f}s")
