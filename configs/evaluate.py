@@ -164,6 +164,8 @@ def _reporting() -> ml_collections.ConfigDict:
   config.log_points = 100                 # curve points per run (steps-to-target resolution)
   config.divergence_factor = 10.0         # final loss above this x initial loss: diverged
   config.eval_batches = 20                # valid/test loss over at most this many batches
+  config.test_curve_points = 10           # test-loss curve points per run (held-out tasks)
+  config.test_curve_batches = 4           # test batches each curve point averages
   return config
 
 

@@ -20,8 +20,10 @@ run, vmapped over seeds, with batches drawn on device. Seeds share their init
 and data across optimizers, so comparisons are paired. Writes
 
 * `DIR/results.jsonl`: one record per task x optimizer x setting x seed (loss
-  curve at logged steps, initial and final training loss, final valid/test
-  loss, wall time per step, diverged flag);
+  curve at logged steps, on held-out tasks a test-loss curve at
+  `test_curve_points` steps over the first `test_curve_batches` test batches,
+  initial and final training loss, final valid/test loss over the splits, wall
+  time per step, diverged flag);
 * `DIR/summary.md` and `DIR/summary.json`: per task, every optimizer's tuned
   setting (final training loss, steps to the best tuned rule's final training
   loss, speedup, wall time ratio) and its validation-picked setting (validation
@@ -64,6 +66,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -197,13 +200,19 @@ def parse_optimizer(spec: str, learning_rates: Sequence[float] = ()) -> Optimize
 # ------------------------------------------------------------------ training ----
 
 def make_runner(task: tasks.Task, make_tx: Callable[..., optax.GradientTransformation],
-                steps: int) -> Callable:
-  """`run(hparams, keys, train) -> (final params, losses [seeds, steps])`, not yet jitted.
+                steps: int, test_points: int = 0) -> Callable:
+  """`run(hparams, keys, train, test) -> (final params, losses [seeds, steps], test curve
+  [seeds, points])`, not yet jitted.
 
   One `lax.scan` over all `steps`, vmapped over the seed keys. Each key draws
   the initial parameters, the batches (on device, from `train`) and the loss key.
+  With `test_points` > 0 and a `test` stack of batches, the scan runs in that
+  many equal segments (`test_steps`) and after each one the mean loss over the
+  stack is recorded (the test curve); otherwise the test curve is empty.
   """
-  def run(hparams, keys, train):
+  points, every = test_schedule(steps, test_points)
+
+  def run(hparams, keys, train, test=None):
     tx = make_tx(**hparams)
 
     def one(key):
@@ -216,38 +225,82 @@ def make_runner(task: tasks.Task, make_tx: Callable[..., optax.GradientTransform
         updates, state = tx.update(grads, state, params, value=loss)
         return (optax.apply_updates(params, updates), state), loss
 
-      (params, _), losses = jax.lax.scan(step, (params, tx.init(params)),
-                                         train.stacked(k_data, steps))
-      return params, losses
+      batches = train.stacked(k_data, steps)
+      carry = (params, tx.init(params))
+      if test is None or not points:
+        (params, _), losses = jax.lax.scan(step, carry, batches)
+        return params, losses, jnp.zeros((0,), jnp.float32)
+
+      def test_loss(params):
+        per_batch = jax.lax.map(lambda b: task.loss(params, jax.random.PRNGKey(0), b), test)
+        return jnp.mean(per_batch)
+
+      def segment(carry, segment_batches):
+        carry, losses = jax.lax.scan(step, carry, segment_batches)
+        return carry, (losses, test_loss(carry[0]))
+
+      head = points * every
+      split = lambda x: x[:head].reshape((points, every) + x.shape[1:])  # noqa: E731
+      carry, (losses, curve) = jax.lax.scan(segment, carry, jax.tree.map(split, batches))
+      losses = losses.reshape(-1)
+      if head < steps:
+        carry, rest = jax.lax.scan(step, carry, jax.tree.map(lambda x: x[head:], batches))
+        losses = jnp.concatenate([losses, rest])
+      return carry[0], losses, curve
 
     return jax.vmap(one)(keys)
   return run
 
 
+def test_schedule(steps: int, test_points: int) -> tuple[int, int]:
+  """(points, steps per segment) of a run's test curve: min(test_points, steps) points,
+  the k-th after k * (steps // points) steps."""
+  points = min(max(test_points, 0), steps)
+  return points, (steps // points if points else 0)
+
+
+def test_steps(steps: int, test_points: int) -> list[int]:
+  """The steps after which a run's test curve is recorded."""
+  points, every = test_schedule(steps, test_points)
+  return [every * (k + 1) for k in range(points)]
+
+
+def test_curve_stack(task: tasks.Task, batches: int) -> Any:
+  """The test batches the test curve averages: the first chunk of the test split,
+  at most `batches` batches (the final test loss reads the whole split)."""
+  return task.datasets.split("test").eval_chunks(batches)[0]
+
+
 def train_settings(task: tasks.Task, optimizer: Optimizer, steps: int, keys: jax.Array,
-                   done: frozenset[str] = frozenset()):
+                   done: frozenset[str] = frozenset(), test_points: int = 0,
+                   test_batches: int = 1):
   """Trains every setting of `optimizer` not in `done`; yields (label, hparams, params,
-  losses, s/step).
+  losses, test curve, s/step).
 
   Compiles once (ahead of time, so the timing excludes compilation; not at all
   when every setting is done) and calls the compiled program once per setting
   (twice when a run is shorter than `MIN_TIMED_S`; the second call is timed).
+  The test curve (`make_runner`) is recorded on tasks with held-out data when
+  `test_points` > 0, over `test_batches` test batches.
   """
   settings = [(label, h) for label, h in optimizer.settings if label not in done]
   if not settings:
     return
   train = task.datasets.train
+  test = test_curve_stack(task, test_batches) if test_points and has_held_out(task) else None
   as_arrays = lambda h: {k: np.float32(v) for k, v in h.items()}  # noqa: E731
-  run = jax.jit(make_runner(task, optimizer.make, steps))
-  compiled = run.lower(as_arrays(settings[0][1]), keys, train).compile()
+  run = jax.jit(make_runner(task, optimizer.make, steps, test_points if test else 0))
+  compiled = run.lower(as_arrays(settings[0][1]), keys, train, test).compile()
   for label, hparams in settings:
     for _ in range(2):  # a short run is timed again: a first call's overhead would dominate
       t0 = time.perf_counter()
-      params, losses = jax.block_until_ready(compiled(as_arrays(hparams), keys, train))
+      params, losses, curve = jax.block_until_ready(
+          compiled(as_arrays(hparams), keys, train, test))
       seconds = time.perf_counter() - t0
       if seconds > MIN_TIMED_S:
         break
-    yield label, hparams, params, np.asarray(losses, np.float64), seconds / steps
+    yield (label, hparams, params, np.asarray(losses, np.float64),
+           np.asarray(curve, np.float64), seconds / steps)
 
 
 # ------------------------------------------------------------ run statistics ----
@@ -298,10 +351,10 @@ def _jsonable(obj: Any) -> Any:
 
 def run_records(task_entry: dict, task: tasks.Task, optimizer: str, label: str,
                 hparams: dict, params, losses: np.ndarray, seconds_per_step: float,
-                config: ml_collections.ConfigDict, held_out: bool = True
-                ) -> list[dict[str, Any]]:
+                config: ml_collections.ConfigDict, held_out: bool = True,
+                test_curve: np.ndarray | None = None) -> list[dict[str, Any]]:
   """One JSON record per seed of a trained setting (valid/test loss only when
-  `held_out`)."""
+  `held_out`; the test curve [seeds, points] when given and not empty)."""
   steps = losses.shape[-1]
   curves = smooth(losses, window_size(config, steps))
   at = logged_steps(config, steps)
@@ -316,12 +369,22 @@ def run_records(task_entry: dict, task: tasks.Task, optimizer: str, label: str,
         "setting": label, "learning_rate": hparams.get("learning_rate"),
         "adam_learning_rate": hparams.get("adam_learning_rate"), "seed": seed,
         "steps": steps, "long_horizon": task_entry["long_horizon"], "held_out": held_out,
-        "curve": {"step": at.tolist(), "train_loss": [_finite(v) for v in curves[seed, at - 1]]},
+        "curve": {"step": at.tolist(), "train_loss": [_finite(v) for v in curves[seed, at - 1]],
+                  **test_curve_fields(test_curve, seed, steps, config)},
         "initial_train_loss": _finite(losses[seed, 0]), "final_train_loss": _finite(final),
         "final_valid_loss": evals["valid"], "final_test_loss": evals["test"],
         "wall_time_per_step_s": seconds_per_step, "seeds_in_parallel": losses.shape[0],
         "diverged": is_diverged(losses[seed], final, config.divergence_factor)})
   return records
+
+
+def test_curve_fields(test_curve: np.ndarray | None, seed: int, steps: int,
+                      config: ml_collections.ConfigDict) -> dict[str, list]:
+  """A record's test curve ('test_step', 'test_loss'), or nothing when there is none."""
+  if test_curve is None or test_curve.size == 0:
+    return {}
+  return {"test_step": test_steps(steps, config.test_curve_points),
+          "test_loss": [_finite(v) for v in test_curve[seed]]}
 
 
 # ---------------------------------------------------------------- aggregation ----
@@ -348,7 +411,16 @@ def setting_stats(records: list[dict]) -> dict[str, Any]:
       "final_valid_loss": float(np.mean(_nan([r["final_valid_loss"] for r in records]))),
       "final_test_loss": float(np.mean(_nan([r["final_test_loss"] for r in records]))),
       "time_per_step_s": float(np.mean([r["wall_time_per_step_s"] for r in records])),
-      "diverged_runs": sum(r["diverged"] for r in records), "runs": len(records)}
+      "diverged_runs": sum(r["diverged"] for r in records), "runs": len(records),
+      **_mean_test_curve(records)}
+
+
+def _mean_test_curve(records: list[dict]) -> dict[str, Any]:
+  """{'test_steps', 'mean_test_curve'} over the seeds, or {} when records have none."""
+  if any("test_loss" not in r["curve"] for r in records):
+    return {}
+  curves = np.stack([_nan(r["curve"]["test_loss"]) for r in records])
+  return {"test_steps": records[0]["curve"]["test_step"], "mean_test_curve": curves.mean(0)}
 
 
 def _mean_or_inf(x: float) -> float:
@@ -389,7 +461,8 @@ def _row(spec: str, settings: list[dict], reference: dict, held_out: bool) -> di
   test_ok = (not picked["diverged_runs"] and np.isfinite(picked["final_test_loss"])
              and picked["final_test_loss"] <= reference["test_target"])
   return {
-      **{k: v for k, v in best.items() if k not in ("steps", "mean_curve", "lo", "hi")},
+      **{k: v for k, v in best.items()
+         if k not in ("steps", "mean_curve", "lo", "hi", "test_steps", "mean_test_curve")},
       "optimizer": spec, "steps_to_target": reached,
       "speedup": ref_steps / reached if reached and ref_steps else 0.0,
       "time_ratio": best["time_per_step_s"] / reference["time_per_step_s"],
@@ -405,7 +478,11 @@ def _row(spec: str, settings: list[dict], reference: dict, held_out: bool) -> di
       "sweep_diverged": sum(s["diverged_runs"] for s in settings),
       "loss_at": {f"{int(100 * f)}%": _at_fraction(best, f) for f in (0.1, 0.5, 1.0)},
       "curve": {"step": best["steps"].tolist(), "mean": best["mean_curve"].tolist(),
-                "lo": best["lo"].tolist(), "hi": best["hi"].tolist()}}
+                "lo": best["lo"].tolist(), "hi": best["hi"].tolist(),
+                # the validation-picked setting's test curve (what the test metric reports)
+                **({"test_step": list(picked["test_steps"]),
+                    "test_mean": picked["mean_test_curve"].tolist()}
+                   if held_out and "mean_test_curve" in picked else {})}}
 
 
 def task_summary(records: list[dict], baselines: Sequence[str],
@@ -732,10 +809,11 @@ def _train_optimizer(entry: dict, task: tasks.Task, optimizer: Optimizer, keys: 
   records = [r for label in finished for r in resumed[(entry["label"], optimizer.spec, label)]]
   progress["total"] -= entry["steps"] * len(finished)
   held_out = has_held_out(task)
-  for label, hparams, params, losses, sec in train_settings(
-      task, optimizer, entry["steps"], keys, frozenset(finished)):
+  for label, hparams, params, losses, test_curve, sec in train_settings(
+      task, optimizer, entry["steps"], keys, frozenset(finished), config.test_curve_points,
+      config.test_curve_batches):
     new = run_records(entry, task, optimizer.spec, label, hparams, params, losses, sec,
-                      config, held_out)
+                      config, held_out, test_curve)
     with results_path.open("a") as f:
       f.writelines(json.dumps(_jsonable(r)) + "\n" for r in new)
     records += new

@@ -36,11 +36,17 @@ def colors(specs: list[str]) -> dict[str, Any]:
   return {spec: cycle[i % len(cycle)] for i, spec in enumerate(specs)}
 
 
-def _draw_test(ax, test_loss: float | None, last_step: int, color) -> None:
-  """The final test loss: dashed over the last tenth of the steps, a marker at the end."""
+def _draw_test(ax, curve: dict[str, Any], test_loss: float | None, last_step: int,
+               color) -> None:
+  """The test loss, dashed: its curve where the run recorded one (the validation-picked
+  setting's), and the final test loss over the whole split as a marker at the end."""
   if test_loss is None or not np.isfinite(test_loss):
     return
-  ax.plot([0.9 * last_step, last_step], [test_loss, test_loss], color=color, ls="--", lw=1.5)
+  if "test_mean" in curve:
+    ax.plot(curve["test_step"], _array(curve["test_mean"]), color=color, ls="--", lw=1.2)
+  else:
+    ax.plot([0.9 * last_step, last_step], [test_loss, test_loss], color=color, ls="--",
+            lw=1.5)
   ax.plot([last_step], [test_loss], color=color, marker="o", ms=4)
 
 
@@ -57,7 +63,7 @@ def draw_task(ax, task: dict[str, Any], palette: dict[str, Any]) -> None:
             label=f"{row['optimizer']} {row['setting'] if row['setting'] != 'default' else ''}"
             .strip() + mark)
     ax.fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
-    _draw_test(ax, row.get("test_loss"), steps[-1], color)
+    _draw_test(ax, curve, row.get("test_loss"), steps[-1], color)
     if row.get("test_loss") is not None and np.isfinite(row["test_loss"]):
       tops.append(row["test_loss"])
     if np.isfinite(mean[0]):

@@ -5,6 +5,7 @@ import json
 import jax
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
 import learned_opt
@@ -230,6 +231,32 @@ def test_tuned_is_argmin_and_steps_match_the_curves(run, learned):
   agg = summary["aggregate"][learned]
   assert agg["tasks"] == 2 and agg["runs"] == 2 * 2 and agg["diverged_runs"] == 0
   assert summary["aggregate"]["optax:adam"]["fraction_at_or_below"] == 1.0
+
+
+def test_test_curves_are_recorded_plotted_and_leave_the_training_run_unchanged(run):
+  _, summary, records = run
+  for r in records:   # iris and digits both hold out test data; STEPS // 10 per segment
+    assert r["curve"]["test_step"] == [3 * k for k in range(1, 11)]
+    assert len(r["curve"]["test_loss"]) == 10 and all(np.isfinite(r["curve"]["test_loss"]))
+  for t in summary["tasks"]:
+    for row in t["rows"]:
+      picked = [r for r in records if r["task"] == t["task"]
+                and r["optimizer"] == row["optimizer"] and r["setting"] == row["valid_setting"]]
+      np.testing.assert_allclose(row["curve"]["test_mean"],
+                                 np.mean([r["curve"]["test_loss"] for r in picked], 0))
+  # Recording the curve runs the scan in segments: the training losses are the same.
+  task = tasks.get("iris_mlp")
+  keys = jax.random.split(jax.random.PRNGKey(0), 2)
+  make_tx = optax.adam
+  test = evaluate.test_curve_stack(task, 2)
+  whole = jax.jit(evaluate.make_runner(task, make_tx, 25))(
+      {"learning_rate": 1e-2}, keys, task.datasets.train)
+  segments = jax.jit(evaluate.make_runner(task, make_tx, 25, test_points=4))(
+      {"learning_rate": 1e-2}, keys, task.datasets.train, test)
+  np.testing.assert_allclose(segments[1], whole[1], rtol=1e-6)
+  assert whole[2].shape == (2, 0) and segments[2].shape == (2, 4)
+  assert evaluate.test_steps(25, 4) == [6, 12, 18, 24]
+  assert np.all(np.isfinite(segments[2]))
 
 
 def test_diverged_runs_and_long_horizon(tmp_path):
