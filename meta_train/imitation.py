@@ -430,7 +430,7 @@ def _mean_over_clocks(weights: Any, config: ExecutorConfig, conds: Conditioning,
   """Mean of `per_tensor_fn(tensor-net outputs, conditioning)` (a scalar) over the
   batch's conditionings (vmapped `Conditioning`) and PENALTY_CLOCKS, leaving out the
   conditionings on a rule named in `exempt`."""
-  cond_fn, _, tensor_fn = network.build(config).apply
+  cond_fn, _, tensor_fn = network.build(config).apply[:3]
 
   def one(cond, clock):
     c = cond_fn(weights, cond.rule_id, cond.hyper_features, conditioning.time_features(clock))

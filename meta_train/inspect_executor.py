@@ -64,7 +64,7 @@ def main(argv):
   task_kwargs = {k: tuple(v) if isinstance(v, list) else v
                  for k, v in json.loads(flags.FLAGS.task_kwargs).items()}
   task = tasks.get(flags.FLAGS.task, **task_kwargs)
-  cond_fn, _, tensor_fn = network.build(config).apply
+  cond_fn, _, tensor_fn = network.build(config).apply[:3]
   graph = graph_of(task.init(jax.random.PRNGKey(0)))
   feats = encode.tensor_features(graph, None)
   print("== per tensor (first rank>=2 tensor): node exponents row/col/mean-row (their sum),"

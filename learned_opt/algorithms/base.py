@@ -130,6 +130,13 @@ class Rule(abc.ABC):
 
     return optax.GradientTransformationExtraArgs(self.init, update_fn)
 
+  def message_passing(self, tree: PyTree) -> Any:
+    """The rule's rounds of multi-hop message passing on `tree`'s weight matrices
+    (static; e.g. Muon's Newton-Schulz iterations, learned_opt.algorithms.muon's
+    MessagePassing), or None for a rule without rounds (the default)."""
+    del tree
+    return None
+
   @property
   def hyperparams(self) -> dict[str, Any]:
     return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

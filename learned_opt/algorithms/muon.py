@@ -56,7 +56,8 @@ NS_COEFF_PRESETS = {
              (2.8366, -3.0525, 1.2012)),
 }
 
-__all__ = ["Muon", "MuonDimensionNumbers", "MuonState", "newton_schulz"]
+__all__ = ["LeafPlan", "MessagePassing", "Muon", "MuonDimensionNumbers", "MuonState",
+           "newton_schulz", "orthogonalize"]
 
 
 class MuonState(NamedTuple):
@@ -65,7 +66,7 @@ class MuonState(NamedTuple):
   nu: base.PyTree   # AdamW leaves: second moment per entry; muon leaves: (1,) placeholder
 
 
-class _LeafPlan(NamedTuple):
+class LeafPlan(NamedTuple):
   """How one leaf is treated: orthogonalized (with its axes) or AdamW."""
   muon: bool
   batch: tuple[int, ...] = ()      # multiplicity axes for Newton-Schulz
@@ -75,15 +76,31 @@ class _LeafPlan(NamedTuple):
   fan_out: int = 1
 
 
+class MessagePassing(NamedTuple):
+  """A rule's rounds of two-hop message passing on a tree (static): the (K, 3)
+  coefficient rows (c0, c1, c2) of its K rounds, and per leaf its LeafPlan."""
+  coeff_rows: np.ndarray
+  plans: tuple[LeafPlan, ...]
+
+  def shape_scale(self, index: int, consistent_rms: Any = None) -> float:
+    """Muon's shape scale of leaf `index` (1.0 on leaves it does not orthogonalize)."""
+    plan = self.plans[index]
+    if not plan.muon:
+      return 1.0
+    if consistent_rms is not None:
+      return math.sqrt(max(plan.fan_in, plan.fan_out)) * float(consistent_rms)
+    return math.sqrt(max(1.0, plan.fan_out / plan.fan_in))
+
+
 def _normalize(axes: Any, ndim: int) -> tuple[int, ...]:
   axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
   return tuple(int(a) % ndim for a in axes)
 
 
 def _plan_leaf(shape: tuple[int, ...], dim_nums: MuonDimensionNumbers | None,
-               default: bool) -> _LeafPlan:
+               default: bool) -> LeafPlan:
   if dim_nums is None:
-    return _LeafPlan(False)
+    return LeafPlan(False)
   ndim = len(shape)
   if ndim < 2:
     raise ValueError(f"muon: orthogonalized parameters must have rank >= 2, got shape "
@@ -100,7 +117,7 @@ def _plan_leaf(shape: tuple[int, ...], dim_nums: MuonDimensionNumbers | None,
     # (the result is the same up to rounding); only the shape scaling reads them.
     reduction, output = (ndim - 2,), (ndim - 1,)
   batch = tuple(a for a in range(ndim) if a not in reduction and a not in output)
-  return _LeafPlan(True, batch, reduction, output, fan_in, fan_out)
+  return LeafPlan(True, batch, reduction, output, fan_in, fan_out)
 
 
 def _first_iteration_rescale(x, a, end, preconditioning, eps):
@@ -147,6 +164,24 @@ def newton_schulz(x: jax.Array, coeff_rows: np.ndarray, preconditioning: str = "
     x = c0 * x + ops.propagate(b, x, end)
     iterates.append(x)
   return x, iterates
+
+
+def orthogonalize(x: jax.Array, plan: LeafPlan, coeff_rows: Any,
+                  preconditioning: str = "frobenius", eps: Any = 1e-8
+                  ) -> tuple[jax.Array, list[jax.Array]]:
+  """Newton-Schulz on one leaf by its plan: its axes moved and folded to (multiplicity,
+  in, out), `newton_schulz`, and back. Returns the result and every iterate, shaped
+  like `x`. `coeff_rows` may be traced ((K, 3), K static)."""
+  perm = plan.batch + plan.reduction + plan.output
+  sizes = lambda axes: tuple(x.shape[a] for a in axes)  # noqa: E731
+  flat = (math.prod(sizes(plan.batch)), math.prod(sizes(plan.reduction)),
+          math.prod(sizes(plan.output)))
+  unflat = sizes(plan.batch) + sizes(plan.reduction) + sizes(plan.output)
+  inverse = tuple(int(i) for i in np.argsort(perm))
+  back = lambda y: jnp.transpose(jnp.reshape(y, unflat), inverse)  # noqa: E731
+  out, iterates = newton_schulz(jnp.reshape(jnp.transpose(x, perm), flat), coeff_rows,
+                                preconditioning, eps)
+  return back(out), [back(it) for it in iterates]
 
 
 @base.register("muon")
@@ -200,7 +235,7 @@ class Muon(base.Rule):
                        f"{self.ns_steps}; optax needs at most ns_steps rows.")
     return coeffs
 
-  def _plans(self, tree: base.PyTree) -> list[_LeafPlan]:
+  def _plans(self, tree: base.PyTree) -> list[LeafPlan]:
     leaves = jax.tree.leaves(tree)
     dim_nums = self.muon_weight_dimension_numbers
     if dim_nums is None:
@@ -211,6 +246,11 @@ class Muon(base.Rule):
     is_leaf = lambda x: x is None or isinstance(x, MuonDimensionNumbers)
     per_leaf = base.broadcast_prefix(dim_nums, tree, is_leaf)
     return [_plan_leaf(x.shape, d, False) for x, d in zip(leaves, per_leaf)]
+
+  def message_passing(self, tree: base.PyTree) -> MessagePassing:
+    """What Muon's rounds are on `tree`'s leaves: the coefficient rows and per leaf its
+    plan (which leaves are orthogonalized, on which axes, with what shape scale)."""
+    return MessagePassing(self.coeff_rows(), tuple(self._plans(tree)))
 
   def _adam_learning_rate(self) -> Any:
     return self.learning_rate if self.adam_learning_rate is None else self.adam_learning_rate
@@ -230,25 +270,12 @@ class Muon(base.Rule):
     return MuonState(count=base.zero_count(), mu=base.zeros_like(params, self.mu_dtype),
                      nu=jax.tree.unflatten(treedef, nu))
 
-  def _orthogonalize(self, x: jax.Array, plan: _LeafPlan) -> tuple[jax.Array, list[jax.Array]]:
-    """Newton-Schulz on one leaf, reshaped to (multiplicity, in, out) and back."""
-    perm = plan.batch + plan.reduction + plan.output
-    sizes = lambda axes: tuple(x.shape[a] for a in axes)
-    flat = (math.prod(sizes(plan.batch)), math.prod(sizes(plan.reduction)),
-            math.prod(sizes(plan.output)))
-    unflat = sizes(plan.batch) + sizes(plan.reduction) + sizes(plan.output)
-    inverse = tuple(int(i) for i in np.argsort(perm))
-    back = lambda y: jnp.transpose(jnp.reshape(y, unflat), inverse)
-    out, iterates = newton_schulz(jnp.reshape(jnp.transpose(x, perm), flat), self.coeff_rows(),
-                                  self.preconditioning, self.eps)
-    return back(out), [back(it) for it in iterates]
-
-  def _shape_scale(self, plan: _LeafPlan) -> jax.Array:
+  def _shape_scale(self, plan: LeafPlan) -> jax.Array:
     if self.consistent_rms is not None:
       return jnp.sqrt(jnp.maximum(plan.fan_in, plan.fan_out)) * self.consistent_rms
     return jnp.sqrt(jnp.maximum(1, plan.fan_out / plan.fan_in))
 
-  def _muon_leaves(self, grads: list, mu: list, params: list | None, plans: list[_LeafPlan],
+  def _muon_leaves(self, grads: list, mu: list, params: list | None, plans: list[LeafPlan],
                    mask: list[bool], count: jax.Array) -> dict[str, list]:
     """The orthogonalized leaves: momentum, Newton-Schulz, shape scaling, decay, -lr.
 
@@ -262,7 +289,8 @@ class Muon(base.Rule):
     cols = {"mu": base.cast_tree(new_mu, self.mu_dtype), "mu_hat": mu_hat, "direction": [],
             "shape_scale": [], **{_iterate(k): [] for k in range(len(self.coeff_rows()) + 1)}}
     for m_hat, plan in zip(mu_hat, plans):
-      o, iterates = self._orthogonalize(m_hat, plan)
+      o, iterates = orthogonalize(m_hat, plan, self.coeff_rows(), self.preconditioning,
+                                  self.eps)
       if self.adaptive:
         o = jnp.sum(m_hat * o) * o
       scale = self._shape_scale(plan)
@@ -286,7 +314,7 @@ class Muon(base.Rule):
             "shape_scale": [jnp.ones([], jnp.float32)] * len(grads),
             **{_iterate(k): zeros for k in range(len(self.coeff_rows()) + 1)}}
 
-  def _columns(self, plans: list[_LeafPlan], grads: list, mu: list, nu: list,
+  def _columns(self, plans: list[LeafPlan], grads: list, mu: list, nu: list,
                params: list | None, mask: list[bool], count: jax.Array) -> dict[str, list]:
     """Every per-leaf value of a step (leaf lists in, one list per name out).
 

@@ -44,7 +44,11 @@ class ExecutorConfig:
     edge_hidden: hidden units of the per-edge (fused elementwise) network.
     processor: the message passing between the encoder and the decoder, a name in
       `learned_opt.executor.processors.names()`: 'row_column' (one hop: running row
-      and column mean squares of every weight matrix) or 'per_edge' (zero hops).
+      and column mean squares of every weight matrix), 'per_edge' (zero hops) or
+      'multi_hop' (row_column's, then K rounds of two-hop passes on the weight
+      matrices of a rule with rounds, such as Muon's Newton-Schulz; adds the
+      `hop_tensor`, `hop_round` and `nesterov_head` modules, see
+      learned_opt.executor.hops).
     normalizer: how the tensor net's raw outputs w give the normalizer's sign gain
       k >= 0 (Lion's soft sign, k |n|) and constant term (SGD's 1, Adafactor's
       factored RMS through the node factor N). 'exp': k = softplus(w_k), beta =
@@ -71,9 +75,11 @@ class ExecutorConfig:
     decay_feature_stats: (rule, keyword, center, scale) rows: the conditioning reads
       that rule's decay keyword as (log(1 - beta) - center) / scale
       (learned_opt.executor.conditioning). () : unstandardized.
+    extra_keywords: keywords the conditioning reads after its schema's slots
+      (conditioning.EXTRA_KEYS: Muon's AdamW keywords). () : the schema alone.
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
-                            "lion", "adabelief", "adagrad", "lars")
+                            "lion", "adabelief", "adagrad", "lars", "muon")
   embed_dim: int = 8
   hidden: int = 32
   edge_hidden: int = 4
@@ -87,9 +93,11 @@ class ExecutorConfig:
   prior: str = "adam"
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   decay_feature_stats: tuple[tuple[str, str, float, float], ...] = ()
+  extra_keywords: tuple[str, ...] = ()
 
   def __post_init__(self):
-    from learned_opt.executor import processors  # pylint: disable=import-outside-toplevel
+    from learned_opt.executor import conditioning, processors  # pylint: disable=import-outside-toplevel
+    conditioning.check_extra_keys(self.extra_keywords)
     if self.processor not in processors.names():
       raise ValueError(f"Unknown processor {self.processor!r}; use one of "
                        f"{processors.names()}.")
@@ -110,6 +118,7 @@ class ExecutorConfig:
   def to_json(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)
     out.update(rules=list(self.rules), clock_slopes=list(self.clock_slopes),
+               extra_keywords=list(self.extra_keywords),
                trained_options={k: list(v) for k, v in self.trained_options},
                decay_feature_stats=[list(row) for row in self.decay_feature_stats])
     return out
@@ -119,6 +128,7 @@ class ExecutorConfig:
     data = dict(data)
     _check_keys(cls, data, "executor config")
     data["rules"] = tuple(data.get("rules", cls.rules))
+    data["extra_keywords"] = tuple(data.get("extra_keywords", ()))
     slopes = data.get("clock_slopes", ())
     # A bool: written while the option was all-or-nothing (True: every average).
     data["clock_slopes"] = (RUNNING_AVERAGES if slopes is True else

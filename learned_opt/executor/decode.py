@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from learned_opt.executor import network, readout, step_size
+from learned_opt.executor import hops as hops_lib, network, readout, step_size
 from learned_opt.executor.config import ExecutorConfig, HandSet
 from learned_opt.executor.encode import (TINY, EdgeFeatures, Encoded, FirstMoment,
                                          GraphFeatures, edge_moments)
@@ -58,6 +58,7 @@ class TensorOut(NamedTuple):
   log_rms_p: jax.Array | None    # with a layer readout
   alignment: jax.Array | None    # cos(g, s1), with the integrator
   g_square: jax.Array | None     # mean(g^2), with the integrator
+  iterates: list[jax.Array] | None = None   # the rounds' X_0 .. X_K, where they ran
 
 
 class Decoded(NamedTuple):
@@ -66,6 +67,7 @@ class Decoded(NamedTuple):
   denominators: list[jax.Array]
   clip_excess: jax.Array      # (T,) log RMS(d) above the clipping knot (imitation's hint)
   integrator: step_size.IntegratorState
+  iterates: list[list[jax.Array] | None]   # per tensor the rounds' iterates, or None
 
 
 def sign_gain(raw: jax.Array, normalizer: str) -> jax.Array:
@@ -98,14 +100,17 @@ def _plain_edge_numerator(features: jax.Array, coeffs: network.Coefficients) -> 
 
 
 def direction(inputs: tuple, w: jax.Array, first: FirstMoment, features: GraphFeatures,
-              normalizer: str, form: str = "fused", s1_old: jax.Array | None = None
-              ) -> tuple[jax.Array, jax.Array]:
+              normalizer: str, form: str = "fused", s1_old: jax.Array | None = None,
+              numerator: bool = False) -> tuple[jax.Array, ...]:
   """(d, its denominator), elementwise, from (g, s1', s2', p, row scale, column scale,
-  beta's term) (see the module doc); `s1_old` is read by the plain form only."""
+  beta's term) (see the module doc); `s1_old` is read by the plain form only. With
+  `numerator`, (d without weight decay, the denominator, n)."""
   g, s1_new, s2_new, p, row_scale, col_scale, constant = inputs
   if form == "plain":
     n = _plain_edge_numerator(
         jnp.stack([g, s1_old, s1_new, s1_new * first.inv_z], axis=-1), features.coeffs)
+    if first.nesterov is not None:
+      n = n + first.nesterov[0] * g + first.nesterov[1] * s1_new
   else:
     n = _edge_numerator(g, s1_new, *first.folded, features.coeffs.hidden_out)
   node_scale = row_scale * col_scale
@@ -117,23 +122,63 @@ def direction(inputs: tuple, w: jax.Array, first: FirstMoment, features: GraphFe
   denominator = (scale + sign_gain(w[6], normalizer) * jnp.abs(n)
                  + jnp.exp(jnp.clip(w[7], -MAX_LOG, 0.0)) + TINY)
   d = n / denominator
+  if numerator:
+    return d, denominator, n
   d = d if p is None else d + features.weight_decay * p.astype(jnp.float32)
   return d, denominator
 
 
+class TensorHop(NamedTuple):
+  """One tensor's hop numbers (learned_opt.executor.hops): its plan, the round
+  coefficients, mix, log gain and weight decay omega_t; `leaf` None: no rounds."""
+  leaf: Any
+  coeff_rows: jax.Array | None
+  mix: jax.Array
+  log_gain: jax.Array
+  weight_decay: jax.Array
+
+
+def _tensor_hops(encoded: Encoded, num_tensors: int) -> list[TensorHop | None]:
+  """Per tensor its TensorHop (None without the multi-hop modules)."""
+  hops, plan = encoded.hops, encoded.plan
+  if hops is None:
+    return [None] * num_tensors
+  omega = jnp.maximum(encoded.graph.coeffs.weight_decay + hops.weight_decay, 0.0)
+  return [TensorHop(plan.leaves[idx] if plan is not None and plan.runs_on(idx) else None,
+                    hops.coeff_rows, hops.mix[idx], hops.log_gain[idx], omega[idx])
+          for idx in range(num_tensors)]
+
+
+def _hop_direction(inputs: tuple, run: Any, hop: TensorHop, form: str, s1_old: jax.Array
+                   ) -> tuple[jax.Array, jax.Array, list[jax.Array]]:
+  """(d, denominator, the rounds' iterates) of a tensor that runs the rounds:
+  d = (1 - m) n / denominator + m e^l X_K + omega_t p."""
+  plain, denominator, n = run(inputs, form=form, s1_old=s1_old, numerator=True)
+  rounds, iterates = hops_lib.run_rounds(n, hop.leaf, hop.coeff_rows)
+  d = (1.0 - hop.mix) * plain + hop.mix * jnp.exp(jnp.clip(hop.log_gain, -MAX_LOG, MAX_LOG)) * rounds
+  p = inputs[3]
+  return (d if p is None else d + hop.weight_decay * p.astype(jnp.float32)), denominator, iterates
+
+
 def decode_tensor(edge: EdgeFeatures, factors: NodeFactors, w: jax.Array, rank: int,
                   features: GraphFeatures, config: ExecutorConfig, hand_set: HandSet,
-                  form: str) -> TensorOut:
+                  form: str, hop: TensorHop | None = None) -> TensorOut:
   """One tensor's direction, its readouts and its integrator signal."""
   constant = normalizer_constant(w[5], config.normalizer, factors.log_rms)
   inputs = (edge.g, edge.s1_new, edge.s2_new, edge.p, factors.row_scale, factors.col_scale,
             constant)
+  if hop is not None:   # per-tensor weight decay omega_t
+    features = features._replace(weight_decay=hop.weight_decay)
   run = functools.partial(direction, w=w, first=edge.first, features=features,
                           normalizer=config.normalizer)
-  d, denominator = run(inputs, form=form, s1_old=edge.s1)
+  iterates = None
+  if hop is not None and hop.leaf is not None:
+    d, denominator, iterates = _hop_direction(inputs, run, hop, form, edge.s1)
+  else:
+    d, denominator = run(inputs, form=form, s1_old=edge.s1)
   log_rms_d = log_rms_p = alignment = g_square = None
   if config.layer_readout:
-    if form == "plain":
+    if form == "plain" or iterates is not None:   # the rounds' output is whole already
       read_d, read_p = d, edge.p
     else:
       sample = inputs
@@ -150,7 +195,7 @@ def decode_tensor(edge: EdgeFeatures, factors: NodeFactors, w: jax.Array, rank: 
     pair = ((edge.g, edge.s1) if form == "plain" or rank < 2
             else readout.row_sample((edge.g, edge.s1), hand_set.readout_rows))
     alignment, g_square = readout.alignment(*pair)
-  return TensorOut(d, denominator, log_rms_d, log_rms_p, alignment, g_square)
+  return TensorOut(d, denominator, log_rms_d, log_rms_p, alignment, g_square, iterates)
 
 
 def layer_gains(outs: list[TensorOut], encoded: Encoded, integrator: step_size.IntegratorState,
@@ -184,11 +229,14 @@ def decode(encoded: Encoded, factors: list[NodeFactors], graph: ParamGraph,
            learning_rate: Any, count: jax.Array, form: str = "fused") -> Decoded:
   """The updates -lr mu d per tensor (float32), from the encoded features and the
   processor's node factors; `learning_rate` a number or a schedule of `count`."""
+  tensor_hops = _tensor_hops(encoded, len(graph.tensors))
   outs = [decode_tensor(encoded.edges[idx], factors[idx], encoded.layers.normalizer[idx],
-                        len(info.shape), encoded.graph, config, hand_set, form)
+                        len(info.shape), encoded.graph, config, hand_set, form,
+                        tensor_hops[idx])
           for idx, info in enumerate(graph.tensors)]
   log_gain, clip_excess, integrator = layer_gains(outs, encoded, integrator, config, hand_set)
   lr = learning_rate(count) if callable(learning_rate) else learning_rate
   gains = -lr * jnp.exp(jnp.clip(log_gain, -30.0, 30.0))
   updates = [gains[idx] * out.direction for idx, out in enumerate(outs)]
-  return Decoded(updates, [out.denominator for out in outs], clip_excess, integrator)
+  return Decoded(updates, [out.denominator for out in outs], clip_excess, integrator,
+                 [out.iterates for out in outs])

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from learned_opt.executor import conditioning, network, pins
+from learned_opt.executor import conditioning, hops as hops_lib, network, pins
 from learned_opt.executor.config import ExecutorConfig, HandSet
 from learned_opt.graph import EDGES, ParamGraph
 
@@ -35,10 +35,12 @@ A1_FLOOR = 0.05  # see folded_edge_weights
 
 class FirstMoment(NamedTuple):
   """A tensor's first-moment decay, 1 / its debiasing z1', and the edge network's
-  weights folded onto (g, s1') with them (`folded_edge_weights`)."""
+  weights folded onto (g, s1') with them (`folded_edge_weights`); `nesterov` the
+  Nesterov term's weights on (g, s1') (hops: already in `folded`), or None."""
   decay: jax.Array
   inv_z: jax.Array
   folded: tuple[jax.Array, jax.Array]
+  nesterov: jax.Array | None = None
 
 
 class GraphFeatures(NamedTuple):
@@ -75,6 +77,8 @@ class Encoded(NamedTuple):
   layers: LayerFeatures
   edges: tuple[EdgeFeatures, ...]
   z_first: jax.Array | None   # (T,) the shifted first moments' debiasing, or None
+  hops: hops_lib.HopFeatures | None = None   # with the 'multi_hop' processor
+  plan: hops_lib.Plan | None = None          # the rule's rounds (static), or None
 
 
 def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None) -> jax.Array:
@@ -117,7 +121,7 @@ def hyper_coefficients(weights: Any, config: ExecutorConfig, hand_set: HandSet,
   """
   step = clock
   clock = jnp.minimum(clock, hand_set.max_time) if hand_set.max_time else clock
-  cond_fn, hyper_fn, _ = network.build(config).apply
+  cond_fn, hyper_fn = network.build(config).apply[:2]
   c = cond_fn(weights, rule_id, hyper_features, conditioning.time_features(clock))
   coeffs = network.split_hyper_outputs(hyper_fn(weights, c), config, clock)
   coeffs = pins.pin_rule_decays(coeffs, config.rules, hand_set, rule_id, step)
@@ -155,9 +159,11 @@ def momentum_shift(info, hand_set: HandSet) -> float:
   return hand_set.vector_momentum_shift if len(info.shape) <= 1 else 0.0
 
 
-def shifts_momentum(hand_set: HandSet) -> bool:
-  """Whether some tensor's first moment may keep its own decay (and debiasing state)."""
-  return bool(hand_set.matrix_momentum_shift or hand_set.vector_momentum_shift)
+def shifts_momentum(hand_set: HandSet, config: ExecutorConfig | None = None) -> bool:
+  """Whether some tensor's first moment may keep its own decay (and debiasing state):
+  with HandSet's momentum shifts, or the multi-hop modules' learned shift."""
+  return bool(hand_set.matrix_momentum_shift or hand_set.vector_momentum_shift
+              or (config is not None and network.multi_hop(config)))
 
 
 def shifted_first_decay(a1: jax.Array, shift: float) -> jax.Array:
@@ -185,6 +191,29 @@ def folded_edge_weights(coeffs: network.Coefficients, inv_z1: jax.Array
   basis = jnp.stack([jnp.stack([one, zero]), jnp.stack([-b1 * inv_a1, inv_a1]),
                      jnp.stack([zero, one]), jnp.stack([zero, inv_z1])])   # (F, 2)
   return coeffs.linear @ basis, basis.T @ coeffs.hidden_in
+
+
+def learned_first_moments(coeffs: network.Coefficients, graph: ParamGraph,
+                          hand_set: HandSet, hops: hops_lib.HopFeatures, z_first: jax.Array
+                          ) -> tuple[list[FirstMoment], jax.Array]:
+  """Per tensor its FirstMoment under the hop network's learned shift s_t (added to
+  HandSet's), its own debiasing z1' and Nesterov's term (learned_opt.executor.hops):
+
+    a1_t = max(1 - (1 - a1) e^{s_t}, 0),   z1_t' = a1_t z1_t + b1,
+    n += eta (a1_t s1' / (a1_t z1_t' + b1) + b1 g / z1_t').
+  """
+  a1, b1 = coeffs.decays[0], coeffs.gains[0]
+  hand = jnp.asarray([momentum_shift(info, hand_set) for info in graph.tensors], jnp.float32)
+  decays = jnp.maximum(1.0 - (1.0 - a1) * jnp.exp(hand + hops.shift), 0.0)
+  z = decays * z_first + b1
+  out = []
+  for idx in range(len(graph.tensors)):
+    inv_z = 1.0 / z[idx]
+    moved = coeffs._replace(decays=coeffs.decays.at[0].set(decays[idx]))
+    linear, hidden_in = folded_edge_weights(moved, inv_z)
+    nesterov = hops.nesterov * jnp.stack([b1 * inv_z, decays[idx] / (decays[idx] * z[idx] + b1)])
+    out.append(FirstMoment(decays[idx], inv_z, (linear + nesterov, hidden_in), nesterov))
+  return out, z
 
 
 def first_moments(coeffs: network.Coefficients, graph: ParamGraph, hand_set: HandSet,
@@ -217,18 +246,34 @@ def edge_moments(g: jax.Array, s1: jax.Array, s2: jax.Array, a1: jax.Array,
   return a1 * s1 + b[0] * g, jnp.sqrt(a[1] * jnp.square(s2) + scaled_g * scaled_g + TINY)
 
 
+def hop_features(weights: Any, config: ExecutorConfig, c: jax.Array, tensor_feats: jax.Array,
+                 graph: ParamGraph, plan: hops_lib.Plan | None) -> hops_lib.HopFeatures:
+  """The multi-hop modules' per-tensor and per-round outputs (learned_opt.executor.hops)."""
+  outputs = network.build(config).apply[3](
+      weights, c, tensor_feats, hops_lib.plan_features(plan, graph),
+      hops_lib.round_features(plan))
+  return hops_lib.features(outputs, plan)
+
+
 def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: ParamGraph,
            rule_id: jax.Array, hyper_features: jax.Array, tensor_feats: jax.Array,
-           grads: PyTree, state: Any, params: PyTree | None) -> Encoded:
+           grads: PyTree, state: Any, params: PyTree | None,
+           plan: hops_lib.Plan | None = None) -> Encoded:
   """The step's graph, layer and edge features (see the module doc).
 
-  `state` is the executor's state (count, s1, s2, z, z_first are read).
+  `state` is the executor's state (count, s1, s2, z, z_first are read); `plan` the
+  rule's rounds (static; read with the 'multi_hop' processor).
   """
   c, coeffs = hyper_coefficients(weights, config, hand_set, rule_id, hyper_features,
                                  state.count)
   layers = layer_features(weights, config, hand_set, c, rule_id, tensor_feats)
   z = coeffs.decays * state.z + coeffs.gains
-  first, z_first = first_moments(coeffs, graph, hand_set, z[0], state.z_first)
+  hops = None
+  if network.multi_hop(config):
+    hops = hop_features(weights, config, c, tensor_feats, graph, plan)
+    first, z_first = learned_first_moments(coeffs, graph, hand_set, hops, state.z_first)
+  else:
+    first, z_first = first_moments(coeffs, graph, hand_set, z[0], state.z_first)
   # Decoupled weight decay can only pull weights toward zero: meta-training on short
   # horizons otherwise learns a negative one (growing weights lowers the loss for a few
   # hundred steps, then diverges).
@@ -243,4 +288,5 @@ def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: Param
     g, s1, s2 = (x.astype(jnp.float32) for x in (g, s1, s2))
     edges.append(EdgeFeatures(g, s1, s2, *edge_moments(g, s1, s2, moment.decay, coeffs), p,
                               moment))
-  return Encoded(features, layers, tuple(edges), z_first)
+  return Encoded(features, layers, tuple(edges), z_first, hops,
+                 plan if network.multi_hop(config) else None)

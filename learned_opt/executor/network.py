@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from learned_opt.executor import conditioning
+from learned_opt.executor import conditioning, hops
 from learned_opt.executor.config import RUNNING_AVERAGES, ExecutorConfig
 
 NUM_EDGE_FEATURES = 4     # g, s1 (before), s1 (after), s1 debiased
@@ -115,6 +115,16 @@ def shape_blind(tensor_features: jax.Array) -> jax.Array:
       jnp.where(factored_by_rule(tensor_features), 0.5, UNFACTORED))
 
 
+def num_hyper_features(config: ExecutorConfig) -> int:
+  """Length of the executor's hyperparameter features (schema plus extra keywords)."""
+  return conditioning.num_hyper_features(config.extra_keywords)
+
+
+def multi_hop(config: ExecutorConfig) -> bool:
+  """Whether the executor has the multi-hop modules (learned_opt.executor.hops)."""
+  return config.processor == "multi_hop"
+
+
 def _networks(config: ExecutorConfig):
 
   def conditioning_vector(rule_id, hyper_features, time_features):
@@ -143,11 +153,30 @@ def _networks(config: ExecutorConfig):
       out = jnp.concatenate([out, head], axis=-1)
     return out
 
-  def init_all(rule_id, hyper_features, time_features, tensor_features):
-    c = conditioning_vector(rule_id, hyper_features, time_features)
-    return hypernet(c), tensor_net(c, tensor_features)
+  def hop_net(c, tensor_features, plan_features, round_features):
+    """(per tensor hop outputs, per round coefficient offsets, Nesterov's weight);
+    see learned_opt.executor.hops. Every output starts at zero."""
+    if not config.size_features:
+      tensor_features = shape_blind(tensor_features)
+    x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
+                         tensor_features, plan_features], axis=-1)
+    per_tensor = _mlp_with_skip(x, config.hidden, hops.NUM_TENSOR_OUTPUTS, "hop_tensor")
+    r = jnp.concatenate([jnp.broadcast_to(c, round_features.shape[:1] + c.shape),
+                         round_features], axis=-1)
+    per_round = _mlp_with_skip(r, config.hidden, 3, "hop_round")
+    nesterov = hk.Linear(1, w_init=hk.initializers.Constant(0.0), name="nesterov_head")(c)
+    return per_tensor, per_round, nesterov[0]
 
-  return init_all, (conditioning_vector, hypernet, tensor_net)
+  def init_all(rule_id, hyper_features, time_features, tensor_features, plan_features=None,
+               round_features=None):
+    c = conditioning_vector(rule_id, hyper_features, time_features)
+    out = hypernet(c), tensor_net(c, tensor_features)
+    if multi_hop(config):
+      out += (hop_net(c, tensor_features, plan_features, round_features),)
+    return out
+
+  applies = (conditioning_vector, hypernet, tensor_net)
+  return init_all, applies + ((hop_net,) if multi_hop(config) else ())
 
 
 def raw_decay(beta: float) -> float:
@@ -207,7 +236,8 @@ def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:
 
 @functools.lru_cache(maxsize=32)
 def build(config: ExecutorConfig) -> hk.MultiTransformed:
-  """The haiku networks of an executor: apply_fns = (conditioning, hypernet, tensor_net)."""
+  """The haiku networks of an executor: apply_fns = (conditioning, hypernet, tensor_net),
+  and hop_net with the 'multi_hop' processor."""
   return hk.without_apply_rng(hk.multi_transform(lambda: _networks(config)))
 
 
@@ -215,9 +245,11 @@ def init_weights(config: ExecutorConfig, key: jax.Array) -> hk.Params:
   """Fresh executor weights."""
   nets = build(config)
   return nets.init(key, jnp.zeros((), jnp.int32),
-                   jnp.zeros(conditioning.NUM_HYPER_FEATURES),
+                   jnp.zeros(num_hyper_features(config)),
                    jnp.zeros(conditioning.NUM_TIME_FEATURES),
-                   jnp.zeros((1, NUM_TENSOR_FEATURES)))
+                   jnp.zeros((1, NUM_TENSOR_FEATURES)),
+                   jnp.zeros((1, hops.NUM_PLAN_FEATURES)),
+                   jnp.zeros((1, hops.NUM_ROUND_FEATURES)))
 
 
 def split_hyper_outputs(out: jax.Array, config: ExecutorConfig, clock: Any) -> Coefficients:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from learned_opt import _tree
-from learned_opt.executor import conditioning, encode, step as step_lib
+from learned_opt.executor import conditioning, encode, hops, network, step as step_lib
 from learned_opt.executor.config import ExecutorConfig, HandSet, check_pair
 from learned_opt.graph import ParamGraph
 
@@ -47,6 +47,13 @@ def _as_arrays(tree: PyTree) -> PyTree:
   return jax.tree.map(lambda x: x if hasattr(x, "shape") else jnp.asarray(x), tree)
 
 
+# Keywords the executor runs at one value only (the rules' rounds it has no modules for:
+# Muon's other preconditionings, its adaptive scaling and RMS matching, masks, dtypes
+# and a separate AdamW learning rate), with that value.
+ONLY_AT = {"preconditioning": "frobenius", "adaptive": False, "consistent_rms": None,
+           "weight_decay_mask": None, "mu_dtype": None, "adam_learning_rate": None}
+
+
 def check_algorithm(config: ExecutorConfig, algorithm: str,
                     kwargs: Mapping[str, Any]) -> None:
   """Refuses a rule or an option the executor was not trained for, clearly."""
@@ -55,7 +62,15 @@ def check_algorithm(config: ExecutorConfig, algorithm: str,
                    f"{', '.join(config.rules)}.")
   from learned_opt import algorithms
   rule_kwargs = {k: v for k, v in kwargs.items()}
-  algorithms.get(algorithm, **rule_kwargs)  # optax's keyword validation and errors.
+  rule = algorithms.get(algorithm, **rule_kwargs)  # optax's keyword validation and errors.
+  if type(rule).message_passing is not algorithms.base.Rule.message_passing:  # has rounds
+    refused = {k: v for k, v in kwargs.items() if k in ONLY_AT and v is not ONLY_AT[k]
+               and v != ONLY_AT[k]}
+    if refused:
+      raise ValueError(
+          f"{algorithm}: the executor runs {sorted(refused)} only at "
+          f"{ {k: ONLY_AT[k] for k in sorted(refused)} } (it has no modules for the others); "
+          f"use the rule itself (learned_opt.algorithms.get({algorithm!r}, ...)) for them.")
   trained = dict(config.trained_options)
   if trained:
     if algorithm not in trained:
@@ -94,7 +109,8 @@ def hyper_features(config: ExecutorConfig, algorithm: str,
   """The executor's hyperparameter features for `algorithm` with optax keywords `kwargs`
   (completed by `conditioning_kwargs`, decays standardized as `config` says)."""
   return conditioning.hyperparameter_features(conditioning_kwargs(config, algorithm, kwargs),
-                                              config.decay_stats(algorithm))
+                                              config.decay_stats(algorithm),
+                                              config.extra_keywords)
 
 
 def check_state(state: Any, grads: PyTree, config: ExecutorConfig | None = None,
@@ -170,7 +186,15 @@ class ExecutorOptimizer:
     feats = encode.tensor_features(graph, self.hyperparams.get("min_dim_size_to_factor"))
     return step_lib.executor_step(
         self.weights, self.config, self.hand_set, graph, self.rule_id, self.hyper_features,
-        self.hyperparams["learning_rate"], feats, grads, state, params)
+        self.hyperparams["learning_rate"], feats, grads, state, params,
+        plan=self.plan(grads))
+
+  def plan(self, tree: PyTree) -> hops.Plan | None:
+    """The rule's rounds on `tree` (static), or None (no rounds, or no multi-hop modules)."""
+    if not network.multi_hop(self.config):
+      return None
+    from learned_opt import algorithms  # pylint: disable=import-outside-toplevel
+    return hops.plan_for(algorithms.get(self.algorithm, **self.hyperparams), tree)
 
   def as_optax(self) -> optax.GradientTransformationExtraArgs:
     """optax transformation: `value=` and other keywords accepted and ignored."""

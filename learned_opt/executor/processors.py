@@ -22,6 +22,10 @@ them, so `ExecutorConfig.processor` picks one by name.
               + w_0) (Adafactor's factored RMS is w = (1, 1, -1)). Vectors and scalars
               are processed as per_edge does. With a fixed degree d (HandSet), w_m =
               d - w_r - w_c.
+  multi_hop   row_column's node factors, and K rounds of two-hop message passing
+              on the weight matrices a rule's plan names (Muon's Newton-Schulz),
+              which the decoder runs on the edge network's output with learned
+              round coefficients and mix (learned_opt.executor.hops).
 
 To add a processor: write its init and apply below (same signatures), register it
 in `_PROCESSORS`, and it runs in tests/test_executor_processors.py.
@@ -163,6 +167,8 @@ def row_column_apply(encoded: Encoded, graph: ParamGraph, state: NodeState,
 _PROCESSORS = {
     "per_edge": Processor(per_edge_init, per_edge_apply),
     "row_column": Processor(row_column_init, row_column_apply),
+    # The rounds run in the decoder (they read the edge network's output).
+    "multi_hop": Processor(row_column_init, row_column_apply),
 }
 
 

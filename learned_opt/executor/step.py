@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from learned_opt.executor import decode, encode, processors, step_size
+from learned_opt.executor import decode, encode, hops, processors, step_size
 from learned_opt.executor.config import ExecutorConfig, HandSet, check_pair
 from learned_opt.graph import ParamGraph
 
@@ -54,8 +54,9 @@ class StepOutput(NamedTuple):
   updates: PyTree
   state: ExecutorState
   # Hint predictions for imitation: the debiased moments and the denominator the
-  # direction divides by (pytrees), and per tensor (graph order) how far log RMS of the
-  # direction sits above its clipping knot ('clip_excess').
+  # direction divides by (pytrees), per tensor (graph order) how far log RMS of the
+  # direction sits above its clipping knot ('clip_excess'), and with a rule's rounds
+  # every round's iterate ('ns_iterate_k', pytrees, zeros where no round ran).
   predictions: dict[str, PyTree]
 
 
@@ -70,8 +71,8 @@ def init_state(params: PyTree, config: ExecutorConfig, hand_set: HandSet) -> Exe
       nodes=processors.get(config.processor).init(params, config),
       z=jnp.zeros((3,), jnp.float32),
       log_step=integrator.log_step, grad_mean_square=integrator.grad_mean_square,
-      z_first=(jnp.zeros((num_tensors,), jnp.float32) if encode.shifts_momentum(hand_set)
-               else None))
+      z_first=(jnp.zeros((num_tensors,), jnp.float32)
+               if encode.shifts_momentum(hand_set, config) else None))
 
 
 def layout_problems(state: ExecutorState, config: ExecutorConfig, hand_set: HandSet
@@ -92,16 +93,19 @@ def layout_problems(state: ExecutorState, config: ExecutorConfig, hand_set: Hand
 def executor_step(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: ParamGraph,
                   rule_id: jax.Array, hyper_features: jax.Array, learning_rate: Any,
                   tensor_feats: jax.Array, grads: PyTree, state: ExecutorState,
-                  params: PyTree | None, form: str = "fused") -> StepOutput:
+                  params: PyTree | None, form: str = "fused",
+                  plan: hops.Plan | None = None) -> StepOutput:
   """Runs the executor once: encode -> process -> decode.
 
-  All arguments but `config`, `hand_set`, `graph` and `form` may be traced.
+  All arguments but `config`, `hand_set`, `graph`, `form` and `plan` (the rule's
+  rounds, learned_opt.executor.hops.plan_for; read by the 'multi_hop' processor) may
+  be traced.
   """
   if form not in FORMS:
     raise ValueError(f"Unknown executor form {form!r}; use one of {FORMS}.")
   check_pair(config, hand_set)
   encoded = encode.encode(weights, config, hand_set, graph, rule_id, hyper_features,
-                          tensor_feats, grads, state, params)
+                          tensor_feats, grads, state, params, plan)
   factors, nodes = processors.get(config.processor).apply(encoded, graph, state.nodes, config)
   decoded = decode.decode(encoded, factors, graph, config, hand_set,
                           step_size.IntegratorState(state.log_step, state.grad_mean_square),
@@ -121,4 +125,9 @@ def executor_step(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph
       "first_moment": unflat([e.s1_new * e.first.inv_z for e in edges]),
       "second_moment_rms": unflat([e.s2_new * encoded.graph.inv_sqrt_z2 for e in edges]),
       "denominator": unflat(decoded.denominators), "clip_excess": decoded.clip_excess}
+  if encoded.plan is not None and encoded.plan.rounds:   # X_k where the rounds ran, else 0
+    for k in range(encoded.plan.rounds + 1):
+      predictions[f"ns_iterate_{k}"] = unflat([
+          its[k] if its is not None else jnp.zeros(e.g.shape, jnp.float32)
+          for its, e in zip(decoded.iterates, edges)])
   return StepOutput(unflat(updates), new_state, predictions)

@@ -1,0 +1,117 @@
+"""Multi-hop rounds: a rule's two-hop message passing on weight matrices, learned per round.
+
+With ExecutorConfig.processor 'multi_hop', a rule whose algorithm has rounds
+(`Rule.message_passing`, e.g. Muon's Newton-Schulz iterations) runs them on the
+edge network's output n of each weight tensor its plan names (Muon's dimension
+numbers: which axes are in-neurons, out-neurons and multiplicity):
+
+  X_0 = n / (||n||_F + eps)                       per (in, out) slice
+  for k = 1..K:  A = X X^T  (two hops: node -> edge -> node, on the smaller side)
+                 X_k = c0_k X + (c1_k A + c2_k A A) X
+
+K is static (the rule's `ns_steps`; a rule without rounds runs none). The round
+coefficients are learned: c_k = r_k + R(c, r_k, k / K), r_k the rule's own row (its
+`ns_coeffs`, a hyperparameter the network reads like the others) and R the
+`hop_round` network on the conditioning c (rule embedding, hyperparameters, clock),
+zero at initialization. Per tensor the `hop_tensor` network reads c, the tensor's
+shape features and its plan (orthogonalized or not, log fan-in, log fan-out) and
+emits
+
+  m       the mix: d = (1 - m) n / denominator + m e^{l} X_K + omega_t p
+  l       the log gain of the rounds' output (Muon's shape scale)
+  s       a first-moment shift: decay 1 - (1 - a1) e^s (Muon's beta beside AdamW's b1)
+  delta   a weight-decay offset: omega_t = max(omega + delta, 0)
+
+all zero at initialization (the executor is then its prior on every rule). The
+`nesterov_head` adds eta (c) times Nesterov's debiased momentum
+a1_t s1' / (a1_t z1' + b1) + b1 g / z1' to n (exact for Muon's and NAdam's
+`nesterov=True`, folded onto the (g, s1') basis like the edge network).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from learned_opt.graph import ParamGraph
+
+NUM_PLAN_FEATURES = 3    # orthogonalized, log10(fan_in) / 10, log10(fan_out) / 10
+NUM_ROUND_FEATURES = 4   # the rule's (c0, c1, c2) of the round, k / K
+NUM_TENSOR_OUTPUTS = 4   # mix, log gain, first-moment shift, weight-decay offset
+ROUND_EPS = 1e-8         # X_0's guard (Muon's default eps)
+
+
+class Plan(NamedTuple):
+  """A rule's rounds on one tree, static: the (K, 3) coefficient rows and per tensor
+  (graph order) its learned_opt.algorithms.muon.LeafPlan."""
+  coeff_rows: np.ndarray
+  leaves: tuple[Any, ...]
+
+  @property
+  def rounds(self) -> int:
+    return int(self.coeff_rows.shape[0])
+
+  def runs_on(self, index: int) -> bool:
+    """Whether tensor `index` runs the rounds."""
+    return self.rounds > 0 and bool(self.leaves[index].muon)
+
+
+class HopFeatures(NamedTuple):
+  """One step's learned hop numbers (traced)."""
+  mix: jax.Array            # (T,) m
+  log_gain: jax.Array       # (T,) l
+  shift: jax.Array          # (T,) s
+  weight_decay: jax.Array   # (T,) delta
+  coeff_rows: jax.Array     # (K, 3) c_k
+  nesterov: jax.Array       # () eta
+
+
+def plan_for(rule: Any, tree: Any) -> Plan | None:
+  """The static plan of `rule` (a learned_opt.algorithms Rule) on `tree`, or None when
+  the rule has no rounds."""
+  passing = rule.message_passing(tree)
+  if passing is None:
+    return None
+  return Plan(np.asarray(passing.coeff_rows, np.float32).reshape(-1, 3), tuple(passing.plans))
+
+
+def plan_features(plan: Plan | None, graph: ParamGraph) -> jax.Array:
+  """(T, NUM_PLAN_FEATURES) static features of every tensor's plan (zeros without one)."""
+  rows = []
+  for idx in range(len(graph.tensors)):
+    if plan is None or not plan.runs_on(idx):
+      rows.append([0.0, 0.0, 0.0])
+    else:
+      leaf = plan.leaves[idx]
+      rows.append([1.0, math.log10(leaf.fan_in) / 10, math.log10(leaf.fan_out) / 10])
+  return jnp.asarray(rows, jnp.float32).reshape(len(rows), NUM_PLAN_FEATURES)
+
+
+def round_features(plan: Plan | None) -> jax.Array:
+  """(K, NUM_ROUND_FEATURES): each round's own coefficients and k / K (K = 0: empty)."""
+  if plan is None or plan.rounds == 0:
+    return jnp.zeros((0, NUM_ROUND_FEATURES), jnp.float32)
+  k = plan.rounds
+  position = (np.arange(k, dtype=np.float32) + 1.0) / k
+  return jnp.asarray(np.concatenate([plan.coeff_rows, position[:, None]], axis=1))
+
+
+def features(outputs: tuple[jax.Array, jax.Array, jax.Array], plan: Plan | None
+             ) -> HopFeatures:
+  """HopFeatures from the hop networks' raw outputs (network.build(...).apply[3])."""
+  per_tensor, per_round, nesterov = outputs
+  given = (jnp.zeros((0, 3), jnp.float32) if plan is None or plan.rounds == 0
+           else jnp.asarray(plan.coeff_rows))
+  return HopFeatures(per_tensor[:, 0], per_tensor[:, 1], per_tensor[:, 2], per_tensor[:, 3],
+                     given + per_round, nesterov)
+
+
+def run_rounds(n: jax.Array, leaf: Any, coeff_rows: jax.Array
+               ) -> tuple[jax.Array, list[jax.Array]]:
+  """(X_K, [X_0 .. X_K]) of one tensor's edge values `n` by its plan `leaf`."""
+  from learned_opt.algorithms import muon  # pylint: disable=import-outside-toplevel
+  return muon.orthogonalize(n, leaf, coeff_rows, "frobenius", ROUND_EPS)
