@@ -19,7 +19,9 @@ b2 set (`meta_train.ship --set=rule_clip_knots=True --set=rule_moment_decays=Tru
 --set=readout_rows=0 "--set=rule_b2_decays=('adam',)"`): results/imitate/README.md.
 This file's defaults leave those options off.
 
-Variants: '' (the default) and 'transfer': does imitating SGD, momentum and
+Variants: '' (the default), 'all_rules' (one executor for all 12 rules, Muon's rounds
+on the 'multi_hop' processor with every Newton-Schulz iterate supervised) and
+'transfer': does imitating SGD, momentum and
 RMSProp first make Adam faster to learn than from scratch? Both arms start from the SGD
 prior (the Adam prior would make the question moot) and count imitation steps on Adam
 until its median update cosine reaches `cosine_threshold`.
@@ -101,6 +103,9 @@ def _default() -> ml_collections.ConfigDict:
   # Weight of imitation.clip_error (where the clipping knot sits against the direction, on
   # the rules with a preconditioner hint: adafactor); 0 as the shipped executor was trained.
   config.clip_hint_weight = 0.0
+  # Weight of the round hints (imitation.round_hint_errors: every Newton-Schulz iterate of
+  # the rules with rounds, with the 'multi_hop' processor); 0 as the shipped one was trained.
+  config.ns_hint_weight = 0.0
   # Weight of imitation.direction_readout_penalty (the layer gain reads RMS(d) only where
   # a rule needs it); 0 as the shipped executor was trained.
   config.direction_readout_penalty = 0.0
@@ -133,12 +138,43 @@ def _transfer(config: ml_collections.ConfigDict) -> None:
   config.checkpoint_every = 100
 
 
+def all_rule_ranges() -> dict:
+  """rule_ranges() and the other six rules of learned_opt.algorithms: every rule the
+  executor's embedding has (Muon with its AdamW half's keywords)."""
+  return dict(rule_ranges(), **{
+      "adamw": {"learning_rate": ("log", 1e-4, 1e-2), "b1": ("uniform", 0.8, 0.95),
+                "weight_decay": ("log", 1e-4, 1e-1)},
+      "nadam": {"learning_rate": ("log", 1e-4, 1e-2), "b1": ("uniform", 0.8, 0.95)},
+      "adabelief": {"learning_rate": ("log", 1e-4, 1e-2), "b1": ("uniform", 0.8, 0.95)},
+      "adagrad": {"learning_rate": ("log", 1e-3, 1e-1)},
+      "lars": {"learning_rate": ("log", 1e-2, 1e0), "momentum": ("uniform", 0.8, 0.95)},
+      "muon": {"learning_rate": ("log", 3e-3, 1e-1), "beta": ("uniform", 0.85, 0.98),
+               "nesterov": ("choice", (True, False)), "adam_b1": ("uniform", 0.8, 0.95)},
+  })
+
+
+def _all_rules(config: ml_collections.ConfigDict) -> None:
+  """One executor for all 12 rules: the multi-hop processor runs Muon's rounds, which
+  the round hints supervise."""
+  config.executor.processor = "multi_hop"
+  config.executor.extra_keywords = ("adam_b1", "adam_b2", "adam_eps_root",
+                                    "adam_weight_decay")
+  config.rules = all_rule_ranges()
+  config.ns_hint_weight = 1.0
+
+
+VARIANTS = ("", "transfer", "all_rules")
+
+
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  """The default config ('') or the transfer experiment's ('transfer')."""
+  """The default config (''), the transfer experiment's ('transfer') or one executor for
+  every rule, Muon included ('all_rules')."""
   config = _default()
   if variant == "transfer":
     _transfer(config)
+  elif variant == "all_rules":
+    _all_rules(config)
   elif variant:
     raise ValueError(f"Unknown imitation config variant {variant!r}; known: "
-                     f"'' (the default) and 'transfer'.")
+                     f"{', '.join(repr(v) for v in VARIANTS)}.")
   return config

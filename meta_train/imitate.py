@@ -28,7 +28,7 @@ from ml_collections import config_flags
 
 import tasks
 from learned_opt import checkpoint as lo_checkpoint
-from learned_opt.executor import ExecutorConfig, HandSet, conditioning, init_weights, network
+from learned_opt.executor import ExecutorConfig, HandSet, conditioning, hops, init_weights, network
 from meta_train import imitation, provenance
 from meta_train import train as train_lib
 
@@ -103,7 +103,12 @@ def sample_batch(config, exec_config, task_list, step: int):
                                            k_loss))
     conds.append(imitation.conditioning_for(exec_config, name, kwargs, params))
     names.append(name)
-  return imitation.stack(trajs), imitation.stack(conds), names, warmup
+  # One compiled step per batch: every rule runs the rounds of the batch's union plan,
+  # each only where its own plan does (imitation.pad_rounds).
+  plan = hops.union([c.plan for c in conds], len(jax.tree.leaves(params)))
+  padded = [imitation.pad_rounds(t, c, plan) for t, c in zip(trajs, conds)]
+  return (imitation.stack([t for t, _ in padded]), imitation.stack([c for _, c in padded]),
+          names, warmup)
 
 
 # Architecture fields that change what the tensor net's raw outputs mean (not their
@@ -160,7 +165,7 @@ def _compiled_step(exec_config: ExecutorConfig, hand_set: HandSet, learning_rate
                    primitive_hint_weight: float = 0.0,
                    denominator_hint_scale: bool = False,
                    primitive_hint_exempt: tuple[str, ...] = (),
-                   clip_hint_weight: float = 0.0):
+                   clip_hint_weight: float = 0.0, ns_hint_weight: float = 0.0):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(
@@ -170,7 +175,8 @@ def _compiled_step(exec_config: ExecutorConfig, hand_set: HandSet, learning_rate
       mixture_exempt=mixture_exempt, preconditioner_hint_weight=preconditioner_hint_weight,
       denominator_hint_weight=denominator_hint_weight,
       primitive_hint_weight=primitive_hint_weight, denominator_hint_scale=denominator_hint_scale,
-      primitive_hint_exempt=primitive_hint_exempt, clip_hint_weight=clip_hint_weight)
+      primitive_hint_exempt=primitive_hint_exempt, clip_hint_weight=clip_hint_weight,
+      ns_hint_weight=ns_hint_weight)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -210,7 +216,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       primitive_hint_weight=config.get("primitive_hint_weight", 0.0),
       denominator_hint_scale=bool(config.get("denominator_hint_scale", False)),
       primitive_hint_exempt=tuple(config.get("primitive_hint_exempt", ())),
-      clip_hint_weight=config.get("clip_hint_weight", 0.0))
+      clip_hint_weight=config.get("clip_hint_weight", 0.0),
+      ns_hint_weight=config.get("ns_hint_weight", 0.0))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0
@@ -248,6 +255,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   if n in imitation.PRECONDITIONER_HINTS]   # the rules that give the hint
         if hinted:
           last[hint] = float(np.mean(hinted))
+      # Per-hint agreement: the moments' and every round iterate's relative error, over
+      # the batch's rules that give the hint (NaN elsewhere).
+      for hint in ["hint_rel_err"] + sorted(k for k in m if k.startswith("ns_iterate_")):
+        values = np.asarray(m[hint], np.float64)
+        if np.any(np.isfinite(values)):
+          last[hint] = float(np.nanmean(values))
       with metrics_path.open("a") as f:
         f.write(json.dumps(last) + "\n")
       print(f"step {step + 1}/{config.num_steps} loss {last['loss']:.4f} | {rate:.2f} steps/s,"

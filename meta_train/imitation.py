@@ -17,6 +17,9 @@ from the same zero start), and is trained on
       carries, DENOMINATOR_PRIMITIVES)                            (primitive hint)
     + clip_hint_weight * (log RMS(d) above its clipping knot - log RMS(u))^2
       per tensor, u = g / the RMS a factoring rule divides by          (clip hint)
+    + ns_hint_weight * mean_k log(1 + relative squared error of the k-th round's
+      iterate X_k) on the tensors a rule with rounds runs them on (Muon's
+      Newton-Schulz iterates, 'ns_iterate_k')                        (round hints)
 
 Direction and log-magnitude are separated on purpose: a relative squared error
 has a trap at u_exec = 0 (its gradient with respect to the log step size
@@ -39,7 +42,7 @@ import numpy as np
 import optax
 
 from learned_opt import algorithms
-from learned_opt.executor import conditioning, decode, encode, network, step as step_lib
+from learned_opt.executor import conditioning, decode, encode, hops, network, step as step_lib
 from learned_opt.executor.config import ExecutorConfig, HandSet
 from learned_opt.executor.optimizer import graph_of, hyper_features
 from learned_opt.graph import EDGES
@@ -70,6 +73,9 @@ class Trajectory(NamedTuple):
   loss: jax.Array        # (T,) training loss along the way
   preconditioner_rms: PyTree   # PRECONDITIONER_HINTS' target (zeros where the rule has none)
   preconditioner_mask: jax.Array   # () 1.0 when the rule provides it
+  # The rule's round iterates X_0 .. X_K ('ns_iterate_k' hints; () for a rule without
+  # rounds), padded with zeros to a batch's most rounds by `pad_rounds`.
+  ns_iterates: tuple[PyTree, ...] = ()
 
 
 class Conditioning(NamedTuple):
@@ -77,6 +83,12 @@ class Conditioning(NamedTuple):
   hyper_features: jax.Array
   learning_rate: jax.Array  # () float32
   tensor_features: jax.Array
+  # With the 'multi_hop' processor: the rounds' static plan (a batch's union,
+  # hops.union), and this rule's own plan and round features (hops.plan_features,
+  # hops.round_features: zeros on the tensors and rounds the rule does not run).
+  plan: hops.Plan | None = None
+  plan_features: jax.Array | None = None
+  round_features: jax.Array | None = None
 
 
 def split_kwargs(kwargs: Mapping[str, Any]) -> tuple[tuple[tuple[str, Any], ...], dict]:
@@ -109,27 +121,55 @@ def rule_trajectory(name: str, static: tuple, dynamic: dict, loss_fn: Any,
     preconditioner = zeros
     if preconditioner_hint:
       preconditioner = jax.tree.map(lambda x: 1.0 / x, trace[preconditioner_hint].value)
+    iterates = tuple(trace[f"ns_iterate_{k}"].value for k in range(rounds + 1)) if rounds else ()
     new_params = jax.tree.map(lambda p, u: p + u, params, updates)
-    return (new_params, state), (params, grads, updates, first, second, preconditioner, loss)
+    return (new_params, state), (params, grads, updates, first, second, preconditioner, loss,
+                                 iterates)
 
+  plan = rule.message_passing(params)
+  rounds = 0 if plan is None else len(plan.coeff_rows)
   steps = jax.tree.leaves(batches)[0].shape[0]
   keys = jax.random.split(key, steps)
-  _, (ps, gs, us, firsts, seconds, preconditioners, losses) = jax.lax.scan(
+  _, (ps, gs, us, firsts, seconds, preconditioners, losses, iterates) = jax.lax.scan(
       body, (params, rule.init(params)), (batches, keys))
   mask = jnp.asarray(1.0 if targets else 0.0)
   preconditioner_mask = jnp.asarray(1.0 if preconditioner_hint else 0.0)
   return Trajectory(ps, gs, us, firsts, seconds, mask, losses, preconditioners,
-                    preconditioner_mask)
+                    preconditioner_mask, iterates)
+
+
+def pad_rounds(traj: Trajectory, cond: Conditioning, plan: hops.Plan | None
+               ) -> tuple[Trajectory, Conditioning]:
+  """`traj` and `cond` for a batch whose rounds follow `plan` (hops.union of the
+  batch's): the iterates padded with zeros and the round features with inactive
+  rounds up to its rounds, and `plan` as the static plan."""
+  if cond.plan_features is None:
+    return traj, cond
+  rounds = 0 if plan is None else plan.rounds
+  zeros = jax.tree.map(jnp.zeros_like, traj.grads)
+  iterates = tuple(traj.ns_iterates) + (zeros,) * (rounds + 1 - len(traj.ns_iterates))
+  own = cond.round_features.shape[0]
+  inactive = hops.round_features(None, rounds - own)
+  return (traj._replace(ns_iterates=iterates if rounds else ()),
+          cond._replace(plan=plan, round_features=jnp.concatenate(
+              [cond.round_features, inactive], axis=0)))
 
 
 def conditioning_for(config: ExecutorConfig, name: str, kwargs: Mapping[str, Any],
                      params: PyTree) -> Conditioning:
+  """The executor's conditioning for rule `name` with `kwargs` on `params`' tree (with
+  the 'multi_hop' processor, the rule's own plan; see `pad_rounds` for a batch)."""
   graph = graph_of(params)
-  return Conditioning(
+  cond = Conditioning(
       rule_id=jnp.asarray(config.rules.index(name), jnp.int32),
       hyper_features=hyper_features(config, name, kwargs),
       learning_rate=jnp.asarray(kwargs["learning_rate"], jnp.float32),
       tensor_features=encode.tensor_features(graph, kwargs.get("min_dim_size_to_factor")))
+  if not network.multi_hop(config):
+    return cond
+  plan = hops.plan_for(algorithms.get(name, **kwargs), params)
+  return cond._replace(plan=plan, plan_features=hops.plan_features(plan, graph),
+                       round_features=hops.round_features(plan))
 
 
 def _relative_error(pred: PyTree, target: PyTree) -> jax.Array:
@@ -169,9 +209,26 @@ def preconditioner_prediction(config: ExecutorConfig, graph: Any,
 
 def _executor_step(weights, config, hand_set, graph, cond: Conditioning, grads, state, params
                    ) -> step_lib.StepOutput:
+  hop_inputs = (None if cond.plan_features is None
+                else (cond.plan_features, cond.round_features))
   return step_lib.executor_step(weights, config, hand_set, graph, cond.rule_id,
                                 cond.hyper_features,
-                                cond.learning_rate, cond.tensor_features, grads, state, params)
+                                cond.learning_rate, cond.tensor_features, grads, state, params,
+                                plan=cond.plan, hop_inputs=hop_inputs)
+
+
+def round_hint_errors(predictions: dict[str, PyTree], iterates: tuple[PyTree, ...],
+                      runs: jax.Array, graph: Any) -> jax.Array:
+  """(K + 1,) relative squared error of each round's iterate X_k over the tensors the
+  rule runs the rounds on (`runs`, per tensor 0/1): sum |X_k - X_k*|^2 / sum |X_k*|^2."""
+  errors = []
+  for k, target in enumerate(iterates):
+    pred = graph.leaves(predictions[f"ns_iterate_{k}"])
+    num = sum(runs[i] * jnp.sum(jnp.square(p - t))
+              for i, (p, t) in enumerate(zip(pred, graph.leaves(target))))
+    den = sum(runs[i] * jnp.sum(jnp.square(t)) for i, t in enumerate(graph.leaves(target)))
+    errors.append(num / (den + 1e-30))
+  return jnp.stack(errors)
 
 
 def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, traj: Trajectory,
@@ -180,7 +237,8 @@ def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, tra
                     preconditioner_hint_weight: float = 0.0,
                     denominator_hint_weight: float = 0.0,
                     denominator_hint_scale: bool = False,
-                    clip_hint_weight: float = 0.0) -> tuple[jax.Array, dict]:
+                    clip_hint_weight: float = 0.0,
+                    ns_hint_weight: float = 0.0) -> tuple[jax.Array, dict]:
   """Free-running imitation loss of the executor along one trajectory.
 
   The first `warmup` steps run the executor (its own state fed back, as at
@@ -204,6 +262,9 @@ def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, tra
   Without it, a knot set from the gain's bias has a flat way out: a direction scaled up
   far enough is clipped at every step, its update normalized to RMS 1 whatever the rule
   says, and imitation can settle there.
+  `ns_hint_weight` (0: off) weighs `round_hint_errors` (every round's iterate) on the
+  rules with rounds; the metrics report each round's error ('ns_iterate_k_rel_err')
+  whenever the batch runs rounds.
   """
   first_params = jax.tree.map(lambda x: x[0], traj.params)
   graph = graph_of(first_params)
@@ -223,11 +284,16 @@ def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, tra
       state = jax.lax.stop_gradient(jax.lax.scan(warm_body, state, head)[0])
     traj = traj._replace(**{f: jax.tree.map(lambda x: x[warmup:], getattr(traj, f))
                             for f in ("params", "grads", "updates", "first_moment",
-                                      "second_moment_rms", "loss", "preconditioner_rms")})
+                                      "second_moment_rms", "loss", "preconditioner_rms",
+                                      "ns_iterates")})
+  runs = (cond.plan_features[:, 0] if cond.plan_features is not None
+          else jnp.zeros((len(graph.tensors),)))
 
   def body(state, inputs):
-    params, grads, target, first, second, preconditioner = inputs
+    params, grads, target, first, second, preconditioner, iterates = inputs
     out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params)
+    round_err = (round_hint_errors(out.predictions, iterates, runs, graph) if iterates
+                 else jnp.zeros((0,)))
     update_err = _relative_error(out.updates, target)
     update_loss = _direction_and_magnitude_loss(out.updates, target, magnitude_weight)
     pred_first, pred_second = (out.predictions["first_moment"],
@@ -263,13 +329,13 @@ def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, tra
       clip_err = jnp.zeros(())
     cosine = _cosine(out.updates, target)
     return out.state, (update_loss, update_err, hint_err, preconditioner_err, denominator_err,
-                       clip_err, cosine)
+                       clip_err, cosine, round_err)
 
   _, (update_loss, update_err, hint_err, preconditioner_err, denominator_err, clip_err,
-      cosine) = jax.lax.scan(
+      cosine, round_err) = jax.lax.scan(
       body, state,
       (traj.params, traj.grads, traj.updates, traj.first_moment, traj.second_moment_rms,
-       traj.preconditioner_rms))
+       traj.preconditioner_rms, traj.ns_iterates))
   update_loss = jnp.mean(update_loss)
   # log1p keeps rare huge errors (early, unstable steps) from dominating the batch.
   hint_loss = traj.hint_mask * jnp.mean(jnp.log1p(hint_err))
@@ -286,6 +352,13 @@ def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, tra
   if clip_hint_weight:
     loss = loss + clip_hint_weight * traj.preconditioner_mask * jnp.mean(clip_err)
     metrics["clip_err"] = jnp.mean(clip_err)
+  if traj.ns_iterates:
+    has_rounds = (jnp.sum(runs) > 0).astype(jnp.float32)
+    if ns_hint_weight:
+      loss = loss + ns_hint_weight * has_rounds * jnp.mean(jnp.log1p(round_err))
+    for k in range(round_err.shape[1]):   # NaN where the rule runs no rounds: not averaged
+      metrics[f"ns_iterate_{k}_rel_err"] = jnp.where(has_rounds > 0, jnp.mean(round_err[:, k]),
+                                                     jnp.nan)
   return loss, metrics
 
 
@@ -571,7 +644,7 @@ def make_train_step(config: ExecutorConfig, hand_set: HandSet,
                     primitive_hint_weight: float = 0.0,
                     denominator_hint_scale: bool = False,
                     primitive_hint_exempt: tuple[str, ...] = (),
-                    clip_hint_weight: float = 0.0):
+                    clip_hint_weight: float = 0.0, ns_hint_weight: float = 0.0):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
@@ -582,15 +655,15 @@ def make_train_step(config: ExecutorConfig, hand_set: HandSet,
   `warmup_gradient`, `preconditioner_hint_weight`, `denominator_hint_weight`,
   `denominator_hint_scale` and `clip_hint_weight`: see `trajectory_loss`.
   `primitive_hint_weight` weighs `primitive_hint` (0: off), leaving out the rules in
-  `primitive_hint_exempt`.
+  `primitive_hint_exempt`. `ns_hint_weight`: see `trajectory_loss`.
   """
 
   def batch_loss(weights, trajs, conds, warmup):
     losses, metrics = jax.vmap(trajectory_loss,
-                               in_axes=(None, None, None, 0, 0) + (None,) * 8)(
+                               in_axes=(None, None, None, 0, 0) + (None,) * 9)(
         weights, config, hand_set, trajs, conds, hint_weight, warmup, magnitude_weight, warmup_gradient,
         preconditioner_hint_weight, denominator_hint_weight, denominator_hint_scale,
-        clip_hint_weight)
+        clip_hint_weight, ns_hint_weight)
     loss = jnp.mean(losses)
     if readout_penalty:
       penalty = direction_readout_penalty(weights, config, conds, penalty_exempt)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import learned_opt
+import tasks as tasks_lib
 from configs import imitate as imitate_config
 from learned_opt import checkpoint
 from learned_opt.executor import conditioning, optimizer as optimizer_lib
@@ -353,3 +354,37 @@ def test_warmup_gradient_flows_through_the_warm_state_only_when_asked():
   assert all(np.all(np.isfinite(np.asarray(g))) for g in on)
   # The hypernet (decays and gains of the state) gets more signal through the warm state.
   assert max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(on, off)) > 1e-6
+
+
+def test_round_hints_supervise_every_newton_schulz_iterate_and_fail_untrained():
+  """A batch of Muon and Adam on one tree runs the union plan; the round hints compare
+  each X_k on Muon's matrices only. Hand-set Muon weights match them (and Muon's
+  updates); fresh weights (the Adam prior, no rounds mixed in) do not."""
+  from learned_opt.executor import init_weights  # pylint: disable=import-outside-toplevel
+  from tests.test_executor_multi_hop import CONFIG, muon_weights  # pylint: disable=import-outside-toplevel
+  task = tasks_lib.get("digits_mlp", hidden=(16,))
+  muon_kwargs, adam_kwargs = {"learning_rate": 1e-2}, {"learning_rate": 1e-3}
+  runs = [imitation.rule_run(CONFIG, name, kwargs, task, steps=6)
+          for name, kwargs in (("muon", muon_kwargs), ("adam", adam_kwargs))]
+  plan = imitation.hops.union([cond.plan for _, cond in runs],
+                              runs[0][1].tensor_features.shape[0])
+  padded = [imitation.pad_rounds(traj, cond, plan) for traj, cond in runs]
+  assert plan.rounds == 5 and padded[1][1].round_features[:, 4].sum() == 0.0
+  assert len(padded[1][0].ns_iterates) == 6   # Adam's: zeros, never compared
+
+  def losses(weights):
+    out = [imitation.trajectory_loss(weights, CONFIG, learned_opt.executor.HandSet(), traj,
+                                     cond, hint_weight=0.0, ns_hint_weight=1.0)
+           for traj, cond in padded]
+    return out[0][1], out[1][1]
+
+  muon_metrics, adam_metrics = losses(muon_weights(adam_b1=0.9))
+  assert float(muon_metrics["cosine"]) > 0.999
+  for k in range(6):
+    assert float(muon_metrics[f"ns_iterate_{k}_rel_err"]) < 1e-6, k
+    assert np.isnan(float(adam_metrics[f"ns_iterate_{k}_rel_err"]))
+  # Fresh weights run the rounds (structure) on a momentum without Nesterov's term, and
+  # mix none of their output into the update.
+  fresh_metrics, _ = losses(init_weights(CONFIG, jax.random.PRNGKey(0)))
+  assert float(fresh_metrics["cosine"]) < 0.9
+  assert float(fresh_metrics["ns_iterate_0_rel_err"]) > 1e-3

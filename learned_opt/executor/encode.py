@@ -247,22 +247,27 @@ def edge_moments(g: jax.Array, s1: jax.Array, s2: jax.Array, a1: jax.Array,
 
 
 def hop_features(weights: Any, config: ExecutorConfig, c: jax.Array, tensor_feats: jax.Array,
-                 graph: ParamGraph, plan: hops_lib.Plan | None) -> hops_lib.HopFeatures:
-  """The multi-hop modules' per-tensor and per-round outputs (learned_opt.executor.hops)."""
-  outputs = network.build(config).apply[3](
-      weights, c, tensor_feats, hops_lib.plan_features(plan, graph),
-      hops_lib.round_features(plan))
-  return hops_lib.features(outputs, plan)
+                 graph: ParamGraph, plan: hops_lib.Plan | None,
+                 hop_inputs: tuple[jax.Array, jax.Array] | None = None
+                 ) -> hops_lib.HopFeatures:
+  """The multi-hop modules' per-tensor and per-round outputs (learned_opt.executor.hops),
+  from `plan`'s features or the given (plan features, round features) `hop_inputs`."""
+  plan_feats, round_feats = hop_inputs if hop_inputs is not None else (
+      hops_lib.plan_features(plan, graph), hops_lib.round_features(plan))
+  outputs = network.build(config).apply[3](weights, c, tensor_feats, plan_feats, round_feats)
+  return hops_lib.features(outputs, plan_feats, round_feats)
 
 
 def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: ParamGraph,
            rule_id: jax.Array, hyper_features: jax.Array, tensor_feats: jax.Array,
            grads: PyTree, state: Any, params: PyTree | None,
-           plan: hops_lib.Plan | None = None) -> Encoded:
+           plan: hops_lib.Plan | None = None,
+           hop_inputs: tuple[jax.Array, jax.Array] | None = None) -> Encoded:
   """The step's graph, layer and edge features (see the module doc).
 
   `state` is the executor's state (count, s1, s2, z, z_first are read); `plan` the
-  rule's rounds (static; read with the 'multi_hop' processor).
+  rule's rounds (static; read with the 'multi_hop' processor) and `hop_inputs` its
+  features when they are given traced (`hop_features`).
   """
   c, coeffs = hyper_coefficients(weights, config, hand_set, rule_id, hyper_features,
                                  state.count)
@@ -270,7 +275,7 @@ def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: Param
   z = coeffs.decays * state.z + coeffs.gains
   hops = None
   if network.multi_hop(config):
-    hops = hop_features(weights, config, c, tensor_feats, graph, plan)
+    hops = hop_features(weights, config, c, tensor_feats, graph, plan, hop_inputs)
     first, z_first = learned_first_moments(coeffs, graph, hand_set, hops, state.z_first)
   else:
     first, z_first = first_moments(coeffs, graph, hand_set, z[0], state.z_first)

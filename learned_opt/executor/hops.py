@@ -13,11 +13,13 @@ K is static (the rule's `ns_steps`; a rule without rounds runs none). The round
 coefficients are learned: c_k = r_k + R(c, r_k, k / K), r_k the rule's own row (its
 `ns_coeffs`, a hyperparameter the network reads like the others) and R the
 `hop_round` network on the conditioning c (rule embedding, hyperparameters, clock),
-zero at initialization. Per tensor the `hop_tensor` network reads c, the tensor's
+zero at initialization. Rounds past a rule's own K (a batch that runs several rules
+on one tree runs the most rounds, `union`) are identities. Per tensor the `hop_tensor` network reads c, the tensor's
 shape features and its plan (orthogonalized or not, log fan-in, log fan-out) and
 emits
 
   m       the mix: d = (1 - m) n / denominator + m e^{l} X_K + omega_t p
+          (0 on tensors the rule's plan does not name)
   l       the log gain of the rounds' output (Muon's shape scale)
   s       a first-moment shift: decay 1 - (1 - a1) e^s (Muon's beta beside AdamW's b1)
   delta   a weight-decay offset: omega_t = max(omega + delta, 0)
@@ -30,7 +32,9 @@ a1_t s1' / (a1_t z1' + b1) + b1 g / z1' to n (exact for Muon's and NAdam's
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -39,30 +43,36 @@ import numpy as np
 
 from learned_opt.graph import ParamGraph
 
-NUM_PLAN_FEATURES = 3    # orthogonalized, log10(fan_in) / 10, log10(fan_out) / 10
-NUM_ROUND_FEATURES = 4   # the rule's (c0, c1, c2) of the round, k / K
+NUM_PLAN_FEATURES = 3    # runs the rounds, log10(fan_in) / 10, log10(fan_out) / 10
+NUM_ROUND_FEATURES = 5   # the rule's (c0, c1, c2) of the round, k / K, active
 NUM_TENSOR_OUTPUTS = 4   # mix, log gain, first-moment shift, weight-decay offset
 ROUND_EPS = 1e-8         # X_0's guard (Muon's default eps)
+_IDENTITY_ROUND = (1.0, 0.0, 0.0)   # X_k = X_{k-1}: an inactive round
 
 
-class Plan(NamedTuple):
-  """A rule's rounds on one tree, static: the (K, 3) coefficient rows and per tensor
-  (graph order) its learned_opt.algorithms.muon.LeafPlan."""
-  coeff_rows: np.ndarray
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """A rule's rounds on one tree, static (hashable, a pytree without leaves): the K
+  coefficient rows (c0, c1, c2) and per tensor (graph order) its
+  learned_opt.algorithms.muon.LeafPlan (`muon` False: no rounds on it)."""
+  coeff_rows: tuple[tuple[float, float, float], ...]
   leaves: tuple[Any, ...]
 
   @property
   def rounds(self) -> int:
-    return int(self.coeff_rows.shape[0])
+    return len(self.coeff_rows)
 
   def runs_on(self, index: int) -> bool:
     """Whether tensor `index` runs the rounds."""
     return self.rounds > 0 and bool(self.leaves[index].muon)
 
 
+jax.tree_util.register_static(Plan)
+
+
 class HopFeatures(NamedTuple):
   """One step's learned hop numbers (traced)."""
-  mix: jax.Array            # (T,) m
+  mix: jax.Array            # (T,) m, zero on tensors without rounds
   log_gain: jax.Array       # (T,) l
   shift: jax.Array          # (T,) s
   weight_decay: jax.Array   # (T,) delta
@@ -76,7 +86,29 @@ def plan_for(rule: Any, tree: Any) -> Plan | None:
   passing = rule.message_passing(tree)
   if passing is None:
     return None
-  return Plan(np.asarray(passing.coeff_rows, np.float32).reshape(-1, 3), tuple(passing.plans))
+  rows = np.asarray(passing.coeff_rows, np.float32).reshape(-1, 3)
+  return Plan(tuple(tuple(float(c) for c in row) for row in rows), tuple(passing.plans))
+
+
+def union(plans: Sequence[Plan | None], num_tensors: int) -> Plan | None:
+  """One static plan that runs the rounds wherever any of `plans` does, as many rounds
+  as the most (a batch of rules on one tree; each keeps its own through its features).
+
+  Raises:
+    ValueError: two plans fold one tensor's axes differently.
+  """
+  given = [p for p in plans if p is not None and p.rounds]
+  if not given:
+    return None
+  leaves = []
+  for idx in range(num_tensors):
+    running = {p.leaves[idx] for p in given if p.runs_on(idx)}
+    if len(running) > 1:
+      raise ValueError(f"Rules of one batch fold tensor {idx}'s axes differently "
+                       f"({sorted(running)}); give them the same dimension numbers.")
+    leaves.append(running.pop() if running else given[0].leaves[idx]._replace(muon=False))
+  rounds = max(p.rounds for p in given)
+  return Plan((_IDENTITY_ROUND,) * rounds, tuple(leaves))
 
 
 def plan_features(plan: Plan | None, graph: ParamGraph) -> jax.Array:
@@ -91,23 +123,27 @@ def plan_features(plan: Plan | None, graph: ParamGraph) -> jax.Array:
   return jnp.asarray(rows, jnp.float32).reshape(len(rows), NUM_PLAN_FEATURES)
 
 
-def round_features(plan: Plan | None) -> jax.Array:
-  """(K, NUM_ROUND_FEATURES): each round's own coefficients and k / K (K = 0: empty)."""
-  if plan is None or plan.rounds == 0:
-    return jnp.zeros((0, NUM_ROUND_FEATURES), jnp.float32)
-  k = plan.rounds
-  position = (np.arange(k, dtype=np.float32) + 1.0) / k
-  return jnp.asarray(np.concatenate([plan.coeff_rows, position[:, None]], axis=1))
+def round_features(plan: Plan | None, rounds: int | None = None) -> jax.Array:
+  """(K, NUM_ROUND_FEATURES): each round's own coefficients, k / K and 1 (active), then
+  inactive identity rounds up to `rounds` (a batch's most; default: the plan's own)."""
+  own = 0 if plan is None else plan.rounds
+  total = own if rounds is None else rounds
+  rows = [list(plan.coeff_rows[k]) + [(k + 1) / own, 1.0] for k in range(own)]
+  rows += [list(_IDENTITY_ROUND) + [1.0, 0.0]] * (total - own)
+  return jnp.asarray(rows, jnp.float32).reshape(total, NUM_ROUND_FEATURES)
 
 
-def features(outputs: tuple[jax.Array, jax.Array, jax.Array], plan: Plan | None
-             ) -> HopFeatures:
-  """HopFeatures from the hop networks' raw outputs (network.build(...).apply[3])."""
+def features(outputs: tuple[jax.Array, jax.Array, jax.Array], plan_feats: jax.Array,
+             round_feats: jax.Array) -> HopFeatures:
+  """HopFeatures from the hop networks' raw outputs (network.build(...).apply[3]) and the
+  plan's features: the mix only where the rule's plan runs the rounds; c_k = the rule's
+  row + the learned offset on active rounds, the identity on inactive ones."""
   per_tensor, per_round, nesterov = outputs
-  given = (jnp.zeros((0, 3), jnp.float32) if plan is None or plan.rounds == 0
-           else jnp.asarray(plan.coeff_rows))
-  return HopFeatures(per_tensor[:, 0], per_tensor[:, 1], per_tensor[:, 2], per_tensor[:, 3],
-                     given + per_round, nesterov)
+  active = round_feats[:, 4:5]
+  rows = active * (round_feats[:, :3] + per_round) + (1.0 - active) * jnp.asarray(
+      _IDENTITY_ROUND, jnp.float32)
+  return HopFeatures(plan_feats[:, 0] * per_tensor[:, 0], per_tensor[:, 1], per_tensor[:, 2],
+                     per_tensor[:, 3], rows, nesterov)
 
 
 def run_rounds(n: jax.Array, leaf: Any, coeff_rows: jax.Array

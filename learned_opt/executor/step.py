@@ -94,18 +94,20 @@ def executor_step(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph
                   rule_id: jax.Array, hyper_features: jax.Array, learning_rate: Any,
                   tensor_feats: jax.Array, grads: PyTree, state: ExecutorState,
                   params: PyTree | None, form: str = "fused",
-                  plan: hops.Plan | None = None) -> StepOutput:
+                  plan: hops.Plan | None = None,
+                  hop_inputs: tuple[jax.Array, jax.Array] | None = None) -> StepOutput:
   """Runs the executor once: encode -> process -> decode.
 
   All arguments but `config`, `hand_set`, `graph`, `form` and `plan` (the rule's
   rounds, learned_opt.executor.hops.plan_for; read by the 'multi_hop' processor) may
-  be traced.
+  be traced. `hop_inputs` (plan features, round features) replace `plan`'s own when
+  `plan` is a union of several rules' (learned_opt.executor.hops.union).
   """
   if form not in FORMS:
     raise ValueError(f"Unknown executor form {form!r}; use one of {FORMS}.")
   check_pair(config, hand_set)
   encoded = encode.encode(weights, config, hand_set, graph, rule_id, hyper_features,
-                          tensor_feats, grads, state, params, plan)
+                          tensor_feats, grads, state, params, plan, hop_inputs)
   factors, nodes = processors.get(config.processor).apply(encoded, graph, state.nodes, config)
   decoded = decode.decode(encoded, factors, graph, config, hand_set,
                           step_size.IntegratorState(state.log_step, state.grad_mean_square),
