@@ -8,6 +8,8 @@ alternating call by call, medians over `repeats`:
 
   muon            optax.contrib.muon(1e-3)
   executor:muon   ExecutorConfig(processor='multi_hop') conditioned on 'muon'
+  rule:muon       learned_opt.algorithms' Muon (the rule the executor imitates; its
+                  rounds are the same two-hop passes, graph.ops.two_hop)
   adam            optax.adam(1e-3)
   executor:adam   the same executor conditioned on 'adam' (no rounds run)
   row_column:adam ExecutorConfig() (the one-hop processor) conditioned on 'adam'
@@ -40,7 +42,9 @@ def _executor(config: ExecutorConfig, algorithm: str) -> optax.GradientTransform
 
 
 def optimizers() -> dict[str, optax.GradientTransformation]:
+  from learned_opt import algorithms  # pylint: disable=import-outside-toplevel
   return {"muon": optax.contrib.muon(1e-3), "executor:muon": _executor(MULTI_HOP, "muon"),
+          "rule:muon": algorithms.get("muon", learning_rate=1e-3).as_optax(),
           "adam": optax.adam(1e-3), "executor:adam": _executor(MULTI_HOP, "adam"),
           "row_column:adam": _executor(ExecutorConfig(), "adam")}
 
@@ -73,15 +77,16 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
            f"`{command}`", "",
            "Training steps (update + apply_updates), median wall ms (CPU-time ms); ratios "
            "of wall times.", "",
-           "| params | " + " | ".join(names) + " | executor:muon / muon | executor:adam / adam "
-           "| row_column:adam / adam | load |",
-           "|" + "---|" * (len(names) + 5)]
+           "| params | " + " | ".join(names) + " | executor:muon / muon | executor:muon / "
+           "rule:muon | executor:adam / adam | row_column:adam / adam | load |",
+           "|" + "---|" * (len(names) + 6)]
   for row in rows:
     t = row["times"]
     ratio = lambda a, b: t[a][0] / t[b][0]  # noqa: E731
     cells = [f"{1e3 * w:.2f} ({1e3 * c:.2f})" for w, c in t.values()]
     lines.append(f"| {row['params'] / 1e6:.1f}M | " + " | ".join(cells)
                  + f" | {ratio('executor:muon', 'muon'):.2f} | "
+                 f"{ratio('executor:muon', 'rule:muon'):.2f} | "
                  f"{ratio('executor:adam', 'adam'):.2f} | "
                  f"{ratio('row_column:adam', 'adam'):.2f} | {row['load']} |")
   lines += ["", "State, bytes per parameter (params-shaped subtrees) + other bytes:", ""]
