@@ -3,6 +3,9 @@
   python -m meta_train.evaluate_imitation --config=configs/evaluate_imitation.py \
       --workdir=DIR [--checkpoint=CKPT] [--config.seeds='(0, 1, 2)']
 
+Variants: '' (the six rules of configs/imitate.py) and 'all_rules' (12 rules x 5
+networks x 3 seeds, every cell with the rule's own spread).
+
 Imitation trains on image MLPs of width 16-64 and depth 1-2; the networks here
 include 4x wider and 2x deeper MLPs, a ConvNet, a Transformer, and 10x the steps.
 The floor options measure how far each rule's own final loss moves when its
@@ -12,7 +15,37 @@ learning rate moves by `floor_factors` (see meta_train/evaluate_imitation.py).
 import ml_collections
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  """The six imitated rules ('') or all 12 rules on 5 networks ('all_rules')."""
+  config = _default()
+  if variant == "all_rules":
+    _all_rules(config)
+  elif variant:
+    raise ValueError(f"Unknown imitation evaluation variant {variant!r}; known: '' and "
+                     "'all_rules'.")
+  return config
+
+
+def _all_rules(config: ml_collections.ConfigDict) -> None:
+  """Every rule of the executor's embedding (configs/imitate.py:all_rules) on 5 networks
+  x 3 seeds = 180 cells, each with the rule's own spread at a 0.1% learning-rate change:
+  a cell passes when the gap is within max(5%, that spread)."""
+  config.seeds = (0, 1, 2)
+  config.rules = dict(config.rules.to_dict(), **{
+      "adamw": dict(learning_rate=1e-3, weight_decay=1e-2),
+      "nadam": dict(learning_rate=1e-3),
+      "adabelief": dict(learning_rate=1e-3),
+      "adagrad": dict(learning_rate=3e-2),
+      "lars": dict(learning_rate=0.1, momentum=0.9),
+      "muon": dict(learning_rate=2e-2),
+  })
+  del config.networks["10x steps"]
+  config.floor_factors = (1.001,)
+  config.floor_rules = tuple(config.rules)
+  config.floor_networks = tuple(config.networks)
+
+
+def _default() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seeds = (0,)
   # The single-seed form: when set (--config.seed=N), it replaces `seeds` with (N,).

@@ -181,15 +181,18 @@ def add_floors(config: ml_collections.ConfigDict, seed: int,
 
 def count(cells: list[dict[str, Any]], target: float) -> dict[str, int | None]:
   """How many `cells` there are, how many have |gap| <= target ("within"), and, when
-  their floors are known, how many are chaotic, calm, and calm and within (else None)."""
+  their floors are known, how many are chaotic, calm, calm and within, and pass:
+  |gap| <= max(target, floor), the rule's own spread standing in for the target where
+  it is larger (else None)."""
   within = [abs(c["gap"]) <= target for c in cells]
   out: dict[str, int | None] = {"cells": len(cells), "within": sum(within)}
   if all("floor" in c for c in cells):
     chaotic = [c["chaotic"] for c in cells]
     out.update(chaotic=sum(chaotic), calm=len(cells) - sum(chaotic),
-               calm_within=sum(w and not c for w, c in zip(within, chaotic)))
+               calm_within=sum(w and not c for w, c in zip(within, chaotic)),
+               passes=sum(abs(c["gap"]) <= max(target, c["floor"]) for c in cells))
   else:
-    out.update(chaotic=None, calm=None, calm_within=None)
+    out.update(chaotic=None, calm=None, calm_within=None, passes=None)
   return out
 
 
@@ -287,14 +290,15 @@ def counts_table(report: dict[str, Any]) -> list[str]:
   """The counts per rule, per seed and in total."""
   target = f"{100 * report['target']:g}%"
   lines = [f"| cells of | cells | gap within {target} | chaotic (floor > {target}) | "
-           f"calm | calm and within {target} |", "|---|---|---|---|---|---|"]
+           f"calm | calm and within {target} | pass: gap within max({target}, floor) |",
+           "|---|---|---|---|---|---|---|"]
   groups = ([(f"rule {name}", c) for name, c in report["counts"]["per_rule"].items()]
             + [(f"seed {seed}", c) for seed, c in report["counts"]["per_seed"].items()]
             + [("**all**", report["counts"]["total"])])
   for name, c in groups:
     known = lambda k, c=c: "—" if c[k] is None else str(c[k])  # noqa: E731
     lines.append(f"| {name} | {c['cells']} | {c['within']} | {known('chaotic')} | "
-                 f"{known('calm')} | {known('calm_within')} |")
+                 f"{known('calm')} | {known('calm_within')} | {known('passes')} |")
   return lines
 
 

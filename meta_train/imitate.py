@@ -27,7 +27,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import tasks
-from learned_opt import checkpoint as lo_checkpoint
+from learned_opt import algorithms, checkpoint as lo_checkpoint
 from learned_opt.executor import ExecutorConfig, HandSet, conditioning, hops, init_weights, network
 from meta_train import imitation, provenance
 from meta_train import train as train_lib
@@ -79,6 +79,14 @@ def active_rules(config: ml_collections.ConfigDict, step: int) -> list[str]:
   return rules
 
 
+def rule_plans(exec_config: ExecutorConfig, rules: list[str], params) -> list:
+  """The rounds' plans of `rules` at their defaults on `params`' tree (none without the
+  multi-hop processor)."""
+  if not network.multi_hop(exec_config):
+    return []
+  return [hops.plan_for(algorithms.get(name, learning_rate=1e-3), params) for name in rules]
+
+
 def sample_batch(config, exec_config, task_list, step: int):
   """Trajectories of B (rule, hyperparameters, init) triples on one task structure.
 
@@ -103,9 +111,11 @@ def sample_batch(config, exec_config, task_list, step: int):
                                            k_loss))
     conds.append(imitation.conditioning_for(exec_config, name, kwargs, params))
     names.append(name)
-  # One compiled step per batch: every rule runs the rounds of the batch's union plan,
-  # each only where its own plan does (imitation.pad_rounds).
-  plan = hops.union([c.plan for c in conds], len(jax.tree.leaves(params)))
+  # Every rule runs the rounds of one union plan per task structure (that of every rule
+  # the config samples, so a batch without Muon compiles no other program), each only
+  # where its own plan does (imitation.pad_rounds).
+  plan = hops.union([c.plan for c in conds] + rule_plans(exec_config, rules, params),
+                    len(jax.tree.leaves(params)))
   padded = [imitation.pad_rounds(t, c, plan) for t, c in zip(trajs, conds)]
   return (imitation.stack([t for t, _ in padded]), imitation.stack([c for _, c in padded]),
           names, warmup)
