@@ -4,8 +4,10 @@
 
 1. benchmarks.executor_speed at 1M, 10M and 50M parameters (executor vs
    optax.adam, interleaved; the table is also written to benchmarks/results/).
-2. benchmarks.tasks_inner_speed, when that module is present: its `main()` is
-   called if it takes no arguments, otherwise it runs as a subprocess.
+2. benchmarks.muon_speed at 1M and 4M parameters (the multi-hop executor conditioned on
+   Muon vs optax.contrib.muon, and on Adam vs optax.adam).
+3. benchmarks.tasks_inner_speed and meta_train_speed, when present: a module's `main()`
+   is called if it takes no arguments, otherwise it runs as a subprocess.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import inspect
 import subprocess
 import sys
 
-from benchmarks import executor_speed
+from benchmarks import executor_speed, muon_speed
 
 _OTHERS = ("benchmarks.tasks_inner_speed", "benchmarks.meta_train_speed")
 
@@ -44,6 +46,8 @@ def _run_module(name: str) -> None:
 def main() -> None:
   print("== executor_speed (1M, 10M, 50M parameters) ==", flush=True)
   executor_speed.main(["--sizes=1e6,1e7,5e7"])
+  print("\n== muon_speed (1M, 4M parameters) ==", flush=True)
+  muon_speed.main(["--sizes=1e6,4e6"])
   for name in _OTHERS:
     print(f"\n== {name.rsplit('.', 1)[-1]} ==", flush=True)
     _run_module(name)

@@ -69,12 +69,14 @@ def test_the_counts_add_up_over_seeds(report):
   assert total["calm_within"] == sum(abs(c["gap"]) <= 0.05 and not c["chaotic"]
                                      for c in cells)
   assert counts["per_rule"] == {"adam": total}
+  # gap 20% with the rule's own spread 50%: the spread stands in for the 5% target.
   assert counts["per_seed"]["2"] == {"cells": 1, "within": 0, "chaotic": 1, "calm": 0,
-                                     "calm_within": 0}
+                                     "calm_within": 0, "passes": 1}
+  assert total["passes"] == sum(abs(c["gap"]) <= max(0.05, c["floor"]) for c in cells)
   assert sum(c["cells"] for c in counts["per_seed"].values()) == total["cells"]
   assert sum(c["within"] for c in counts["per_seed"].values()) == total["within"]
   text = evaluate_imitation.markdown(config, dict(out, runs=runs, counts=counts))
-  assert "## Seed 2" in text and "| seed 2 | 1 | 0 | 1 | 0 | 0 |" in text
+  assert "## Seed 2" in text and "| seed 2 | 1 | 0 | 1 | 0 | 0 | 1 |" in text
   assert "| adam | mlp 8 | " in text and "+20.0% (50.0% chaotic) |" in text
 
 
@@ -92,13 +94,20 @@ def test_the_rule_at_its_own_learning_rate_has_floor_zero():
 def test_counts_without_floors_and_the_single_seed_option():
   cells = [{"gap": 0.01}, {"gap": -0.2}]
   assert evaluate_imitation.count(cells, 0.05) == {
-      "cells": 2, "within": 1, "chaotic": None, "calm": None, "calm_within": None}
+      "cells": 2, "within": 1, "chaotic": None, "calm": None, "calm_within": None,
+      "passes": None}
   config = _tiny_config()
   assert evaluate_imitation.run_seeds(config) == (1,)
   config.seed = 3
   assert evaluate_imitation.run_seeds(config) == (3,)
   assert config_module.get_config().seed is None
   assert evaluate_imitation.run_seeds(config_module.get_config()) == (0,)
+  every = config_module.get_config("all_rules")
+  assert len(every.rules) == 12 and len(every.networks) == 5
+  assert evaluate_imitation.run_seeds(every) == (0, 1, 2)
+  assert set(every.floor_rules) == set(every.rules) and every.floor_factors == (1.001,)
+  with pytest.raises(ValueError, match="Unknown imitation evaluation variant"):
+    config_module.get_config("nope")
   config.floor_networks = ("no such network",)
   with pytest.raises(ValueError, match="floor_networks names .*no such network"):
     evaluate_imitation.check_config(config)

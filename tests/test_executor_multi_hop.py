@@ -85,13 +85,16 @@ def _compare(executor, reference, params, steps=25, rtol=1e-4):
   return out
 
 
+SLOW = pytest.mark.slow   # each case compiles two 25-step programs; two run in `make test`
 MUON_CASES = [
     dict(learning_rate=1e-2),
-    dict(learning_rate=1e-2, nesterov=False, beta=0.9, ns_steps=3, ns_coeffs=(3.0, -3.2, 1.2),
-         eps=1e-6),
-    dict(learning_rate=1e-2, muon_weight_dimension_numbers=heads_and_kernels),
-    dict(learning_rate=1e-2, weight_decay=0.1, adam_weight_decay=0.01, adam_b1=0.8,
-         adam_b2=0.99),
+    pytest.param(dict(learning_rate=1e-2, nesterov=False, beta=0.9, ns_steps=3,
+                      ns_coeffs=(3.0, -3.2, 1.2), eps=1e-6), marks=SLOW),
+    pytest.param(dict(learning_rate=1e-2, muon_weight_dimension_numbers=heads_and_kernels),
+                 marks=SLOW),
+    pytest.param(dict(learning_rate=1e-2, weight_decay=0.1, adam_weight_decay=0.01,
+                      adam_b1=0.8, adam_b2=0.99), marks=SLOW),
+    # Per-round coefficients and the kernel's dimension numbers.
     dict(learning_rate=1e-2, ns_coeffs="dion", muon_weight_dimension_numbers=heads_and_kernels),
 ]
 
