@@ -46,7 +46,10 @@ def _hand_weights(config, decays, gains, linear, exponents, weight_decay=0.0,
   return weights
 
 
-def _compare(executor, reference, params, steps=30, rtol=2e-4):
+def compare(executor, reference, params, steps=30, rtol=2e-4, advance=False):
+  """Runs the executor beside an optax `reference` on random gradients and checks every
+  update leaf; with `advance` the params follow the reference's updates. Returns the
+  executor's last StepOutput."""
   state, ref_state = executor.init(params), reference.init(params)
   step = jax.jit(executor.step)
   for t in range(steps):
@@ -54,9 +57,15 @@ def _compare(executor, reference, params, steps=30, rtol=2e-4):
     out = step(grads, state, params)
     state = out.state
     ref, ref_state = reference.update(grads, ref_state, params)
-    for a, b in zip(jax.tree.leaves(out.updates), jax.tree.leaves(ref)):
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(out.updates),
+                            jax.tree.leaves(ref)):
       np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(jnp.max(jnp.abs(b))),
-                                 err_msg=f"step {t}")
+                                 err_msg=f"step {t} {jax.tree_util.keystr(path)}")
+    if advance:
+      params = optax.apply_updates(params, ref)
+  return out
+
+
 
 
 def test_executor_can_be_adam(params):
@@ -64,7 +73,7 @@ def test_executor_can_be_adam(params):
   weights = _hand_weights(config, decays=(0.9, 0.999, 0.5), gains=(0.1, 0.001, 0.5),
                           linear=(0, 0, 0, 1), exponents=_ADAM_NORMALIZER)
   executor = ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-2})
-  _compare(executor, optax.adam(1e-2), params)
+  compare(executor, optax.adam(1e-2), params)
 
 
 def test_executor_can_be_sgd_with_momentum(params):
@@ -72,7 +81,7 @@ def test_executor_can_be_sgd_with_momentum(params):
   weights = _hand_weights(config, decays=(0.8, 0.5, 0.5), gains=(1.0, 1.0, 1.0),
                           linear=(0, 0, 1, 0), exponents=_SGD_NORMALIZER)
   executor = ExecutorOptimizer(weights, config, "sgd", {"learning_rate": 0.1, "momentum": 0.8})
-  _compare(executor, optax.sgd(0.1, momentum=0.8), params)
+  compare(executor, optax.sgd(0.1, momentum=0.8), params)
 
 
 def test_executor_can_be_lamb(params):
@@ -82,7 +91,7 @@ def test_executor_can_be_lamb(params):
                           weight_decay=0.01, gain_linear=(1.0, -1.0))
   executor = ExecutorOptimizer(weights, config, "lamb",
                                {"learning_rate": 1e-2, "weight_decay": 0.01})
-  _compare(executor, optax.lamb(1e-2, eps=1e-8, weight_decay=0.01), params)
+  compare(executor, optax.lamb(1e-2, eps=1e-8, weight_decay=0.01), params)
 
 
 def test_executor_can_be_lion(params):
@@ -94,7 +103,7 @@ def test_executor_can_be_lion(params):
                           exponents=(0, 0, 0, 0, 0, -60, math.log(math.e - 1), -60),
                           weight_decay=1e-3)
   executor = ExecutorOptimizer(weights, config, "lion", {"learning_rate": 1e-3})
-  _compare(executor, optax.lion(1e-3, b1=b1, b2=b2, weight_decay=1e-3), params)
+  compare(executor, optax.lion(1e-3, b1=b1, b2=b2, weight_decay=1e-3), params)
 
 
 
@@ -226,7 +235,7 @@ def test_the_decay_starts_as_adam_and_inverts(params):
   config = ExecutorConfig()
   executor = ExecutorOptimizer(init_weights(config, jax.random.PRNGKey(0)), config, "adam",
                                {"learning_rate": 1e-2})
-  _compare(executor, optax.adam(1e-2, eps=1e-8), params, steps=10, rtol=1e-3)
+  compare(executor, optax.adam(1e-2, eps=1e-8), params, steps=10, rtol=1e-3)
   for beta in (0.005, 0.5, 0.9, 0.999, 0.99995):
     raw = jnp.asarray(network.raw_decay(beta), jnp.float32)
     assert float(network.decay(raw)) == pytest.approx(beta, rel=1e-3)
@@ -341,7 +350,7 @@ def test_clock_slopes_make_the_executor_adafactor():
   params = {"w1": 0.3 * jax.random.normal(jax.random.PRNGKey(0), (20, 24)),
             "b1": jnp.zeros((24,)), "w2": 0.3 * jax.random.normal(jax.random.PRNGKey(1), (24, 16)),
             "b2": jnp.full((16,), 0.1)}
-  _compare(executor, optax.adafactor(**kwargs), params, steps=30, rtol=1e-3)
+  compare(executor, optax.adafactor(**kwargs), params, steps=30, rtol=1e-3)
 
 
 def test_clock_slopes_start_neutral_and_keep_a_live_gradient_at_no_memory(params):

@@ -19,6 +19,7 @@ from learned_opt.executor import (ExecutorConfig, ExecutorOptimizer, encode, gra
                                   init_weights, network)
 from learned_opt.executor.conditioning import EXTRA_KEYS
 from tests.conftest import random_grads
+from tests.test_executor_expressivity import compare
 from tests.test_rules_structured import heads_and_kernels, strong
 
 CONFIG = ExecutorConfig(processor="multi_hop", extra_keywords=EXTRA_KEYS)
@@ -70,19 +71,7 @@ def muon_weights(beta=0.95, nesterov=True, adam_b1=0.9, adam_b2=0.999, eps=1e-8,
 
 
 def _compare(executor, reference, params, steps=25, rtol=1e-4):
-  state, ref_state = executor.init(params), reference.init(params)
-  step = jax.jit(executor.step)
-  for t in range(steps):
-    grads = random_grads(jax.random.PRNGKey(1), params, t)
-    out = step(grads, state, params)
-    state = out.state
-    ref, ref_state = reference.update(grads, ref_state, params)
-    for path, a, b in zip(jax.tree_util.tree_leaves_with_path(out.updates),
-                          jax.tree.leaves(out.updates), jax.tree.leaves(ref)):
-      np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(jnp.max(jnp.abs(b))),
-                                 err_msg=f"step {t} {jax.tree_util.keystr(path[0])}")
-    params = optax.apply_updates(params, ref)
-  return out
+  return compare(executor, reference, params, steps, rtol, advance=True)
 
 
 SLOW = pytest.mark.slow   # each case compiles two 25-step programs; two run in `make test`
