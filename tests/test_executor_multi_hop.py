@@ -183,3 +183,17 @@ def test_rules_without_rounds_run_none():
   plan = ExecutorOptimizer(weights, CONFIG, "muon", {"learning_rate": 1e-2, "ns_steps": 0}
                            ).plan(params)
   assert plan.rounds == 0 and not plan.runs_on(0)
+
+
+def test_learned_coefficients_cannot_overflow_the_rounds():
+  """Coefficients far from any preset grow the iterates cubically each round; the rounds'
+  bound keeps every iterate's RMS singular value at most hops.ROUND_BOUND."""
+  rows = jnp.asarray([[3.6, -3.7, 3.2]] * 5, jnp.float32)   # p(1) = 3.1: unstable
+  leaf = muon_lib.LeafPlan(True, (), (0,), (1,), 12, 20)
+  x = jnp.asarray(np.random.default_rng(1).standard_normal((12, 20)), jnp.float32)
+  out, iterates = hops.run_rounds(x, leaf, rows)
+  unbounded, _ = muon_lib.orthogonalize(x, leaf, rows)
+  assert not np.all(np.isfinite(unbounded)) or np.linalg.norm(unbounded) > 1e6
+  for it in iterates:
+    assert np.linalg.norm(it) <= hops.ROUND_BOUND * math.sqrt(12) * (1 + 1e-5)
+  assert np.all(np.isfinite(out))

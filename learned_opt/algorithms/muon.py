@@ -135,7 +135,8 @@ def _first_iteration_rescale(x, a, end, preconditioning, eps):
 
 
 def newton_schulz(x: jax.Array, coeff_rows: np.ndarray, preconditioning: str = "frobenius",
-                  eps: Any = 1e-8) -> tuple[jax.Array, list[jax.Array]]:
+                  eps: Any = 1e-8, bound: float | None = None
+                  ) -> tuple[jax.Array, list[jax.Array]]:
   """Orthogonalizes each (n_in, n_out) slice of `x` (shape (..., n_in, n_out)).
 
   Args:
@@ -143,6 +144,11 @@ def newton_schulz(x: jax.Array, coeff_rows: np.ndarray, preconditioning: str = "
     coeff_rows: float32 array (K, 3): (c0, c1, c2) of each of the K iterations.
     preconditioning: one of PRECONDITIONINGS.
     eps: guards the initial normalization (and the AOL/Schatten rescaling).
+    bound: None, or b: after each iteration a slice whose Frobenius norm exceeds
+      b sqrt(min(n_in, n_out)) (an RMS singular value above b) is scaled down to it. The
+      iterations of every preset keep singular values below about 1.3, so b = 2 never
+      acts on them; it keeps learned coefficients (learned_opt.executor.hops) from
+      growing the iterates without bound.
 
   Returns:
     (X_K, [X_0, X_1, ..., X_K]): the result and every iterate (hints).
@@ -162,13 +168,17 @@ def newton_schulz(x: jax.Array, coeff_rows: np.ndarray, preconditioning: str = "
       x, a = _first_iteration_rescale(x, a, end, preconditioning, eps)
     b = c1 * a + c2 * ops.propagate(a, a, "in")
     x = c0 * x + ops.propagate(b, x, end)
+    if bound is not None:
+      limit = bound * math.sqrt(min(x.shape[-2], x.shape[-1]))
+      norm = jnp.sqrt(ops.reduce_block(x, "sum_square")).astype(x.dtype)[..., None, None]
+      x = x * jnp.minimum(1.0, limit / (norm + eps))
     iterates.append(x)
   return x, iterates
 
 
 def orthogonalize(x: jax.Array, plan: LeafPlan, coeff_rows: Any,
-                  preconditioning: str = "frobenius", eps: Any = 1e-8
-                  ) -> tuple[jax.Array, list[jax.Array]]:
+                  preconditioning: str = "frobenius", eps: Any = 1e-8,
+                  bound: float | None = None) -> tuple[jax.Array, list[jax.Array]]:
   """Newton-Schulz on one leaf by its plan: its axes moved and folded to (multiplicity,
   in, out), `newton_schulz`, and back. Returns the result and every iterate, shaped
   like `x`. `coeff_rows` may be traced ((K, 3), K static)."""
@@ -180,7 +190,7 @@ def orthogonalize(x: jax.Array, plan: LeafPlan, coeff_rows: Any,
   inverse = tuple(int(i) for i in np.argsort(perm))
   back = lambda y: jnp.transpose(jnp.reshape(y, unflat), inverse)  # noqa: E731
   out, iterates = newton_schulz(jnp.reshape(jnp.transpose(x, perm), flat), coeff_rows,
-                                preconditioning, eps)
+                                preconditioning, eps, bound)
   return back(out), [back(it) for it in iterates]
 
 

@@ -7,7 +7,8 @@ numbers: which axes are in-neurons, out-neurons and multiplicity):
 
   X_0 = n / (||n||_F + eps)                       per (in, out) slice
   for k = 1..K:  A = X X^T  (two hops: node -> edge -> node, on the smaller side)
-                 X_k = c0_k X + (c1_k A + c2_k A A) X
+                 X_k = c0_k X + (c1_k A + c2_k A A) X,
+                 scaled down to RMS singular value ROUND_BOUND where it is above
 
 K is static (the rule's `ns_steps`; a rule without rounds runs none). The round
 coefficients are learned: c_k = r_k + R(c, r_k, k / K), r_k the rule's own row (its
@@ -47,6 +48,9 @@ NUM_PLAN_FEATURES = 3    # runs the rounds, log10(fan_in) / 10, log10(fan_out) /
 NUM_ROUND_FEATURES = 5   # the rule's (c0, c1, c2) of the round, k / K, active
 NUM_TENSOR_OUTPUTS = 4   # mix, log gain, first-moment shift, weight-decay offset
 ROUND_EPS = 1e-8         # X_0's guard (Muon's default eps)
+# The rounds' bound on an iterate's RMS singular value (muon.newton_schulz's `bound`):
+# never reached by Muon's coefficients, it keeps learned ones from overflowing.
+ROUND_BOUND = 2.0
 _IDENTITY_ROUND = (1.0, 0.0, 0.0)   # X_k = X_{k-1}: an inactive round
 
 
@@ -150,4 +154,4 @@ def run_rounds(n: jax.Array, leaf: Any, coeff_rows: jax.Array
                ) -> tuple[jax.Array, list[jax.Array]]:
   """(X_K, [X_0 .. X_K]) of one tensor's edge values `n` by its plan `leaf`."""
   from learned_opt.algorithms import muon  # pylint: disable=import-outside-toplevel
-  return muon.orthogonalize(n, leaf, coeff_rows, "frobenius", ROUND_EPS)
+  return muon.orthogonalize(n, leaf, coeff_rows, "frobenius", ROUND_EPS, ROUND_BOUND)
