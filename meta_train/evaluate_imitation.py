@@ -84,10 +84,12 @@ def final_loss(task: tasks.Task, tx: optax.GradientTransformation, steps: int,
 
 def teacher_forced(weights, exec_config, hand_set, task: tasks.Task, name: str, kwargs: dict,
                    steps: int, seed: int) -> dict[str, float]:
-  """Median per-step cosine and relative error along the rule's trajectory."""
+  """Median per-step cosine and relative error along the rule's trajectory, and each
+  hint's median relative error ('hints', imitation.hint_agreement)."""
   traj, cond = imitation.rule_run(exec_config, name, kwargs, task, steps, seed)
   cos, err = imitation.per_step_agreement(weights, exec_config, hand_set, traj, cond)
-  return {"cosine_median": float(np.median(cos)), "rel_err_median": float(np.median(err))}
+  return {"cosine_median": float(np.median(cos)), "rel_err_median": float(np.median(err)),
+          "hints": imitation.hint_agreement(weights, exec_config, hand_set, traj, cond)}
 
 
 def run_seeds(config: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -251,9 +253,10 @@ def evaluate(config: ml_collections.ConfigDict, checkpoint_dir: str | None,
 
 def gap_table(labels: Sequence[str], rows: list[dict[str, Any]]) -> list[str]:
   """One seed's table: per rule, teacher-forced agreement and every network's gap."""
-  lines = ["| rule | teacher-forced cosine (median) | rel. error (median) | " +
+  lines = ["| rule | teacher-forced cosine (median) | rel. error (median) | "
+           "hints: rel. error (median) | " +
            " | ".join(f"gap {label}" for label in labels) + " |",
-           "|---|---|---|" + "---|" * len(labels)]
+           "|---|---|---|---|" + "---|" * len(labels)]
   for row in rows:
     gaps = []
     for label in labels:
@@ -261,9 +264,14 @@ def gap_table(labels: Sequence[str], rows: list[dict[str, Any]]) -> list[str]:
       mark = "" if cell["finite"] else " (diverged)"
       gaps.append(f"{100 * cell['gap']:+.1f}% ({cell['executor']:.4f} vs {cell['rule']:.4f})"
                   f"{mark}")
+    hints = "; ".join(f"{_HINT_NAMES.get(k, k)} {v:.3g}" for k, v in row.get("hints", {}).items())
     lines.append(f"| {row['rule']} | {row['cosine_median']:.4f} | {row['rel_err_median']:.4f}"
-                 f" | " + " | ".join(gaps) + " |")
+                 f" | {hints or '-'} | " + " | ".join(gaps) + " |")
   return lines
+
+
+_HINT_NAMES = {"first_moment": "m", "second_moment_rms": "v",
+               **{f"ns_iterate_{k}": f"X{k}" for k in range(16)}}
 
 
 def _gap_and_floor(cell: dict[str, Any]) -> str:

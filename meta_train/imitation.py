@@ -451,6 +451,40 @@ def per_step_agreement(weights: Any, config: ExecutorConfig, hand_set: HandSet,
   return tuple(np.asarray(x) for x in run(weights, traj, cond))
 
 
+def hint_agreement(weights: Any, config: ExecutorConfig, hand_set: HandSet, traj: Trajectory,
+                   cond: Conditioning) -> dict[str, float]:
+  """Median per-step relative error of each hint the rule gives and the executor predicts,
+  along the rule's trajectory (the executor's own state fed back): 'first_moment' and
+  'second_moment_rms' (HINT_TARGETS' rules), 'ns_iterate_k' (rules with rounds, over the
+  tensors they run on). Empty for a rule without such hints."""
+  first_params = jax.tree.map(lambda x: x[0], traj.params)
+  graph = graph_of(first_params)
+  runs = (cond.plan_features[:, 0] if cond.plan_features is not None
+          else jnp.zeros((len(graph.tensors),)))
+
+  @jax.jit
+  def run(weights, traj, cond):
+    def body(state, inputs):
+      params, grads, first, second, iterates = inputs
+      out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params)
+      errors = {"first_moment": _global_relative_error(out.predictions["first_moment"], first),
+                "second_moment_rms": _global_relative_error(
+                    out.predictions["second_moment_rms"], second)}
+      if iterates:
+        rounds = jnp.sqrt(round_hint_errors(out.predictions, iterates, runs, graph))
+        errors.update({f"ns_iterate_{k}": rounds[k] for k in range(len(iterates))})
+      return out.state, errors
+    return jax.lax.scan(body, step_lib.init_state(first_params, config, hand_set),
+                        (traj.params, traj.grads, traj.first_moment, traj.second_moment_rms,
+                         traj.ns_iterates))[1]
+
+  errors = run(weights, traj, cond)
+  keep = [k for k in errors if k.startswith("ns_iterate_")] if traj.ns_iterates else []
+  if float(traj.hint_mask) > 0:
+    keep = ["first_moment", "second_moment_rms"] + keep
+  return {k: float(np.median(np.asarray(errors[k]))) for k in keep}
+
+
 def _global_norm_ratio(pred: PyTree, target: PyTree) -> jax.Array:
   """|pred| / |target| over the whole pytree."""
   def norm(tree):

@@ -43,13 +43,16 @@ def test_the_report_has_every_seed_rule_cell_and_floor(report):
   for run in out["runs"]:
     (row,) = run["rules"]
     assert row["rule"] == "adam" and 0.9 < row["cosine_median"] <= 1.0
+    # Adam gives the moment hints: the shipped executor predicts them closely.
+    assert set(row["hints"]) == {"first_moment", "second_moment_rms"}
+    assert all(0 <= v < 0.2 for v in row["hints"].values()), row["hints"]
     cell = row[NETWORK]
     assert cell["finite"] and cell["steps"] == 20
     assert cell["gap"] == pytest.approx((cell["executor"] - cell["rule"]) / cell["rule"])
     assert cell["floor"] >= 0 and cell["chaotic"] == (cell["floor"] > 0.05)
   text = (workdir / "summary.md").read_text()
   for needle in ("## Seed 1", "## The rule's own spread", "| adam | mlp 8 |",
-                 "| rule adam |", "| seed 1 |", "| **all** |", "0.9, 1.1"):
+                 "| rule adam |", "| seed 1 |", "| **all** |", "0.9, 1.1", "; v "):
     assert needle in text, needle
 
 

@@ -380,6 +380,12 @@ def test_round_hints_supervise_every_newton_schulz_iterate_and_fail_untrained():
 
   muon_metrics, adam_metrics = losses(muon_weights(adam_b1=0.9))
   assert float(muon_metrics["cosine"]) > 0.999
+  # The per-hint report along Muon's own run: every iterate, none for the moments
+  # (Muon gives no HINT_TARGETS).
+  report = imitation.hint_agreement(muon_weights(adam_b1=0.9), CONFIG,
+                                    learned_opt.executor.HandSet(), *runs[0])
+  assert sorted(report) == [f"ns_iterate_{k}" for k in range(6)]
+  assert max(report.values()) < 1e-3, report
   for k in range(6):
     assert float(muon_metrics[f"ns_iterate_{k}_rel_err"]) < 1e-6, k
     assert np.isnan(float(adam_metrics[f"ns_iterate_{k}_rel_err"]))
