@@ -62,7 +62,8 @@ def benchmark(sizes, repeats: int, warmup: int) -> list[dict[str, Any]]:
            "state": {name: speed.state_bytes(r.state, params) for name, r in runners.items()},
            "load": speed.load_average()}
     wall = {name: w for name, (w, _) in med.items()}
-    print(f"  {row['params'] / 1e6:.1f}M: executor:muon / muon {wall['executor:muon'] / wall['muon']:.2f}, "
+    print(f"  {row['params'] / 1e6:.1f}M: executor:muon / muon "
+          f"{wall['executor:muon'] / wall['muon']:.2f}, "
           f"executor:adam / adam {wall['executor:adam'] / wall['adam']:.2f}, "
           f"row_column:adam / adam {wall['row_column:adam'] / wall['adam']:.2f} "
           f"(load {row['load']})", flush=True)

@@ -150,7 +150,8 @@ def test_learned_round_coefficients_move_the_rule_rows():
   feats = encode.hop_features(weights, CONFIG, c, encode.tensor_features(graph, None), graph,
                               plan)
   np.testing.assert_allclose(feats.coeff_rows,
-                             np.tile(np.asarray(muon_lib.DEFAULT_NS_COEFFS) + [0.5, 0.0, -0.25], (2, 1)),
+                             np.tile(np.asarray(muon_lib.DEFAULT_NS_COEFFS) + [0.5, 0.0, -0.25],
+                                     (2, 1)),
                              rtol=1e-6)
 
 

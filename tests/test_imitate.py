@@ -361,7 +361,8 @@ def test_round_hints_supervise_every_newton_schulz_iterate_and_fail_untrained():
   each X_k on Muon's matrices only. Hand-set Muon weights match them (and Muon's
   updates); fresh weights (the Adam prior, no rounds mixed in) do not."""
   from learned_opt.executor import init_weights  # pylint: disable=import-outside-toplevel
-  from tests.test_executor_multi_hop import CONFIG, muon_weights  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from tests.test_executor_multi_hop import CONFIG, muon_weights
   task = tasks_lib.get("digits_mlp", hidden=(16,))
   muon_kwargs, adam_kwargs = {"learning_rate": 1e-2}, {"learning_rate": 1e-3}
   runs = [imitation.rule_run(CONFIG, name, kwargs, task, steps=6)

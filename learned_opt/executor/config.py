@@ -96,7 +96,8 @@ class ExecutorConfig:
   extra_keywords: tuple[str, ...] = ()
 
   def __post_init__(self):
-    from learned_opt.executor import conditioning, processors  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from learned_opt.executor import conditioning, processors
     conditioning.check_extra_keys(self.extra_keywords)
     if self.processor not in processors.names():
       raise ValueError(f"Unknown processor {self.processor!r}; use one of "

@@ -155,7 +155,8 @@ def _hop_direction(inputs: tuple, run: Any, hop: TensorHop, form: str, s1_old: j
   d = (1 - m) n / denominator + m e^l X_K + omega_t p."""
   plain, denominator, n = run(inputs, form=form, s1_old=s1_old, numerator=True)
   rounds, iterates = hops_lib.run_rounds(n, hop.leaf, hop.coeff_rows)
-  d = (1.0 - hop.mix) * plain + hop.mix * jnp.exp(jnp.clip(hop.log_gain, -MAX_LOG, MAX_LOG)) * rounds
+  gain = jnp.exp(jnp.clip(hop.log_gain, -MAX_LOG, MAX_LOG))
+  d = (1.0 - hop.mix) * plain + hop.mix * gain * rounds
   p = inputs[3]
   return (d if p is None else d + hop.weight_decay * p.astype(jnp.float32)), denominator, iterates
 

@@ -15,9 +15,9 @@ coefficients are learned: c_k = r_k + R(c, r_k, k / K), r_k the rule's own row (
 `ns_coeffs`, a hyperparameter the network reads like the others) and R the
 `hop_round` network on the conditioning c (rule embedding, hyperparameters, clock),
 zero at initialization. Rounds past a rule's own K (a batch that runs several rules
-on one tree runs the most rounds, `union`) are identities. Per tensor the `hop_tensor` network reads c, the tensor's
-shape features and its plan (orthogonalized or not, log fan-in, log fan-out) and
-emits
+on one tree runs the most rounds, `union`) are identities. Per tensor the
+`hop_tensor` network reads c, the tensor's shape features and its plan
+(orthogonalized or not, log fan-in, log fan-out) and emits
 
   m       the mix: d = (1 - m) n / denominator + m e^{l} X_K + omega_t p
           (0 on tensors the rule's plan does not name)
