@@ -166,13 +166,16 @@ def _tiny_config(learned_spec: str):
   config.long_horizon = None
   config.log_points = 1000        # every step is logged
   config.eval_batches = 2
+  config.test_curve_points = 0    # one scan per run; the `run` fixture records curves
   return config
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, learned):
   workdir = tmp_path_factory.mktemp("evaluate")
-  summary = evaluate.evaluate(_tiny_config(learned), str(workdir))
+  config = _tiny_config(learned)
+  config.test_curve_points = 10
+  summary = evaluate.evaluate(config, str(workdir))
   records = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
   return workdir, summary, records
 

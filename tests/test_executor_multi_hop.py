@@ -74,9 +74,9 @@ def _compare(executor, reference, params, steps=25, rtol=1e-4):
   return compare(executor, reference, params, steps, rtol, advance=True)
 
 
-SLOW = pytest.mark.slow   # each case compiles two 25-step programs; two run in `make test`
+SLOW = pytest.mark.slow   # each case compiles two 25-step programs; one runs in `make test`
 MUON_CASES = [
-    dict(learning_rate=1e-2),
+    pytest.param(dict(learning_rate=1e-2), marks=SLOW),
     pytest.param(dict(learning_rate=1e-2, nesterov=False, beta=0.9, ns_steps=3,
                       ns_coeffs=(3.0, -3.2, 1.2), eps=1e-6), marks=SLOW),
     pytest.param(dict(learning_rate=1e-2, muon_weight_dimension_numbers=heads_and_kernels),
