@@ -82,15 +82,6 @@ class MessagePassing(NamedTuple):
   coeff_rows: np.ndarray
   plans: tuple[LeafPlan, ...]
 
-  def shape_scale(self, index: int, consistent_rms: Any = None) -> float:
-    """Muon's shape scale of leaf `index` (1.0 on leaves it does not orthogonalize)."""
-    plan = self.plans[index]
-    if not plan.muon:
-      return 1.0
-    if consistent_rms is not None:
-      return math.sqrt(max(plan.fan_in, plan.fan_out)) * float(consistent_rms)
-    return math.sqrt(max(1.0, plan.fan_out / plan.fan_in))
-
 
 def _normalize(axes: Any, ndim: int) -> tuple[int, ...]:
   axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
