@@ -196,7 +196,12 @@ def _restore_weights(step_dir_name: str, stamp: int, meta_json: str) -> tuple[An
     raise CheckpointError(f"{step_dir}: {e}") from e
   abstract = jax.eval_shape(lambda: network.init_weights(config, jax.random.PRNGKey(0)))
   try:
-    weights = ocp.StandardCheckpointer().restore(step_dir / "weights", abstract)
+    checkpointer = ocp.StandardCheckpointer()
+    # Modules added to the architecture after the checkpoint was written (a head that
+    # starts at zero) are restored as a fresh executor has them: the saved behavior.
+    saved = set(checkpointer.metadata(step_dir / "weights").item_metadata.keys())
+    abstract = {name: module for name, module in abstract.items() if name in saved}
+    weights = checkpointer.restore(step_dir / "weights", abstract)
   except Exception as e:  # orbax raises many types for damaged files.
     raise CheckpointError(f"Checkpoint {step_dir} is corrupt: its weights could not be "
                           f"restored ({type(e).__name__}: {str(e)[:300]}).") from e
@@ -206,7 +211,7 @@ def _restore_weights(step_dir_name: str, stamp: int, meta_json: str) -> tuple[An
       raise CheckpointError(f"Checkpoint {step_dir} is corrupt: weight "
                             f"{jax.tree_util.keystr(path)} has shape {a.shape} (expected "
                             f"{b.shape}) or non-finite values.")
-  return weights, config, hand_set
+  return network.complete_weights(weights, config), config, hand_set
 
 
 def load(directory: str | os.PathLike, algorithm: str | None = None,

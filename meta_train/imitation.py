@@ -52,7 +52,7 @@ PyTree = Any
 # Which rule hints supervise the executor's moment predictions.
 HINT_TARGETS = {
     name: {"first_moment": ("mu_hat", None), "second_moment_rms": ("nu_hat", "sqrt")}
-    for name in ("adam", "adamw", "nadam", "lamb")
+    for name in ("adam", "adamw", "nadam", "lamb", "adabelief")
 }
 # Which rule hint is the RMS the rule divides the gradient by, as 1 / hint (adafactor's
 # `scale`: its factored second moment on the matrices it factors, the full one elsewhere).

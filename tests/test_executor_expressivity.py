@@ -106,6 +106,24 @@ def test_executor_can_be_lion(params):
   compare(executor, optax.lion(1e-3, b1=b1, b2=b2, weight_decay=1e-3), params)
 
 
+def test_belief_moment_makes_the_executor_adabelief(params):
+  """kappa = 1 with b1 = 1 - beta1: s2 tracks (g - m_t)^2, AdaBelief's belief. Fresh
+  belief weights (kappa = 0) leave Adam's second moment, and the same run fails."""
+  config = ExecutorConfig(processor="multi_hop")   # its modules hold the belief head
+  b1, b2 = 0.8, 0.99
+  weights = _hand_weights(config, decays=(b1, b2, 0.5), gains=(1 - b1, 1 - b2, 0.5),
+                          linear=(0, 0, 0, 1), exponents=_ADAM_NORMALIZER)
+  weights["belief_head"]["b"] = jnp.ones((1,))
+  executor = ExecutorOptimizer(weights, config, "adabelief",
+                               {"learning_rate": 1e-2, "b1": b1, "b2": b2})
+  reference = optax.adabelief(1e-2, b1=b1, b2=b2, eps=1e-8, eps_root=0.0)
+  compare(executor, reference, params)
+  weights["belief_head"]["b"] = jnp.zeros((1,))
+  fresh = ExecutorOptimizer(weights, config, "adabelief",
+                            {"learning_rate": 1e-2, "b1": b1, "b2": b2})
+  with pytest.raises(AssertionError):
+    compare(fresh, reference, params)
+
 
 @pytest.mark.parametrize("constant", NORMALIZERS)
 def test_executor_factored_normalizer(params, constant):

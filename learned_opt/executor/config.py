@@ -47,7 +47,7 @@ class ExecutorConfig:
       and column mean squares of every weight matrix), 'per_edge' (zero hops) or
       'multi_hop' (row_column's, then K rounds of two-hop passes on the weight
       matrices of a rule with rounds, such as Muon's Newton-Schulz; adds the
-      `hop_tensor`, `hop_round` and `nesterov_head` modules, see
+      `hop_tensor`, `hop_round`, `nesterov_head` and `belief_head` modules, see
       learned_opt.executor.hops).
     normalizer: how the tensor net's raw outputs w give the normalizer's sign gain
       k >= 0 (Lion's soft sign, k |n|) and constant term (SGD's 1, Adafactor's

@@ -10,9 +10,10 @@
          coefficients (pinned per rule where HandSet.rule_gain_slopes says), and the
          step-size integrator's rate and target.
   edge   per parameter entry, the running averages
-           s1' = a1 s1 + b1 g,    s2' = sqrt(a2 s2^2 + b2 g^2),
-         with a1 shifted on the tensors HandSet's momentum shifts name (each shift
-         with its own debiasing z1'), and the per-edge network's weights folded onto
+           s1' = a1 s1 + b1 g,    s2' = sqrt(a2 s2^2 + b2 (g - kappa s1')^2),
+         (kappa from the multi-hop modules, else 0), with a1 shifted on
+         the tensors HandSet's momentum shifts name (each shift with its own
+         debiasing z1'), and the per-edge network's weights folded onto
          the (g, s1') basis for each first-moment decay (`folded_edge_weights`).
 """
 
@@ -240,10 +241,17 @@ def first_moments(coeffs: network.Coefficients, graph: ParamGraph, hand_set: Han
 def edge_moments(g: jax.Array, s1: jax.Array, s2: jax.Array, a1: jax.Array,
                  coeffs: network.Coefficients) -> tuple[jax.Array, jax.Array]:
   """(s1', s2') from the gradient and the old moments, elementwise (a1: the tensor's
-  first-moment decay)."""
+  first-moment decay):
+
+    s1' = a1 s1 + b1 g,   s2' = sqrt(a2 s2^2 + b2 e^2),   e = g - kappa s1',
+
+  kappa the coefficients' belief (the multi-hop modules' `belief_head`; e = g without
+  them)."""
   a, b = coeffs.decays, coeffs.gains
-  scaled_g = jnp.sqrt(b[1]) * g   # (sqrt(b) g)^2: not CSE'd with the row squares
-  return a1 * s1 + b[0] * g, jnp.sqrt(a[1] * jnp.square(s2) + scaled_g * scaled_g + TINY)
+  s1_new = a1 * s1 + b[0] * g
+  error = g if coeffs.belief is None else g - coeffs.belief * s1_new
+  scaled = jnp.sqrt(b[1]) * error   # (sqrt(b) g)^2: not CSE'd with the row squares
+  return s1_new, jnp.sqrt(a[1] * jnp.square(s2) + scaled * scaled + TINY)
 
 
 def hop_features(weights: Any, config: ExecutorConfig, c: jax.Array, tensor_feats: jax.Array,
@@ -276,6 +284,7 @@ def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: Param
   hops = None
   if network.multi_hop(config):
     hops = hop_features(weights, config, c, tensor_feats, graph, plan, hop_inputs)
+    coeffs = coeffs._replace(belief=hops.belief)
     first, z_first = learned_first_moments(coeffs, graph, hand_set, hops, state.z_first)
   else:
     first, z_first = first_moments(coeffs, graph, hand_set, z[0], state.z_first)

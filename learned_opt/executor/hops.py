@@ -28,7 +28,10 @@ on one tree runs the most rounds, `union`) are identities. Per tensor the
 all zero at initialization (the executor is then its prior on every rule). The
 `nesterov_head` adds eta (c) times Nesterov's debiased momentum
 a1_t s1' / (a1_t z1' + b1) + b1 g / z1' to n (exact for Muon's and NAdam's
-`nesterov=True`, folded onto the (g, s1') basis like the edge network).
+`nesterov=True`, folded onto the (g, s1') basis like the edge network), and the
+`belief_head` a graph-level kappa (c) by which the second moment tracks the
+gradient's deviation from the new first moment, (g - kappa s1')^2 in place of g^2
+(AdaBelief's belief; encode.edge_moments). Both start at zero.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class HopFeatures(NamedTuple):
   weight_decay: jax.Array   # (T,) delta
   coeff_rows: jax.Array     # (K, 3) c_k
   nesterov: jax.Array       # () eta
+  belief: jax.Array         # () kappa (encode.edge_moments)
 
 
 def plan_for(rule: Any, tree: Any) -> Plan | None:
@@ -137,17 +141,17 @@ def round_features(plan: Plan | None, rounds: int | None = None) -> jax.Array:
   return jnp.asarray(rows, jnp.float32).reshape(total, NUM_ROUND_FEATURES)
 
 
-def features(outputs: tuple[jax.Array, jax.Array, jax.Array], plan_feats: jax.Array,
+def features(outputs: tuple[jax.Array, ...], plan_feats: jax.Array,
              round_feats: jax.Array) -> HopFeatures:
   """HopFeatures from the hop networks' raw outputs (network.build(...).apply[3]) and the
   plan's features: the mix only where the rule's plan runs the rounds; c_k = the rule's
   row + the learned offset on active rounds, the identity on inactive ones."""
-  per_tensor, per_round, nesterov = outputs
+  per_tensor, per_round, nesterov, belief = outputs
   active = round_feats[:, 4:5]
   rows = active * (round_feats[:, :3] + per_round) + (1.0 - active) * jnp.asarray(
       _IDENTITY_ROUND, jnp.float32)
   return HopFeatures(plan_feats[:, 0] * per_tensor[:, 0], per_tensor[:, 1], per_tensor[:, 2],
-                     per_tensor[:, 3], rows, nesterov)
+                     per_tensor[:, 3], rows, nesterov, belief)
 
 
 def run_rounds(n: jax.Array, leaf: Any, coeff_rows: jax.Array

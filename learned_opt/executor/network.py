@@ -72,6 +72,7 @@ class Coefficients(NamedTuple):
   hidden_in: jax.Array   # (F, H)
   hidden_out: jax.Array  # (H,)
   weight_decay: jax.Array  # ()
+  belief: jax.Array | None = None   # () kappa of the multi-hop modules' belief, or None
 
 
 def num_hyper_outputs(config: ExecutorConfig) -> int:
@@ -154,8 +155,8 @@ def _networks(config: ExecutorConfig):
     return out
 
   def hop_net(c, tensor_features, plan_features, round_features):
-    """(per tensor hop outputs, per round coefficient offsets, Nesterov's weight);
-    see learned_opt.executor.hops. Every output starts at zero."""
+    """(per tensor hop outputs, per round coefficient offsets, Nesterov's weight, the
+    belief kappa); see learned_opt.executor.hops. Every output starts at zero."""
     if not config.size_features:
       tensor_features = shape_blind(tensor_features)
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
@@ -165,7 +166,8 @@ def _networks(config: ExecutorConfig):
                          round_features], axis=-1)
     per_round = _mlp_with_skip(r, config.hidden, 3, "hop_round")
     nesterov = hk.Linear(1, w_init=hk.initializers.Constant(0.0), name="nesterov_head")(c)
-    return per_tensor, per_round, nesterov[0]
+    belief = hk.Linear(1, w_init=hk.initializers.Constant(0.0), name="belief_head")(c)
+    return per_tensor, per_round, nesterov[0], belief[0]
 
   def init_all(rule_id, hyper_features, time_features, tensor_features, plan_features=None,
                round_features=None):

@@ -90,6 +90,17 @@ def layout_problems(state: ExecutorState, config: ExecutorConfig, hand_set: Hand
   return problems
 
 
+def first_moment(edge: encode.EdgeFeatures, hop: hops.HopFeatures | None) -> jax.Array:
+  """The debiased first moment the update reads: s1'/z1', or with the multi-hop
+  modules' Nesterov weight eta, (1 - eta) s1'/z1' plus eta times Nesterov's debiased
+  momentum (encode.learned_first_moments; NAdam's and Muon's with nesterov)."""
+  plain = edge.s1_new * edge.first.inv_z
+  if hop is None or edge.first.nesterov is None:
+    return plain
+  nesterov = edge.first.nesterov
+  return (1.0 - hop.nesterov) * plain + nesterov[0] * edge.g + nesterov[1] * edge.s1_new
+
+
 def executor_step(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: ParamGraph,
                   rule_id: jax.Array, hyper_features: jax.Array, learning_rate: Any,
                   tensor_feats: jax.Array, grads: PyTree, state: ExecutorState,
@@ -124,7 +135,7 @@ def executor_step(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph
       grad_mean_square=decoded.integrator.grad_mean_square, z_first=encoded.z_first)
   updates = [u.astype(g.dtype) for u, g in zip(decoded.updates, g_leaves)]
   predictions = {
-      "first_moment": unflat([e.s1_new * e.first.inv_z for e in edges]),
+      "first_moment": unflat([first_moment(e, encoded.hops) for e in edges]),
       "second_moment_rms": unflat([e.s2_new * encoded.graph.inv_sqrt_z2 for e in edges]),
       "denominator": unflat(decoded.denominators), "clip_excess": decoded.clip_excess}
   if encoded.plan is not None and encoded.plan.rounds:   # X_k where the rounds ran, else 0
