@@ -46,10 +46,11 @@ def _hand_weights(config, decays, gains, linear, exponents, weight_decay=0.0,
   return weights
 
 
-def compare(executor, reference, params, steps=30, rtol=2e-4, advance=False):
+def compare(executor, reference, params, steps=30, rtol=2e-4, advance=False, atol=0.0):
   """Runs the executor beside an optax `reference` on random gradients and checks every
-  update leaf; with `advance` the params follow the reference's updates. Returns the
-  executor's last StepOutput."""
+  update leaf (within rtol, and rtol times the leaf's largest entry or `atol`); with
+  `advance` the params follow the reference's updates. Returns the executor's last
+  StepOutput."""
   state, ref_state = executor.init(params), reference.init(params)
   step = jax.jit(executor.step)
   for t in range(steps):
@@ -59,7 +60,8 @@ def compare(executor, reference, params, steps=30, rtol=2e-4, advance=False):
     ref, ref_state = reference.update(grads, ref_state, params)
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(out.updates),
                             jax.tree.leaves(ref)):
-      np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(jnp.max(jnp.abs(b))),
+      np.testing.assert_allclose(a, b, rtol=rtol,
+                                 atol=max(atol, rtol * float(jnp.max(jnp.abs(b)))),
                                  err_msg=f"step {t} {jax.tree_util.keystr(path)}")
     if advance:
       params = optax.apply_updates(params, ref)

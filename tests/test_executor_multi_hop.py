@@ -70,8 +70,8 @@ def muon_weights(beta=0.95, nesterov=True, adam_b1=0.9, adam_b2=0.999, eps=1e-8,
   return weights
 
 
-def _compare(executor, reference, params, steps=25, rtol=1e-4):
-  return compare(executor, reference, params, steps, rtol, advance=True)
+def _compare(executor, reference, params, steps=25, rtol=1e-4, atol=0.0):
+  return compare(executor, reference, params, steps, rtol, advance=True, atol=atol)
 
 
 SLOW = pytest.mark.slow   # each case compiles two 25-step programs; one runs in `make test`
@@ -198,3 +198,55 @@ def test_learned_coefficients_cannot_overflow_the_rounds():
   for it in iterates:
     assert np.linalg.norm(it) <= hops.ROUND_BOUND * math.sqrt(12) * (1 + 1e-5)
   assert np.all(np.isfinite(out))
+
+
+def lars_weights(momentum, nesterov, config=CONFIG):
+  """Executor weights that run optax.lars: SGD's normalizer on the momentum of the
+  trust-scaled gradient (LARS's own input readout, the trust head at zero)."""
+  weights = jax.tree.map(jnp.zeros_like, init_weights(config, jax.random.PRNGKey(0)))
+  h, f = config.edge_hidden, network.NUM_EDGE_FEATURES
+  linear = [1.0, 0.0, momentum, 0.0] if nesterov else [0.0, 0.0, 1.0, 0.0]
+  hyper = [_raw_decay(momentum), 0.0, 0.0, 0.0, 0.0, 0.0] + linear + [0.0] * (f * h + h + 1)
+  weights["hypernet_linear"]["b"] = jnp.asarray(hyper, jnp.float32)
+  tensor = np.zeros(network.NUM_TENSOR_OUTPUTS, np.float32)
+  tensor[:8] = (0, 0, 0, 0, 0, 0, -30, -60)   # d = n / 1
+  weights["tensor_net_linear"]["b"] = jnp.asarray(tensor)
+  return weights
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_hand_set_weights_are_optax_lars(params, nesterov):
+  """LARS scales each tensor's gradient by its trust ratio before the momentum (an input
+  readout of the plan); a tensor at zero reads ratio 1, and the trust-ratio mask leaves
+  the masked-out tensors unscaled. A trust head that moves off LARS's own readout fails
+  the same run."""
+  params = dict(params, zero_bias=jnp.zeros((3,)))
+  mask = lambda tree: jax.tree.map(lambda x: x.ndim != 1 or x.shape[0] == 3, tree)  # noqa: E731
+  kwargs = dict(learning_rate=0.5, momentum=0.8, nesterov=nesterov, trust_coefficient=0.01,
+                trust_ratio_mask=mask)
+  weights = lars_weights(0.8, nesterov)
+  executor = ExecutorOptimizer(weights, CONFIG, "lars", kwargs)
+  plan = executor.plan(params)
+  assert plan is not None and not plan.rounds and any(plan.input_readout)
+  assert not all(plan.input_readout)   # the mask leaves some tensors out
+  # Nesterov's rho u + momentum m cancels on the scalar leaf at some steps (to 1e-6 of
+  # lr rho |u|): an absolute floor of 1e-4 of the step's scale, lr trust_coefficient.
+  _compare(executor, optax.lars(**kwargs), params, atol=1e-4 * 0.5 * 0.01)
+  weights["trust_head"]["b"] = jnp.asarray([0.0, -1.0, 1.0])   # rho = 1
+  with pytest.raises(AssertionError):
+    _compare(ExecutorOptimizer(weights, CONFIG, "lars", kwargs), optax.lars(**kwargs), params)
+
+
+def test_a_rule_without_input_readouts_runs_no_reduction_for_them(params):
+  """Adam's plan is None: the trust head is never read, whatever its weights."""
+  weights = init_weights(CONFIG, jax.random.PRNGKey(0))
+  executor = ExecutorOptimizer(weights, CONFIG, "adam", {"learning_rate": 1e-3})
+  assert executor.plan(params) is None
+  moved = dict(weights, trust_head={"w": weights["trust_head"]["w"] + 1.0,
+                                    "b": weights["trust_head"]["b"] + 1.0})
+  grads = random_grads(jax.random.PRNGKey(1), params, 0)
+  a = executor.step(grads, executor.init(params), params).updates
+  other = ExecutorOptimizer(moved, CONFIG, "adam", {"learning_rate": 1e-3})
+  b = other.step(grads, other.init(params), params).updates
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)

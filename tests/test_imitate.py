@@ -395,3 +395,30 @@ def test_round_hints_supervise_every_newton_schulz_iterate_and_fail_untrained():
   fresh_metrics, _ = losses(init_weights(CONFIG, jax.random.PRNGKey(0)))
   assert float(fresh_metrics["cosine"]) < 0.9
   assert float(fresh_metrics["ns_iterate_0_rel_err"]) > 1e-3
+
+
+def test_a_batch_with_lars_reads_each_rules_own_input_readout():
+  """LARS and Muon on one tree: the union plan runs Muon's rounds and LARS's input
+  readouts; each rule reads only its own through its traced plan features. Hand-set
+  LARS weights follow LARS's run, and a trust head moved off LARS's readout does not."""
+  # pylint: disable-next=import-outside-toplevel
+  from tests.test_executor_multi_hop import CONFIG, lars_weights
+  task = tasks_lib.get("digits_mlp", hidden=(16,))
+  lars_kwargs = {"learning_rate": 0.5, "momentum": 0.9}
+  runs = [imitation.rule_run(CONFIG, name, kwargs, task, steps=6)
+          for name, kwargs in (("lars", lars_kwargs), ("muon", {"learning_rate": 1e-2}))]
+  plan = imitation.hops.union([cond.plan for _, cond in runs],
+                              runs[0][1].tensor_features.shape[0])
+  assert plan.rounds == 5 and all(r is not None for r in plan.input_readout)
+  (traj, cond), (_, muon_cond) = [imitation.pad_rounds(t, c, plan) for t, c in runs]
+  assert float(muon_cond.plan_features[:, 3].sum()) == 0.0   # Muon reads no input readout
+
+  def cosine(weights):
+    _, metrics = imitation.trajectory_loss(weights, CONFIG, learned_opt.executor.HandSet(),
+                                           traj, cond, hint_weight=0.0)
+    return float(metrics["cosine"])
+
+  weights = lars_weights(0.9, nesterov=False)
+  assert cosine(weights) > 0.9999
+  weights["trust_head"]["b"] = jnp.asarray([0.0, -1.0, 1.0])   # rho = 1: plain momentum
+  assert cosine(weights) < 0.999

@@ -137,9 +137,26 @@ class Rule(abc.ABC):
     del tree
     return None
 
+  def input_readouts(self, tree: PyTree) -> tuple[InputReadout | None, ...] | None:
+    """Per leaf of `tree` (static), the per-tensor readout by which the rule scales its
+    gradient before its moments (LARS's trust ratio,
+    learned_opt.algorithms.trust_ratio), None on a leaf it leaves alone; None where no
+    leaf has one (the default)."""
+    del tree
+    return None
+
   @property
   def hyperparams(self) -> dict[str, Any]:
     return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+class InputReadout(NamedTuple):
+  """A per-tensor gain on the gradient before a rule's moments (static):
+  rho = exp(log_coefficient) ||p||^param_exponent ||g||^grad_exponent, 1 where either
+  norm is zero (LARS: log trust_coefficient, 1, -1)."""
+  log_coefficient: float
+  param_exponent: float
+  grad_exponent: float
 
 
 # --------------------------------------------------------------------- registry

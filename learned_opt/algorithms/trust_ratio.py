@@ -28,6 +28,7 @@ base.leaf_mask.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -127,6 +128,20 @@ class Lars(base.Rule):
   trust_ratio_mask: Any = True
   momentum: Any = 0.9
   nesterov: bool = False
+
+  def input_readouts(self, tree: base.PyTree) -> tuple[base.InputReadout | None, ...] | None:
+    """The trust ratio on the leaves it scales before the momentum (static: refused
+    with a traced trust_coefficient)."""
+    mask = base.leaf_mask(self.trust_ratio_mask, tree)
+    if not any(mask):
+      return None
+    try:
+      log_c = math.log(float(self.trust_coefficient))
+    except (TypeError, jax.errors.ConcretizationTypeError) as err:
+      raise ValueError("lars: the graph form needs trust_coefficient as a number, got "
+                       f"{self.trust_coefficient!r}.") from err
+    ratio = base.InputReadout(log_c, 1.0, -1.0)
+    return tuple(ratio if m else None for m in mask)
 
   def init(self, params):
     base.check_real(params, "lars")

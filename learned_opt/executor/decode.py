@@ -107,8 +107,9 @@ def direction(inputs: tuple, w: jax.Array, first: FirstMoment, features: GraphFe
   `numerator`, (d without weight decay, the denominator, n)."""
   g, s1_new, s2_new, p, row_scale, col_scale, constant = inputs
   if form == "plain":
+    read_g = g if first.input_gain is None else first.input_gain * g
     n = _plain_edge_numerator(
-        jnp.stack([g, s1_old, s1_new, s1_new * first.inv_z], axis=-1), features.coeffs)
+        jnp.stack([read_g, s1_old, s1_new, s1_new * first.inv_z], axis=-1), features.coeffs)
     if first.nesterov is not None:
       n = n + first.nesterov[0] * g + first.nesterov[1] * s1_new
   else:
@@ -185,7 +186,8 @@ def decode_tensor(edge: EdgeFeatures, factors: NodeFactors, w: jax.Array, rank: 
       sample = inputs
       if rank >= 2:
         old = (edge.g, edge.s1, edge.s2, edge.p, *inputs[4:])
-        moments = functools.partial(edge_moments, a1=edge.first.decay, coeffs=features.coeffs)
+        moments = functools.partial(edge_moments, a1=edge.first.decay, coeffs=features.coeffs,
+                                    input_gain=edge.first.input_gain)
         sample = readout.readout_sample(old, inputs, moments, hand_set.readout_rows)
       read_p = sample[3]
       read_d = run(sample)[0] if config.direction_readout else None

@@ -25,23 +25,27 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from learned_opt.executor import conditioning, hops as hops_lib, network, pins
+from learned_opt.executor import conditioning, hops as hops_lib, network, pins, readout
 from learned_opt.executor.config import ExecutorConfig, HandSet
 from learned_opt.graph import EDGES, ParamGraph
 
 PyTree = Any
 TINY = 1e-30
 A1_FLOOR = 0.05  # see folded_edge_weights
+MAX_LOG_INPUT_GAIN = 30.0   # |log rho| bound of an input readout (`input_gains`)
 
 
 class FirstMoment(NamedTuple):
   """A tensor's first-moment decay, 1 / its debiasing z1', and the edge network's
   weights folded onto (g, s1') with them (`folded_edge_weights`); `nesterov` the
-  Nesterov term's weights on (g, s1') (hops: already in `folded`), or None."""
+  Nesterov term's weights on (g, s1') (hops: already in `folded`), or None;
+  `input_gain` rho, by which the first moment and the edge network read the gradient
+  (hops' input readout), or None (1)."""
   decay: jax.Array
   inv_z: jax.Array
   folded: tuple[jax.Array, jax.Array]
   nesterov: jax.Array | None = None
+  input_gain: jax.Array | None = None
 
 
 class GraphFeatures(NamedTuple):
@@ -194,26 +198,60 @@ def folded_edge_weights(coeffs: network.Coefficients, inv_z1: jax.Array
   return coeffs.linear @ basis, basis.T @ coeffs.hidden_in
 
 
+def input_gains(hops: hops_lib.HopFeatures, plan: hops_lib.Plan | None,
+                g_leaves: list[jax.Array], p_leaves: list[Any]) -> list[jax.Array | None]:
+  """Per tensor its input readout rho (learned_opt.executor.hops), or None where the
+  plan reads none (static):
+    log rho = lambda_0 + lambda_p log RMS(p) + lambda_g log RMS(g),  0 where either RMS is 0.
+
+  Raises:
+    ValueError: the plan reads an input readout but no parameters are given.
+  """
+  out = []
+  for idx, (g, p) in enumerate(zip(g_leaves, p_leaves)):
+    if plan is None or not plan.reads_input(idx):
+      out.append(None)
+      continue
+    if p is None:
+      raise ValueError("This rule scales the gradient by the parameters' norm (a trust "
+                       "ratio): pass params to update(grads, state, params).")
+    log_p, log_g = readout.log_rms(p), readout.log_rms(g)
+    zero = (log_p <= readout.LOG_ZERO) | (log_g <= readout.LOG_ZERO)
+    lam = hops.trust[idx]
+    log_rho = jnp.where(zero, 0.0, lam[0] + lam[1] * log_p + lam[2] * log_g)
+    out.append(jnp.exp(jnp.clip(log_rho, -MAX_LOG_INPUT_GAIN, MAX_LOG_INPUT_GAIN)))
+  return out
+
+
 def learned_first_moments(coeffs: network.Coefficients, graph: ParamGraph,
-                          hand_set: HandSet, hops: hops_lib.HopFeatures, z_first: jax.Array
+                          hand_set: HandSet, hops: hops_lib.HopFeatures, z_first: jax.Array,
+                          gains: list[jax.Array | None] | None = None
                           ) -> tuple[list[FirstMoment], jax.Array]:
   """Per tensor its FirstMoment under the hop network's learned shift s_t (added to
-  HandSet's), its own debiasing z1' and Nesterov's term (learned_opt.executor.hops):
+  HandSet's), its own debiasing z1', Nesterov's term and its input gain rho
+  (`input_gains`; None: 1) (learned_opt.executor.hops):
 
-    a1_t = max(1 - (1 - a1) e^{s_t}, 0),   z1_t' = a1_t z1_t + b1,
-    n += eta (a1_t s1' / (a1_t z1_t' + b1) + b1 g / z1_t').
+    a1_t = max(1 - (1 - a1) e^{s_t}, 0),   z1_t' = a1_t z1_t + b1,   g^ = rho g,
+    n += eta (a1_t s1' / (a1_t z1_t' + b1) + b1 g^ / z1_t'),
+
+  every weight on g^ folded onto g (times rho).
   """
   a1, b1 = coeffs.decays[0], coeffs.gains[0]
   hand = jnp.asarray([momentum_shift(info, hand_set) for info in graph.tensors], jnp.float32)
   decays = jnp.maximum(1.0 - (1.0 - a1) * jnp.exp(hand + hops.shift), 0.0)
   z = decays * z_first + b1
+  gains = gains or [None] * len(graph.tensors)
   out = []
-  for idx in range(len(graph.tensors)):
+  for idx, rho in enumerate(gains):
     inv_z = 1.0 / z[idx]
     moved = coeffs._replace(decays=coeffs.decays.at[0].set(decays[idx]))
     linear, hidden_in = folded_edge_weights(moved, inv_z)
     nesterov = hops.nesterov * jnp.stack([b1 * inv_z, decays[idx] / (decays[idx] * z[idx] + b1)])
-    out.append(FirstMoment(decays[idx], inv_z, (linear + nesterov, hidden_in), nesterov))
+    linear = linear + nesterov
+    if rho is not None:   # the g row reads g^ = rho g
+      on_g = jnp.asarray([1.0, 0.0]) * (rho - 1.0) + 1.0
+      linear, nesterov, hidden_in = linear * on_g, nesterov * on_g, hidden_in * on_g[:, None]
+    out.append(FirstMoment(decays[idx], inv_z, (linear, hidden_in), nesterov, rho))
   return out, z
 
 
@@ -239,16 +277,17 @@ def first_moments(coeffs: network.Coefficients, graph: ParamGraph, hand_set: Han
 
 
 def edge_moments(g: jax.Array, s1: jax.Array, s2: jax.Array, a1: jax.Array,
-                 coeffs: network.Coefficients) -> tuple[jax.Array, jax.Array]:
+                 coeffs: network.Coefficients, input_gain: jax.Array | None = None
+                 ) -> tuple[jax.Array, jax.Array]:
   """(s1', s2') from the gradient and the old moments, elementwise (a1: the tensor's
   first-moment decay):
 
-    s1' = a1 s1 + b1 g,   s2' = sqrt(a2 s2^2 + b2 e^2),   e = g - kappa s1',
+    s1' = a1 s1 + b1 rho g,   s2' = sqrt(a2 s2^2 + b2 e^2),   e = g - kappa s1',
 
   kappa the coefficients' belief (the multi-hop modules' `belief_head`; e = g without
-  them)."""
+  them) and rho the tensor's `input_gain` (1 without one)."""
   a, b = coeffs.decays, coeffs.gains
-  s1_new = a1 * s1 + b[0] * g
+  s1_new = a1 * s1 + (b[0] if input_gain is None else b[0] * input_gain) * g
   error = g if coeffs.belief is None else g - coeffs.belief * s1_new
   scaled = jnp.sqrt(b[1]) * error   # (sqrt(b) g)^2: not CSE'd with the row squares
   return s1_new, jnp.sqrt(a[1] * jnp.square(s2) + scaled * scaled + TINY)
@@ -279,13 +318,17 @@ def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: Param
   """
   c, coeffs = hyper_coefficients(weights, config, hand_set, rule_id, hyper_features,
                                  state.count)
+  g_leaves = graph.leaves(grads)
+  p_leaves = graph.leaves(params) if params is not None else [None] * len(g_leaves)
   layers = layer_features(weights, config, hand_set, c, rule_id, tensor_feats)
   z = coeffs.decays * state.z + coeffs.gains
   hops = None
   if network.multi_hop(config):
     hops = hop_features(weights, config, c, tensor_feats, graph, plan, hop_inputs)
     coeffs = coeffs._replace(belief=hops.belief)
-    first, z_first = learned_first_moments(coeffs, graph, hand_set, hops, state.z_first)
+    gains = input_gains(hops, plan, g_leaves, p_leaves)
+    first, z_first = learned_first_moments(coeffs, graph, hand_set, hops, state.z_first,
+                                           gains)
   else:
     first, z_first = first_moments(coeffs, graph, hand_set, z[0], state.z_first)
   # Decoupled weight decay can only pull weights toward zero: meta-training on short
@@ -294,13 +337,11 @@ def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: Param
   features = GraphFeatures(coeffs, z, jax.lax.rsqrt(z[1]), 1.0 / z[2],
                            jnp.maximum(coeffs.weight_decay, 0.0),
                            pins.node_degree(config.rules, hand_set, rule_id))
-  g_leaves = graph.leaves(grads)
-  p_leaves = graph.leaves(params) if params is not None else [None] * len(g_leaves)
   edges = []
   for g, s1, s2, p, moment in zip(g_leaves, jax.tree.leaves(state.s1),
                                   jax.tree.leaves(state.s2), p_leaves, first):
     g, s1, s2 = (x.astype(jnp.float32) for x in (g, s1, s2))
-    edges.append(EdgeFeatures(g, s1, s2, *edge_moments(g, s1, s2, moment.decay, coeffs), p,
-                              moment))
+    edges.append(EdgeFeatures(g, s1, s2, *edge_moments(g, s1, s2, moment.decay, coeffs,
+                                                       moment.input_gain), p, moment))
   return Encoded(features, layers, tuple(edges), z_first, hops,
                  plan if network.multi_hop(config) else None)

@@ -32,6 +32,17 @@ a1_t s1' / (a1_t z1' + b1) + b1 g / z1' to n (exact for Muon's and NAdam's
 `belief_head` a graph-level kappa (c) by which the second moment tracks the
 gradient's deviation from the new first moment, (g - kappa s1')^2 in place of g^2
 (AdaBelief's belief; encode.edge_moments). Both start at zero.
+
+A rule that scales its gradient per tensor before its moments
+(`Rule.input_readouts`: LARS's trust ratio) names, per tensor, that readout's
+(log coefficient, parameter exponent, gradient exponent) r; on the tensors its plan
+names (static: one reduction over g each) the first moment and the edge network read
+g^ = rho g,
+
+  log rho = lambda_0 + lambda_p log RMS(p) + lambda_g log RMS(g),   lambda = r + T(c, ...),
+
+rho = 1 where either RMS is zero, T the `trust_head` (zero at initialization, so a
+fresh executor reads the rule's own readout; LARS: r = (log trust_coefficient, 1, -1)).
 """
 
 from __future__ import annotations
@@ -47,7 +58,11 @@ import numpy as np
 
 from learned_opt.graph import ParamGraph
 
-NUM_PLAN_FEATURES = 3    # runs the rounds, log10(fan_in) / 10, log10(fan_out) / 10
+# Per tensor: runs the rounds, log10(fan_in) / 10, log10(fan_out) / 10 (what the hop
+# networks read), then whether the rule reads an input readout there and its readout r.
+NUM_PLAN_FEATURES = 7
+NUM_NETWORK_PLAN_FEATURES = 3
+NUM_TRUST_OUTPUTS = 3    # lambda_0, lambda_p, lambda_g
 NUM_ROUND_FEATURES = 5   # the rule's (c0, c1, c2) of the round, k / K, active
 NUM_TENSOR_OUTPUTS = 4   # mix, log gain, first-moment shift, weight-decay offset
 ROUND_EPS = 1e-8         # X_0's guard (Muon's default eps)
@@ -60,10 +75,12 @@ _IDENTITY_ROUND = (1.0, 0.0, 0.0)   # X_k = X_{k-1}: an inactive round
 @dataclasses.dataclass(frozen=True)
 class Plan:
   """A rule's rounds on one tree, static (hashable, a pytree without leaves): the K
-  coefficient rows (c0, c1, c2) and per tensor (graph order) its
-  learned_opt.algorithms.muon.LeafPlan (`muon` False: no rounds on it)."""
+  coefficient rows (c0, c1, c2), per tensor (graph order) its
+  learned_opt.algorithms.muon.LeafPlan (`muon` False: no rounds on it) and its input
+  readout (learned_opt.algorithms.base.InputReadout, or None; () : none anywhere)."""
   coeff_rows: tuple[tuple[float, float, float], ...]
   leaves: tuple[Any, ...]
+  input_readout: tuple[Any, ...] = ()
 
   @property
   def rounds(self) -> int:
@@ -72,6 +89,10 @@ class Plan:
   def runs_on(self, index: int) -> bool:
     """Whether tensor `index` runs the rounds."""
     return self.rounds > 0 and bool(self.leaves[index].muon)
+
+  def reads_input(self, index: int) -> bool:
+    """Whether tensor `index`'s gradient is scaled by its input readout."""
+    return bool(self.input_readout) and self.input_readout[index] is not None
 
 
 jax.tree_util.register_static(Plan)
@@ -86,16 +107,21 @@ class HopFeatures(NamedTuple):
   coeff_rows: jax.Array     # (K, 3) c_k
   nesterov: jax.Array       # () eta
   belief: jax.Array         # () kappa (encode.edge_moments)
+  trust: jax.Array          # (T, NUM_TRUST_OUTPUTS) lambda, zero where no input readout
 
 
 def plan_for(rule: Any, tree: Any) -> Plan | None:
   """The static plan of `rule` (a learned_opt.algorithms Rule) on `tree`, or None when
-  the rule has no rounds."""
-  passing = rule.message_passing(tree)
-  if passing is None:
+  the rule has neither rounds nor input readouts."""
+  from learned_opt.algorithms import muon  # pylint: disable=import-outside-toplevel
+  passing, readouts = rule.message_passing(tree), rule.input_readouts(tree)
+  if passing is None and readouts is None:
     return None
+  if passing is None:
+    return Plan((), tuple(muon.LeafPlan(False) for _ in readouts), tuple(readouts))
   rows = np.asarray(passing.coeff_rows, np.float32).reshape(-1, 3)
-  return Plan(tuple(tuple(float(c) for c in row) for row in rows), tuple(passing.plans))
+  return Plan(tuple(tuple(float(c) for c in row) for row in rows), tuple(passing.plans),
+              tuple(readouts or ()))
 
 
 def union(plans: Sequence[Plan | None], num_tensors: int) -> Plan | None:
@@ -105,7 +131,7 @@ def union(plans: Sequence[Plan | None], num_tensors: int) -> Plan | None:
   Raises:
     ValueError: two plans fold one tensor's axes differently.
   """
-  given = [p for p in plans if p is not None and p.rounds]
+  given = [p for p in plans if p is not None and (p.rounds or p.input_readout)]
   if not given:
     return None
   leaves = []
@@ -116,18 +142,24 @@ def union(plans: Sequence[Plan | None], num_tensors: int) -> Plan | None:
                        f"({sorted(running)}); give them the same dimension numbers.")
     leaves.append(running.pop() if running else given[0].leaves[idx]._replace(muon=False))
   rounds = max(p.rounds for p in given)
-  return Plan((_IDENTITY_ROUND,) * rounds, tuple(leaves))
+  # Where any rule reads an input readout (each keeps its own through its features).
+  readout = tuple(next((p.input_readout[idx] for p in given if p.reads_input(idx)), None)
+                  for idx in range(num_tensors))
+  return Plan((_IDENTITY_ROUND,) * rounds, tuple(leaves),
+              readout if any(r is not None for r in readout) else ())
 
 
 def plan_features(plan: Plan | None, graph: ParamGraph) -> jax.Array:
   """(T, NUM_PLAN_FEATURES) static features of every tensor's plan (zeros without one)."""
   rows = []
   for idx in range(len(graph.tensors)):
+    readout = ([1.0, *plan.input_readout[idx]] if plan is not None and plan.reads_input(idx)
+               else [0.0] * 4)
     if plan is None or not plan.runs_on(idx):
-      rows.append([0.0, 0.0, 0.0])
+      rows.append([0.0, 0.0, 0.0] + readout)
     else:
       leaf = plan.leaves[idx]
-      rows.append([1.0, math.log10(leaf.fan_in) / 10, math.log10(leaf.fan_out) / 10])
+      rows.append([1.0, math.log10(leaf.fan_in) / 10, math.log10(leaf.fan_out) / 10] + readout)
   return jnp.asarray(rows, jnp.float32).reshape(len(rows), NUM_PLAN_FEATURES)
 
 
@@ -144,14 +176,16 @@ def round_features(plan: Plan | None, rounds: int | None = None) -> jax.Array:
 def features(outputs: tuple[jax.Array, ...], plan_feats: jax.Array,
              round_feats: jax.Array) -> HopFeatures:
   """HopFeatures from the hop networks' raw outputs (network.build(...).apply[3]) and the
-  plan's features: the mix only where the rule's plan runs the rounds; c_k = the rule's
-  row + the learned offset on active rounds, the identity on inactive ones."""
-  per_tensor, per_round, nesterov, belief = outputs
+  plan's features: the mix only where the rule's plan runs the rounds, lambda (its
+  readout + the trust head's offset) only where it reads an input readout; c_k = the rule's row + the learned
+  offset on active rounds, the identity on inactive ones."""
+  per_tensor, per_round, nesterov, belief, trust = outputs
   active = round_feats[:, 4:5]
   rows = active * (round_feats[:, :3] + per_round) + (1.0 - active) * jnp.asarray(
       _IDENTITY_ROUND, jnp.float32)
   return HopFeatures(plan_feats[:, 0] * per_tensor[:, 0], per_tensor[:, 1], per_tensor[:, 2],
-                     per_tensor[:, 3], rows, nesterov, belief)
+                     per_tensor[:, 3], rows, nesterov, belief,
+                     plan_feats[:, 3:4] * (plan_feats[:, 4:] + trust))
 
 
 def run_rounds(n: jax.Array, leaf: Any, coeff_rows: jax.Array

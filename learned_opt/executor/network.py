@@ -156,18 +156,22 @@ def _networks(config: ExecutorConfig):
 
   def hop_net(c, tensor_features, plan_features, round_features):
     """(per tensor hop outputs, per round coefficient offsets, Nesterov's weight, the
-    belief kappa); see learned_opt.executor.hops. Every output starts at zero."""
+    belief kappa, per tensor trust coefficients); see learned_opt.executor.hops. Every
+    output starts at zero."""
     if not config.size_features:
       tensor_features = shape_blind(tensor_features)
     x = jnp.concatenate([jnp.broadcast_to(c, tensor_features.shape[:1] + c.shape),
-                         tensor_features, plan_features], axis=-1)
+                         tensor_features, plan_features[:, :hops.NUM_NETWORK_PLAN_FEATURES]],
+                        axis=-1)
     per_tensor = _mlp_with_skip(x, config.hidden, hops.NUM_TENSOR_OUTPUTS, "hop_tensor")
     r = jnp.concatenate([jnp.broadcast_to(c, round_features.shape[:1] + c.shape),
                          round_features], axis=-1)
     per_round = _mlp_with_skip(r, config.hidden, 3, "hop_round")
     nesterov = hk.Linear(1, w_init=hk.initializers.Constant(0.0), name="nesterov_head")(c)
     belief = hk.Linear(1, w_init=hk.initializers.Constant(0.0), name="belief_head")(c)
-    return per_tensor, per_round, nesterov[0], belief[0]
+    trust = hk.Linear(hops.NUM_TRUST_OUTPUTS, w_init=hk.initializers.Constant(0.0),
+                      name="trust_head")(x)
+    return per_tensor, per_round, nesterov[0], belief[0], trust
 
   def init_all(rule_id, hyper_features, time_features, tensor_features, plan_features=None,
                round_features=None):
