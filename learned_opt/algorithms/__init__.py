@@ -8,6 +8,7 @@ from learned_opt.algorithms import adam  # noqa: F401  (registers adam, adamw, n
 from learned_opt.algorithms import adafactor  # noqa: F401  (registers adafactor)
 from learned_opt.algorithms import adabelief  # noqa: F401  (registers adabelief)
 from learned_opt.algorithms import adagrad  # noqa: F401  (registers adagrad)
+from learned_opt.algorithms import hypergradient  # noqa: F401  (registers hypergradient)
 from learned_opt.algorithms import lion  # noqa: F401  (registers lion)
 from learned_opt.algorithms import muon  # noqa: F401  (registers muon)
 from learned_opt.algorithms import rmsprop  # noqa: F401  (registers rmsprop)
