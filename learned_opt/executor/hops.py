@@ -19,7 +19,7 @@ on one tree runs the most rounds, `union`) are identities. Per tensor the
 `hop_tensor` network reads c, the tensor's shape features and its plan
 (orthogonalized or not, log fan-in, log fan-out) and emits
 
-  m       the mix: d = (1 - m) n / denominator + m e^{l} X_K + omega_t p
+  m       the mix, clipped to [0, 1]: d = (1 - m) n / denominator + m e^{l} X_K + omega_t p
           (0 on tensors the rule's plan does not name)
   l       the log gain of the rounds' output (Muon's shape scale)
   s       a first-moment shift: decay 1 - (1 - a1) e^s (Muon's beta beside AdamW's b1)
@@ -100,7 +100,7 @@ jax.tree_util.register_static(Plan)
 
 class HopFeatures(NamedTuple):
   """One step's learned hop numbers (traced)."""
-  mix: jax.Array            # (T,) m, zero on tensors without rounds
+  mix: jax.Array            # (T,) m in [0, 1], zero on tensors without rounds
   log_gain: jax.Array       # (T,) l
   shift: jax.Array          # (T,) s
   weight_decay: jax.Array   # (T,) delta
@@ -183,7 +183,8 @@ def features(outputs: tuple[jax.Array, ...], plan_feats: jax.Array,
   active = round_feats[:, 4:5]
   rows = active * (round_feats[:, :3] + per_round) + (1.0 - active) * jnp.asarray(
       _IDENTITY_ROUND, jnp.float32)
-  return HopFeatures(plan_feats[:, 0] * per_tensor[:, 0], per_tensor[:, 1], per_tensor[:, 2],
+  mix = plan_feats[:, 0] * jnp.clip(per_tensor[:, 0], 0.0, 1.0)
+  return HopFeatures(mix, per_tensor[:, 1], per_tensor[:, 2],
                      per_tensor[:, 3], rows, nesterov, belief,
                      plan_feats[:, 3:4] * (plan_feats[:, 4:] + trust))
 
