@@ -106,6 +106,9 @@ def _default() -> ml_collections.ConfigDict:
   # Weight of the round hints (imitation.round_hint_errors: every Newton-Schulz iterate of
   # the rules with rounds, with the 'multi_hop' processor); 0 as the shipped one was trained.
   config.ns_hint_weight = 0.0
+  # Weight of imitation.round_offset_penalty (the learned round coefficients stay near
+  # the rule's own); 0 as the shipped one was trained.
+  config.round_offset_weight = 0.0
   # Weight of imitation.direction_readout_penalty (the layer gain reads RMS(d) only where
   # a rule needs it); 0 as the shipped executor was trained.
   config.direction_readout_penalty = 0.0

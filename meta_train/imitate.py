@@ -175,7 +175,8 @@ def _compiled_step(exec_config: ExecutorConfig, hand_set: HandSet, learning_rate
                    primitive_hint_weight: float = 0.0,
                    denominator_hint_scale: bool = False,
                    primitive_hint_exempt: tuple[str, ...] = (),
-                   clip_hint_weight: float = 0.0, ns_hint_weight: float = 0.0):
+                   clip_hint_weight: float = 0.0, ns_hint_weight: float = 0.0,
+                   round_offset_weight: float = 0.0):
   """(meta optimizer, jitted train step), cached so a resumed run reuses the compile."""
   meta_opt = optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
   return meta_opt, imitation.make_train_step(
@@ -186,7 +187,7 @@ def _compiled_step(exec_config: ExecutorConfig, hand_set: HandSet, learning_rate
       denominator_hint_weight=denominator_hint_weight,
       primitive_hint_weight=primitive_hint_weight, denominator_hint_scale=denominator_hint_scale,
       primitive_hint_exempt=primitive_hint_exempt, clip_hint_weight=clip_hint_weight,
-      ns_hint_weight=ns_hint_weight)
+      ns_hint_weight=ns_hint_weight, round_offset_weight=round_offset_weight)
 
 
 def _manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -227,7 +228,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       denominator_hint_scale=bool(config.get("denominator_hint_scale", False)),
       primitive_hint_exempt=tuple(config.get("primitive_hint_exempt", ())),
       clip_hint_weight=config.get("clip_hint_weight", 0.0),
-      ns_hint_weight=config.get("ns_hint_weight", 0.0))
+      ns_hint_weight=config.get("ns_hint_weight", 0.0),
+      round_offset_weight=config.get("round_offset_weight", 0.0))
   opt_state = meta_opt.init(weights)
   manager = _manager(workdir, config)
   start = 0

@@ -20,6 +20,8 @@ from the same zero start), and is trained on
     + ns_hint_weight * mean_k log(1 + relative squared error of the k-th round's
       iterate X_k) on the tensors a rule with rounds runs them on (Muon's
       Newton-Schulz iterates, 'ns_iterate_k')                        (round hints)
+    + round_offset_weight * mean square of the learned offsets of the round
+      coefficients from the rule's own                       (round offset penalty)
 
 Direction and log-magnitude are separated on purpose: a relative squared error
 has a trap at u_exec = 0 (its gradient with respect to the log step size
@@ -572,6 +574,33 @@ def direction_readout_penalty(weights: Any, config: ExecutorConfig,
       lambda out, cond: jnp.mean(jnp.square(out[:, start:start + 2])), exempt)
 
 
+def round_offset_penalty(weights: Any, config: ExecutorConfig, conds: Conditioning
+                         ) -> jax.Array:
+  """Mean square of the learned offsets of the round coefficients (learned_opt.executor.
+  hops: c_k = the rule's own row + the `hop_round` offset) over the active rounds of the
+  batch's conditionings and PENALTY_CLOCKS; 0 without rounds.
+
+  A prior that a rule's rounds keep its own coefficients unless its iterates say
+  otherwise: along imitation's early-training runs offsets of a few hundredths fit
+  about as well, but near a minimum they change where Muon's fixed-size orthogonalized
+  steps leave the loss.
+  """
+  if not network.multi_hop(config) or conds.round_features is None:
+    return jnp.zeros(())
+  cond_fn, hop_fn = network.build(config).apply[0], network.build(config).apply[3]
+
+  def one(cond, clock):
+    c = cond_fn(weights, cond.rule_id, cond.hyper_features, conditioning.time_features(clock))
+    per_round = hop_fn(weights, c, cond.tensor_features, cond.plan_features,
+                       cond.round_features)[1]
+    active = cond.round_features[:, 4:5]
+    return jnp.sum(jnp.square(active * per_round)), 3.0 * jnp.sum(active)
+
+  clocks = jnp.asarray(PENALTY_CLOCKS, jnp.int32)
+  squares, counts = jax.vmap(lambda t: jax.vmap(lambda cond: one(cond, t))(conds))(clocks)
+  return jnp.sum(squares) / jnp.maximum(jnp.sum(counts), 1.0)
+
+
 def normalizer_mixture(outputs: jax.Array, config: ExecutorConfig) -> jax.Array:
   """Per tensor, how evenly the normalizer mixes its three denominator terms.
 
@@ -678,7 +707,8 @@ def make_train_step(config: ExecutorConfig, hand_set: HandSet,
                     primitive_hint_weight: float = 0.0,
                     denominator_hint_scale: bool = False,
                     primitive_hint_exempt: tuple[str, ...] = (),
-                    clip_hint_weight: float = 0.0, ns_hint_weight: float = 0.0):
+                    clip_hint_weight: float = 0.0, ns_hint_weight: float = 0.0,
+                    round_offset_weight: float = 0.0):
   """A jitted step: mean loss over a stacked batch of trajectories, one meta-update.
 
   `warmup` (static: one compile per value) is the number of leading steps of every
@@ -690,6 +720,7 @@ def make_train_step(config: ExecutorConfig, hand_set: HandSet,
   `denominator_hint_scale` and `clip_hint_weight`: see `trajectory_loss`.
   `primitive_hint_weight` weighs `primitive_hint` (0: off), leaving out the rules in
   `primitive_hint_exempt`. `ns_hint_weight`: see `trajectory_loss`.
+  `round_offset_weight` weighs `round_offset_penalty` (0: off).
   """
 
   def batch_loss(weights, trajs, conds, warmup):
@@ -711,6 +742,10 @@ def make_train_step(config: ExecutorConfig, hand_set: HandSet,
       hint = primitive_hint(weights, config, conds, primitive_hint_exempt)
       metrics = dict(metrics, primitive_hint=jnp.broadcast_to(hint, losses.shape))
       loss = loss + primitive_hint_weight * hint
+    if round_offset_weight:
+      offsets = round_offset_penalty(weights, config, conds)
+      metrics = dict(metrics, round_offset_penalty=jnp.broadcast_to(offsets, losses.shape))
+      loss = loss + round_offset_weight * offsets
     return loss, metrics
 
   @functools.partial(jax.jit, static_argnames=("warmup",))

@@ -422,3 +422,24 @@ def test_a_batch_with_lars_reads_each_rules_own_input_readout():
   assert cosine(weights) > 0.9999
   weights["trust_head"]["b"] = jnp.asarray([0.0, -1.0, 1.0])   # rho = 1: plain momentum
   assert cosine(weights) < 0.999
+
+
+def test_round_offset_penalty_is_zero_at_the_rules_own_rows_and_only_on_rounds():
+  """Fresh weights keep Muon's coefficient rows (no penalty); moved round offsets are
+  penalized on Muon's active rounds, never on a rule without rounds."""
+  from learned_opt.executor import init_weights  # pylint: disable=import-outside-toplevel
+  from tests.test_executor_multi_hop import CONFIG  # pylint: disable=import-outside-toplevel
+  task = tasks_lib.get("digits_mlp", hidden=(16,))
+  runs = [imitation.rule_run(CONFIG, name, {"learning_rate": 1e-2}, task, steps=2)
+          for name in ("muon", "adam")]
+  plan = imitation.hops.union([cond.plan for _, cond in runs],
+                              runs[0][1].tensor_features.shape[0])
+  conds = [imitation.pad_rounds(t, c, plan)[1] for t, c in runs]
+  stack = lambda cs: jax.tree.map(lambda *x: jnp.stack(x), *cs)  # noqa: E731
+  weights = init_weights(CONFIG, jax.random.PRNGKey(0))
+  assert float(imitation.round_offset_penalty(weights, CONFIG, stack(conds))) == 0.0
+  moved = dict(weights, hop_round_linear=dict(weights["hop_round_linear"],
+                                              b=jnp.asarray([0.1, 0.0, 0.0])))
+  assert float(imitation.round_offset_penalty(moved, CONFIG, stack(conds))) == pytest.approx(
+      0.01 / 3, rel=1e-5)
+  assert float(imitation.round_offset_penalty(moved, CONFIG, stack(conds[1:]))) == 0.0
