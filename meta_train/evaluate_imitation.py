@@ -21,7 +21,12 @@ there. The report counts, per rule, per seed and in total, the cells whose
 executor gap is within `target`, the chaotic cells, and the calm (not chaotic)
 cells within `target`. An empty `floor_factors` skips the floors.
 
-Writes DIR/results.json (`evaluate`'s report) and DIR/summary.md.
+Writes DIR/results.json (`evaluate`'s report) and DIR/summary.md. Seeds can run as
+separate processes (`--config.seed=S --workdir=DIR_S`, one per core) and be merged
+into one report:
+
+  python -m meta_train.evaluate_imitation --config=SAME_CONFIG --workdir=DIR \
+      --merge=DIR_0,DIR_1,DIR_2
 """
 
 from __future__ import annotations
@@ -251,6 +256,30 @@ def evaluate(config: ml_collections.ConfigDict, checkpoint_dir: str | None,
   return report
 
 
+def merge(config: ml_collections.ConfigDict, workdirs: Sequence[str],
+          workdir: str) -> dict[str, Any]:
+  """One report from the reports in `workdirs` (each of other seeds, same config), its
+  counts recomputed, written to `workdir`.
+
+  Raises:
+    ValueError: a seed twice, or reports with different targets or floor factors.
+  """
+  reports = [json.loads((pathlib.Path(d) / "results.json").read_text()) for d in workdirs]
+  runs = sorted((run for r in reports for run in r["runs"]), key=lambda run: run["seed"])
+  seeds = [run["seed"] for run in runs]
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"The reports in {list(workdirs)} repeat a seed: {seeds}.")
+  kinds = {(r["target"], tuple(r["floor_factors"])) for r in reports}
+  if len(kinds) != 1:
+    raise ValueError(f"The reports in {list(workdirs)} differ in target or floor factors "
+                     f"({sorted(kinds)}); merge reports of one config.")
+  report = {"seeds": seeds, "target": reports[0]["target"],
+            "floor_factors": reports[0]["floor_factors"], "runs": runs,
+            "counts": counts(config, runs)}
+  write(report, markdown(config, report), pathlib.Path(workdir))
+  return report
+
+
 def gap_table(labels: Sequence[str], rows: list[dict[str, Any]]) -> list[str]:
   """One seed's table: per rule, teacher-forced agreement and every network's gap."""
   lines = ["| rule | teacher-forced cosine (median) | rel. error (median) | "
@@ -335,7 +364,10 @@ def write(report: dict[str, Any], text: str, workdir: pathlib.Path) -> None:
 
 def main(argv):
   del argv
-  evaluate(flags.FLAGS.config, flags.FLAGS.checkpoint, flags.FLAGS.workdir)
+  if flags.FLAGS.merge:
+    merge(flags.FLAGS.config, flags.FLAGS.merge, flags.FLAGS.workdir)
+  else:
+    evaluate(flags.FLAGS.config, flags.FLAGS.checkpoint, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
@@ -345,5 +377,6 @@ if __name__ == "__main__":
   flags.DEFINE_string("checkpoint", None, "Executor checkpoint directory; default: the "
                       "shipped executor.")
   flags.DEFINE_string("workdir", None, "Where results.json and summary.md go.")
+  flags.DEFINE_list("merge", [], "Workdirs of per-seed runs to merge into one report.")
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

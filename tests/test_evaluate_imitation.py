@@ -115,3 +115,19 @@ def test_counts_without_floors_and_the_single_seed_option():
   with pytest.raises(ValueError, match="floor_networks names .*no such network"):
     evaluate_imitation.check_config(config)
   np.testing.assert_equal(evaluate_imitation.count([], 0.05)["cells"], 0)
+
+
+def test_per_seed_reports_merge_into_one(report, tmp_path):
+  workdir, out = report
+  other = copy.deepcopy(out)
+  other["runs"][0]["seed"] = 2
+  (tmp_path / "seed2").mkdir()
+  (tmp_path / "seed2" / "results.json").write_text(json.dumps(other))
+  config = _tiny_config()
+  merged = evaluate_imitation.merge(config, [str(tmp_path / "seed2"), str(workdir)],
+                                    str(tmp_path / "all"))
+  assert merged["seeds"] == [1, 2]
+  assert merged["counts"] == evaluate_imitation.counts(config, out["runs"] + other["runs"])
+  assert "## Seed 2" in (tmp_path / "all" / "summary.md").read_text()
+  with pytest.raises(ValueError, match="repeat a seed"):
+    evaluate_imitation.merge(config, [str(workdir), str(workdir)], str(tmp_path / "x"))
