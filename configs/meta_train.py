@@ -34,11 +34,11 @@ import ml_collections
 def _default() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  # 'shipped:executor', a checkpoint directory, or '' (fresh weights of `executor`).
+  # 'shipped:executor6', a checkpoint directory, or '' (fresh weights of `executor`).
   # The shipped executor fixes each rule's layer gain (HandSet.rule_gain_slopes;
   # Adam's reads neither RMS), so meta-training from it does not learn readout slopes;
   # an executor imitated with rule_gain_slopes=False does.
-  config.init_from = "shipped:executor"
+  config.init_from = "shipped:executor6"
   config.executor = ml_collections.ConfigDict(dict(
       embed_dim=8, hidden=32, edge_hidden=4, processor="row_column", layer_readout=True))
   # True | False | None (keep the starting checkpoint's): whether the layer gain reads the

@@ -17,7 +17,8 @@ from learned_opt import checkpoint
 
 # The one registry of shipped names -> weights directory (and what each one is).
 _SHIPPED = {
-    "executor": "executor",   # imitation of the classic rules; condition on any of them
+    "executor": "executor",   # imitation of the 12 classic rules; condition on any of them
+    "executor6": "executor6",  # the 6-rule imitation meta_executor was meta-trained from
     "meta_executor": "meta_executor",  # an imitation executor meta-trained (Adam prior)
 }
 _BEST = "meta_executor"       # what pretrained() with no name returns

@@ -73,14 +73,19 @@ def test_the_record_round_trips_through_the_checkpoint_json(tmp_path):
   assert learned_opt.checkpoint.load_optimizer(path).hand_set == hand_set
 
 
+# Shipped names of the optimizers whose format-2 configs tests/data keeps (the 6-rule
+# executor was shipped as 'executor' then).
+FORMAT2_SHIPPED = {"executor": "executor6", "meta_executor": "meta_executor"}
+
+
 def _format2_copy(name: str, tmp_path: pathlib.Path, edit=None) -> pathlib.Path:
   """The shipped optimizer's weights with its format-2 config (as it was before the split),
-  `edit`ed."""
+  `edit`ed; `name` as in tests/data."""
   data = json.loads((DATA / f"format2_{name}_config.json").read_text())
   assert data["format_version"] == 2
   if edit:
     edit(data["executor"])
-  with shipped.source_path(f"shipped:{name}") as source:
+  with shipped.source_path(f"shipped:{FORMAT2_SHIPPED[name]}") as source:
     step = checkpoint.read_config(source)[0]
     target = tmp_path / name / step.name
     shutil.copytree(step, target)
@@ -105,7 +110,8 @@ def test_a_format2_checkpoint_is_read_by_splitting_its_record(tmp_path, name):
   kwargs = {"algorithm": "adam", "learning_rate": 1e-3}
   params = {"w": jnp.ones((6, 4)) * 0.1, "b": jnp.zeros((4,))}
   updates = []
-  for tx in (learned_opt.load(old, **kwargs), learned_opt.pretrained(name, **kwargs)):
+  for tx in (learned_opt.load(old, **kwargs),
+             learned_opt.pretrained(FORMAT2_SHIPPED[name], **kwargs)):
     state = tx.init(params)
     for t in range(3):
       update, state = jax.jit(tx.update)(random_grads(jax.random.PRNGKey(0), params, t), state,

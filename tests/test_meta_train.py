@@ -190,7 +190,7 @@ def test_nonfinite_meta_gradient_is_skipped_counted_and_recovered():
 def test_configs_build_and_differ_only_in_numbers():
   cpu, accel, tiny = (meta_train_config.get_config(), meta_train_config.get_config("accel"),
                       meta_train_config.get_config("smoke"))
-  assert cpu.init_from == "shipped:executor"
+  assert cpu.init_from == "shipped:executor6"
   assert cpu.rule.to_dict() == {"algorithm": "adam", "learning_rate": 3e-3}
 
   def kinds(config):

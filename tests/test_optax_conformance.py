@@ -35,6 +35,8 @@ def _optimizers(ckpt_dir):
     yield "pretrained", learned_opt.pretrained("executor", algorithm="adam",
                                                learning_rate=1e-3)
     yield "pretrained-best", learned_opt.pretrained()
+    yield "pretrained-muon", learned_opt.pretrained("executor", algorithm="muon",
+                                                    learning_rate=2e-2)
 
 
 @pytest.fixture(scope="module")

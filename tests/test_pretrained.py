@@ -16,6 +16,12 @@ IMITATED = {
     "adafactor": dict(learning_rate=1e-2, min_dim_size_to_factor=16),
     "lamb": dict(learning_rate=3e-3, weight_decay=1e-3),
     "lion": dict(learning_rate=1e-4, b1=0.9, b2=0.99),
+    "adamw": dict(learning_rate=1e-3, weight_decay=1e-2),
+    "nadam": dict(learning_rate=1e-3, b1=0.9),
+    "adabelief": dict(learning_rate=1e-3, b1=0.9),
+    "adagrad": dict(learning_rate=3e-2),
+    "lars": dict(learning_rate=0.1, momentum=0.9),
+    "muon": dict(learning_rate=2e-2, beta=0.95, nesterov=True, adam_b1=0.9),
 }
 
 
@@ -35,10 +41,11 @@ def test_every_imitated_rule_loads_with_optax_kwargs(name):
 def test_refusals():
   with pytest.raises(ValueError, match="not varied"):
     learned_opt.pretrained("executor", algorithm="adam", learning_rate=1e-3, eps=1e-3)
-  with pytest.raises(ValueError, match="not imitation-trained on 'lars'"):
-    learned_opt.pretrained("executor", algorithm="lars", learning_rate=1e-3)
-  with pytest.raises(KeyError, match="no embedding for rule 'muon'"):
-    learned_opt.pretrained("executor", algorithm="muon", learning_rate=1e-3)
+  with pytest.raises(KeyError, match="no embedding for rule 'hypergradient'"):
+    learned_opt.pretrained("executor", algorithm="hypergradient", learning_rate=1e-3)
+  with pytest.raises(ValueError, match="preconditioning"):
+    learned_opt.pretrained("executor", algorithm="muon", learning_rate=1e-2,
+                           preconditioning="spectral")
   with pytest.raises(KeyError, match="Shipped: executor"):
     learned_opt.pretrained("velo")
 
