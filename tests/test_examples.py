@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +39,7 @@ def test_train_flax_nnx_fits_digits():
   assert float(re.search(r"valid accuracy (\S+)", out).group(1)) > 0.8, out
 
 
+@pytest.mark.slow   # a 50 s meta-training run: in CI's slow subset (.ci/run)
 def test_meta_train_small_writes_a_loadable_optimizer_that_trains(tmp_path):
   workdir = tmp_path / "run"
   out = run_example("meta_train_small.py", "--outer_steps", "2", "--workdir", str(workdir))

@@ -422,7 +422,10 @@ def _regression_loss(params, key, batch):
   return jnp.mean(jnp.square(jnp.tanh(x @ params["w1"] + params["b1"]) @ params["w2"] - y))
 
 
-@pytest.mark.parametrize("min_dim", [16, pytest.param(128, marks=pytest.mark.slow)])
+# Both compile a 100-step imitation loss (50 s on 2 CPU cores): min_dim 16 runs in CI's
+# slow subset (.ci/run), both in `make test-all`.
+@pytest.mark.slow
+@pytest.mark.parametrize("min_dim", [16, 128])
 def test_preconditioner_hint_is_exact_for_the_adafactor_executor(min_dim):
   """`imitation.preconditioner_prediction` (node states on the tensors the rule
   factors, the second moment elsewhere) is what adafactor divides by, and the

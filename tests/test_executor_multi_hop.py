@@ -74,7 +74,10 @@ def _compare(executor, reference, params, steps=25, rtol=1e-4, atol=0.0):
   return compare(executor, reference, params, steps, rtol, advance=True, atol=atol)
 
 
-SLOW = pytest.mark.slow   # each case compiles two 25-step programs; one runs in `make test`
+# Each case compiles two 25-step programs (30 s on 2 CPU cores): all run in `make test-all`,
+# two in CI's slow subset (.ci/run); `make test` checks hand-set Muon through imitation's
+# round hints (tests/test_imitate.py) and runs LARS here.
+SLOW = pytest.mark.slow
 MUON_CASES = [
     pytest.param(dict(learning_rate=1e-2), marks=SLOW),
     pytest.param(dict(learning_rate=1e-2, nesterov=False, beta=0.9, ns_steps=3,
@@ -84,7 +87,8 @@ MUON_CASES = [
     pytest.param(dict(learning_rate=1e-2, weight_decay=0.1, adam_weight_decay=0.01,
                       adam_b1=0.8, adam_b2=0.99), marks=SLOW),
     # Per-round coefficients and the kernel's dimension numbers.
-    dict(learning_rate=1e-2, ns_coeffs="dion", muon_weight_dimension_numbers=heads_and_kernels),
+    pytest.param(dict(learning_rate=1e-2, ns_coeffs="dion",
+                      muon_weight_dimension_numbers=heads_and_kernels), marks=SLOW),
 ]
 
 
@@ -214,7 +218,7 @@ def lars_weights(momentum, nesterov, config=CONFIG):
   return weights
 
 
-@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("nesterov", [False, pytest.param(True, marks=SLOW)])
 def test_hand_set_weights_are_optax_lars(params, nesterov):
   """LARS scales each tensor's gradient by its trust ratio before the momentum (an input
   readout of the plan); a tensor at zero reads ratio 1, and the trust-ratio mask leaves
