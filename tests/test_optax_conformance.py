@@ -168,12 +168,21 @@ def test_sharded_params(optimizers):
                "b": NamedSharding(mesh, PartitionSpec("model"))}
   sharded_params = jax.device_put(params, shardings)
   sharded_grads = jax.device_put(grads, shardings)
-  for name, tx in optimizers.items():
+
+  def sharded_and_whole(tx):
     reference, _ = tx.update(grads, tx.init(params), params)
     state = jax.jit(tx.init)(sharded_params)
     updates, _ = jax.jit(tx.update)(sharded_grads, state, sharded_params)
-    for a, b in zip(jax.tree.leaves(updates), jax.tree.leaves(reference)):
-      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8, err_msg=name)
+    return zip(jax.tree.leaves(updates), jax.tree.leaves(reference))
+
+  # Newton-Schulz's matmuls sum in another order when sharded: optax's own Muon moves by
+  # up to 5e-4 relative here, and the executor conditioned on Muon may move as much.
+  muon_moves = max(float(jnp.max(jnp.abs(a - b) / jnp.abs(b)))
+                   for a, b in sharded_and_whole(optax.contrib.muon(2e-2)))
+  for name, tx in optimizers.items():
+    rtol = max(1e-5, 2 * muon_moves) if name.endswith("muon") else 1e-5
+    for a, b in sharded_and_whole(tx):
+      np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-8, err_msg=name)
 
 
 # ----------------------------------------------------------------- bad input
