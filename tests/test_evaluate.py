@@ -506,6 +506,7 @@ def _means(records, task, key):
   return {k: float(np.mean(v)) for k, v in out.items()}
 
 
+@pytest.mark.slow   # a 40 s two-task evaluation: in CI's slow subset (.ci/run)
 def test_the_best_tuned_rule_per_metric_end_to_end(adam_and_muon):
   workdir, summary, records = adam_and_muon
   by_task = {t["task"]: t for t in summary["tasks"]}

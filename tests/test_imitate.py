@@ -31,6 +31,7 @@ def _tiny_config():
   return config
 
 
+@pytest.mark.slow   # a 50 s imitation run: in CI's slow subset (.ci/run)
 def test_imitation_runs_resumes_and_loads(tmp_path):
   config = _tiny_config()
   first = imitate.train(config, str(tmp_path))

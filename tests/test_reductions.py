@@ -18,6 +18,7 @@ from benchmarks import executor_speed
 _TRITON_CALL = "__gpu$xla.gpu.triton"
 
 
+@pytest.mark.slow   # 20 s of large reductions: in CI's slow subset (.ci/run)
 @hypothesis.settings(max_examples=12, deadline=None)
 @hypothesis.given(
     lead=st.sampled_from([(), (2,), (2, 3)]),
