@@ -587,7 +587,8 @@ def round_offset_penalty(weights: Any, config: ExecutorConfig, conds: Conditioni
   """
   if not network.multi_hop(config) or conds.round_features is None:
     return jnp.zeros(())
-  cond_fn, hop_fn = network.build(config).apply[0], network.build(config).apply[3]
+  applies = network.build(config).apply
+  cond_fn, hop_fn = applies[0], applies[3]
 
   def one(cond, clock):
     c = cond_fn(weights, cond.rule_id, cond.hyper_features, conditioning.time_features(clock))

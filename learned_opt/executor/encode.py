@@ -249,7 +249,7 @@ def learned_first_moments(coeffs: network.Coefficients, graph: ParamGraph,
     nesterov = hops.nesterov * jnp.stack([b1 * inv_z, decays[idx] / (decays[idx] * z[idx] + b1)])
     linear = linear + nesterov
     if rho is not None:   # the g row reads g^ = rho g
-      on_g = jnp.asarray([1.0, 0.0]) * (rho - 1.0) + 1.0
+      on_g = jnp.stack([rho, jnp.ones_like(rho)])
       linear, nesterov, hidden_in = linear * on_g, nesterov * on_g, hidden_in * on_g[:, None]
     out.append(FirstMoment(decays[idx], inv_z, (linear, hidden_in), nesterov, rho))
   return out, z
