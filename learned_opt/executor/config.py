@@ -77,6 +77,11 @@ class ExecutorConfig:
       (learned_opt.executor.conditioning). () : unstandardized.
     extra_keywords: keywords the conditioning reads after its schema's slots
       (conditioning.EXTRA_KEYS: Muon's AdamW keywords). () : the schema alone.
+    controller_hidden: width H of the learned controller's GRU
+      (learned_opt.executor.controller: per tensor it reads the gradient, moment,
+      parameter, update and loss signals and emits a log step size, a momentum shift
+      and a mix offset; H + 4 floats of state per tensor). 0: no controller. Adds
+      the `controller_gru` and `controller_head` modules (the head at zero).
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
                             "lion", "adabelief", "adagrad", "lars", "muon")
@@ -94,6 +99,7 @@ class ExecutorConfig:
   trained_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
   decay_feature_stats: tuple[tuple[str, str, float, float], ...] = ()
   extra_keywords: tuple[str, ...] = ()
+  controller_hidden: int = 0
 
   def __post_init__(self):
     # pylint: disable-next=import-outside-toplevel
@@ -110,6 +116,9 @@ class ExecutorConfig:
                        f"names from {RUNNING_AVERAGES}.")
     if self.prior not in PRIORS:
       raise ValueError(f"Unknown executor prior {self.prior!r}; use one of {PRIORS}.")
+    if self.controller_hidden < 0:
+      raise ValueError(f"controller_hidden must be >= 0 (0: no controller), got "
+                       f"{self.controller_hidden}.")
 
   def decay_stats(self, rule: str) -> dict[str, tuple[float, float]]:
     """{keyword: (center, scale)} of `rule`'s standardized decay features."""

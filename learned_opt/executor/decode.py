@@ -20,7 +20,8 @@ positively homogeneous of degree 1 in the gradient, so the update is invariant t
 the gradient's scale whenever the node exponents make N of degree 0.
 
 The update is -lr mu d, log mu the layer gain (learned_opt.executor.readout) plus
-the integrator's log step size (learned_opt.executor.step_size). No per-parameter
+the integrator's log step size (learned_opt.executor.step_size) and the learned
+controller's (learned_opt.executor.controller). No per-parameter
 hidden vector is ever materialized: each hidden unit is a scalar-weighted sum of
 the features, which XLA fuses into one elementwise loop.
 
@@ -68,6 +69,9 @@ class Decoded(NamedTuple):
   clip_excess: jax.Array      # (T,) log RMS(d) above the clipping knot (imitation's hint)
   integrator: step_size.IntegratorState
   iterates: list[list[jax.Array] | None]   # per tensor the rounds' iterates, or None
+  # (T,) log RMS of each tensor's update (on the readout's sample; the direction's RMS
+  # taken as 1 without a direction readout), for the learned controller; or None.
+  log_rms_update: jax.Array | None = None
 
 
 def sign_gain(raw: jax.Array, normalizer: str) -> jax.Array:
@@ -224,6 +228,8 @@ def layer_gains(outs: list[TensorOut], encoded: Encoded, integrator: step_size.I
         integrator, [out.alignment for out in outs], [out.g_square for out in outs],
         encoded.layers.step_rate, encoded.layers.step_target, (a[1], b[1], z[1]), hand_set)
     log_gain = log_gain + integrator.log_step
+  if encoded.controls is not None:   # the learned controller's log step size
+    log_gain = log_gain + encoded.controls.log_step
   return log_gain, clip_excess, integrator
 
 
@@ -241,5 +247,9 @@ def decode(encoded: Encoded, factors: list[NodeFactors], graph: ParamGraph,
   lr = learning_rate(count) if callable(learning_rate) else learning_rate
   gains = -lr * jnp.exp(jnp.clip(log_gain, -30.0, 30.0))
   updates = [gains[idx] * out.direction for idx, out in enumerate(outs)]
+  log_rms_update = None
+  if encoded.controls is not None:
+    log_rms_update = jnp.log(jnp.abs(gains) + TINY) + jnp.stack(
+        [jnp.zeros(()) if out.log_rms_d is None else out.log_rms_d for out in outs])
   return Decoded(updates, [out.denominator for out in outs], clip_excess, integrator,
-                 [out.iterates for out in outs])
+                 [out.iterates for out in outs], log_rms_update)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from learned_opt.executor import conditioning, hops as hops_lib, network, pins, readout
+from learned_opt.executor import controller as controller_lib
 from learned_opt.executor.config import ExecutorConfig, HandSet
 from learned_opt.graph import EDGES, ParamGraph
 
@@ -84,6 +85,7 @@ class Encoded(NamedTuple):
   z_first: jax.Array | None   # (T,) the shifted first moments' debiasing, or None
   hops: hops_lib.HopFeatures | None = None   # with the 'multi_hop' processor
   plan: hops_lib.Plan | None = None          # the rule's rounds (static), or None
+  controls: controller_lib.Controls | None = None   # with the learned controller
 
 
 def tensor_features(graph: ParamGraph, min_dim_size_to_factor: float | None) -> jax.Array:
@@ -295,26 +297,43 @@ def edge_moments(g: jax.Array, s1: jax.Array, s2: jax.Array, a1: jax.Array,
 
 def hop_features(weights: Any, config: ExecutorConfig, c: jax.Array, tensor_feats: jax.Array,
                  graph: ParamGraph, plan: hops_lib.Plan | None,
-                 hop_inputs: tuple[jax.Array, jax.Array] | None = None
-                 ) -> hops_lib.HopFeatures:
+                 hop_inputs: tuple[jax.Array, jax.Array] | None = None,
+                 controls: controller_lib.Controls | None = None) -> hops_lib.HopFeatures:
   """The multi-hop modules' per-tensor and per-round outputs (learned_opt.executor.hops),
-  from `plan`'s features or the given (plan features, round features) `hop_inputs`."""
+  from `plan`'s features or the given (plan features, round features) `hop_inputs`,
+  moved by the controller's mix and shift offsets when `controls` are given."""
   plan_feats, round_feats = hop_inputs if hop_inputs is not None else (
       hops_lib.plan_features(plan, graph), hops_lib.round_features(plan))
   outputs = network.build(config).apply[3](weights, c, tensor_feats, plan_feats, round_feats)
-  return hops_lib.features(outputs, plan_feats, round_feats)
+  offsets = None if controls is None else (controls.mix, controls.shift)
+  return hops_lib.features(outputs, plan_feats, round_feats, offsets)
+
+
+def controller_controls(weights: Any, config: ExecutorConfig, hand_set: HandSet,
+                        c: jax.Array, g_leaves: list, p_leaves: list, state: Any,
+                        value: Any) -> controller_lib.Controls:
+  """The learned controller's outputs for this step (learned_opt.executor.controller),
+  from the gradient, the old state and the loss `value` (None: not given)."""
+  x, level = controller_lib.signals(g_leaves, jax.tree.leaves(state.s1),
+                                    jax.tree.leaves(state.s2), p_leaves, state.z,
+                                    state.count, state.controller, value,
+                                    hand_set.readout_rows)
+  outputs = network.controller_apply(config)(weights, c, x, state.controller.hidden)
+  return controller_lib.controls(outputs, x, state.controller, level, value)
 
 
 def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: ParamGraph,
            rule_id: jax.Array, hyper_features: jax.Array, tensor_feats: jax.Array,
            grads: PyTree, state: Any, params: PyTree | None,
            plan: hops_lib.Plan | None = None,
-           hop_inputs: tuple[jax.Array, jax.Array] | None = None) -> Encoded:
+           hop_inputs: tuple[jax.Array, jax.Array] | None = None,
+           value: Any = None) -> Encoded:
   """The step's graph, layer and edge features (see the module doc).
 
-  `state` is the executor's state (count, s1, s2, z, z_first are read); `plan` the
-  rule's rounds (static; read with the 'multi_hop' processor) and `hop_inputs` its
-  features when they are given traced (`hop_features`).
+  `state` is the executor's state (count, s1, s2, z, z_first, controller are read);
+  `plan` the rule's rounds (static; read with the 'multi_hop' processor) and
+  `hop_inputs` its features when they are given traced (`hop_features`); `value` the
+  loss at these parameters, for the controller (None: not given).
   """
   c, coeffs = hyper_coefficients(weights, config, hand_set, rule_id, hyper_features,
                                  state.count)
@@ -322,9 +341,13 @@ def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: Param
   p_leaves = graph.leaves(params) if params is not None else [None] * len(g_leaves)
   layers = layer_features(weights, config, hand_set, c, rule_id, tensor_feats)
   z = coeffs.decays * state.z + coeffs.gains
+  controls = None
+  if config.controller_hidden:
+    controls = controller_controls(weights, config, hand_set, c, g_leaves, p_leaves, state,
+                                   value)
   hops = None
   if network.multi_hop(config):
-    hops = hop_features(weights, config, c, tensor_feats, graph, plan, hop_inputs)
+    hops = hop_features(weights, config, c, tensor_feats, graph, plan, hop_inputs, controls)
     coeffs = coeffs._replace(belief=hops.belief)
     gains = input_gains(hops, plan, g_leaves, p_leaves)
     first, z_first = learned_first_moments(coeffs, graph, hand_set, hops, state.z_first,
@@ -344,4 +367,4 @@ def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: Param
     edges.append(EdgeFeatures(g, s1, s2, *edge_moments(g, s1, s2, moment.decay, coeffs,
                                                        moment.input_gain), p, moment))
   return Encoded(features, layers, tuple(edges), z_first, hops,
-                 plan if network.multi_hop(config) else None)
+                 plan if network.multi_hop(config) else None, controls)

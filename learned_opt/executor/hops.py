@@ -174,12 +174,16 @@ def round_features(plan: Plan | None, rounds: int | None = None) -> jax.Array:
 
 
 def features(outputs: tuple[jax.Array, ...], plan_feats: jax.Array,
-             round_feats: jax.Array) -> HopFeatures:
+             round_feats: jax.Array, offsets: tuple[jax.Array, jax.Array] | None = None
+             ) -> HopFeatures:
   """HopFeatures from the hop networks' raw outputs (network.build(...).apply[3]) and the
   plan's features: the mix only where the rule's plan runs the rounds, lambda (its
   readout + the trust head's offset) only where it reads an input readout; c_k = the rule's row + the learned
-  offset on active rounds, the identity on inactive ones."""
+  offset on active rounds, the identity on inactive ones. `offsets` (the learned
+  controller's (mix, shift) per tensor) add to the raw mix and the shift."""
   per_tensor, per_round, nesterov, belief, trust = outputs
+  if offsets is not None:
+    per_tensor = per_tensor.at[:, 0].add(offsets[0]).at[:, 2].add(offsets[1])
   active = round_feats[:, 4:5]
   rows = active * (round_feats[:, :3] + per_round) + (1.0 - active) * jnp.asarray(
       _IDENTITY_ROUND, jnp.float32)

@@ -17,6 +17,10 @@ emit as the weights of a fused elementwise program.
             clipping and parameter scaling (Adafactor) are all of this form, and
             the coefficients depend on the rule, so the readouts enter bilinearly.
 
+  controller (per tensor, recurrent; with ExecutorConfig.controller_hidden): [c,
+            the tensor's training signals] and a GRU state -> its log step size,
+            momentum shift and mix offset (learned_opt.executor.controller).
+
 Fresh weights start as one known algorithm for every rule (`prior_hyper`,
 `prior_tensor`: Adam without eps, or SGD).
 """
@@ -33,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from learned_opt.executor import conditioning, hops
+from learned_opt.executor import controller as controller_lib
 from learned_opt.executor.config import RUNNING_AVERAGES, ExecutorConfig
 
 NUM_EDGE_FEATURES = 4     # g, s1 (before), s1 (after), s1 debiased
@@ -173,16 +178,32 @@ def _networks(config: ExecutorConfig):
                       name="trust_head")(x)
     return per_tensor, per_round, nesterov[0], belief[0], trust
 
+  def controller_net(c, signals, hidden):
+    """(head outputs (T, controller.NUM_OUTPUTS), new hidden state (T, H)) of the
+    learned controller (learned_opt.executor.controller); the head starts at zero."""
+    no_loss = hk.get_parameter("no_loss_signal", (), init=jnp.zeros)
+    flag = signals[:, controller_lib.LOSS_FLAG_COLUMN]
+    signals = signals.at[:, controller_lib.LOSS_COLUMN].set(
+        jnp.where(flag > 0, signals[:, controller_lib.LOSS_COLUMN], no_loss))
+    x = jnp.concatenate([jnp.broadcast_to(c, signals.shape[:1] + c.shape), signals], axis=-1)
+    out, hidden = hk.GRU(config.controller_hidden, name="controller_gru")(x, hidden)
+    head = hk.Linear(controller_lib.NUM_OUTPUTS, w_init=hk.initializers.Constant(0.0),
+                     name="controller_head")(jnp.concatenate([out, signals], axis=-1))
+    return head, hidden
+
   def init_all(rule_id, hyper_features, time_features, tensor_features, plan_features=None,
-               round_features=None):
+               round_features=None, signals=None, hidden=None):
     c = conditioning_vector(rule_id, hyper_features, time_features)
     out = hypernet(c), tensor_net(c, tensor_features)
     if multi_hop(config):
       out += (hop_net(c, tensor_features, plan_features, round_features),)
+    if config.controller_hidden:
+      out += (controller_net(c, signals, hidden),)
     return out
 
   applies = (conditioning_vector, hypernet, tensor_net)
-  return init_all, applies + ((hop_net,) if multi_hop(config) else ())
+  applies += (hop_net,) if multi_hop(config) else ()
+  return init_all, applies + ((controller_net,) if config.controller_hidden else ())
 
 
 def raw_decay(beta: float) -> float:
@@ -255,7 +276,15 @@ def init_weights(config: ExecutorConfig, key: jax.Array) -> hk.Params:
                    jnp.zeros(conditioning.NUM_TIME_FEATURES),
                    jnp.zeros((1, NUM_TENSOR_FEATURES)),
                    jnp.zeros((1, hops.NUM_PLAN_FEATURES)),
-                   jnp.zeros((1, hops.NUM_ROUND_FEATURES)))
+                   jnp.zeros((1, hops.NUM_ROUND_FEATURES)),
+                   jnp.zeros((1, controller_lib.NUM_SIGNALS)),
+                   jnp.zeros((1, max(config.controller_hidden, 1))))
+
+
+def controller_apply(config: ExecutorConfig):
+  """The controller's apply function (weights, c, signals, hidden); needs
+  config.controller_hidden > 0."""
+  return build(config).apply[-1]
 
 
 def split_hyper_outputs(out: jax.Array, config: ExecutorConfig, clock: Any) -> Coefficients:

@@ -176,8 +176,9 @@ class ExecutorOptimizer:
     graph_of(params)   # a pytree the graph cannot read is refused here, with the reason
     return step_lib.init_state(_as_arrays(params), self.config, self.hand_set)
 
-  def step(self, grads: PyTree, state: step_lib.ExecutorState, params: PyTree | None = None
-           ) -> step_lib.StepOutput:
+  def step(self, grads: PyTree, state: step_lib.ExecutorState, params: PyTree | None = None,
+           value: Any = None) -> step_lib.StepOutput:
+    """One update; `value` (the loss at `params`) is read by a learned controller."""
     grads, params = _as_arrays(grads), _as_arrays(params)
     if params is not None:
       _tree.check_same_structure(grads, params)
@@ -187,7 +188,7 @@ class ExecutorOptimizer:
     return step_lib.executor_step(
         self.weights, self.config, self.hand_set, graph, self.rule_id, self.hyper_features,
         self.hyperparams["learning_rate"], feats, grads, state, params,
-        plan=self.plan(grads))
+        plan=self.plan(grads), value=value)
 
   def plan(self, tree: PyTree) -> hops.Plan | None:
     """The rule's rounds on `tree` (static), or None (no rounds, or no multi-hop modules)."""
@@ -197,11 +198,12 @@ class ExecutorOptimizer:
     return hops.plan_for(algorithms.get(self.algorithm, **self.hyperparams), tree)
 
   def as_optax(self) -> optax.GradientTransformationExtraArgs:
-    """optax transformation: `value=` and other keywords accepted and ignored."""
+    """optax transformation. `value=` (the loss, as optax's `value_and_grad_from_state`
+    users pass it) is read by a learned controller; other keywords are ignored."""
 
     def update_fn(updates, state, params=None, **extra_args):
-      del extra_args
-      out = self.step(updates, state, params)
+      value = extra_args.get("value") if self.config.controller_hidden else None
+      out = self.step(updates, state, params, value)
       return out.updates, out.state
 
     return optax.GradientTransformationExtraArgs(self.init, update_fn)

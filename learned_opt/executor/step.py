@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from learned_opt.executor import controller as controller_lib
 from learned_opt.executor import decode, encode, hops, processors, step_size
 from learned_opt.executor.config import ExecutorConfig, HandSet, check_pair
 from learned_opt.graph import ParamGraph
@@ -29,7 +30,8 @@ FORMS = decode.FORMS
 
 
 class ExecutorState(NamedTuple):
-  """2 floats per parameter (s1, s2), the processor's node state, O(layers) state.
+  """2 floats per parameter (s1, s2), the processor's node state, O(layers) state
+  (with the learned controller, H + 4 floats per tensor).
 
   Fields the architecture and hand-set record do not need are None.
   """
@@ -48,6 +50,8 @@ class ExecutorState(NamedTuple):
   # first-moment decay where HandSet's momentum shifts move it (0 elsewhere): its
   # debiasing (with a momentum shift).
   z_first: jax.Array | None
+  # The learned controller's O(tensors) state (learned_opt.executor.controller), or None.
+  controller: controller_lib.ControllerState | None = None
 
 
 class StepOutput(NamedTuple):
@@ -72,7 +76,9 @@ def init_state(params: PyTree, config: ExecutorConfig, hand_set: HandSet) -> Exe
       z=jnp.zeros((3,), jnp.float32),
       log_step=integrator.log_step, grad_mean_square=integrator.grad_mean_square,
       z_first=(jnp.zeros((num_tensors,), jnp.float32)
-               if encode.shifts_momentum(hand_set, config) else None))
+               if encode.shifts_momentum(hand_set, config) else None),
+      controller=(controller_lib.init(num_tensors, config.controller_hidden)
+                  if config.controller_hidden else None))
 
 
 def layout_problems(state: ExecutorState, config: ExecutorConfig, hand_set: HandSet
@@ -80,7 +86,7 @@ def layout_problems(state: ExecutorState, config: ExecutorConfig, hand_set: Hand
   """The optional fields `state` has or lacks against what `config` and `hand_set` need."""
   expected = init_state({}, config, hand_set)
   problems = []
-  for name in ("log_step", "grad_mean_square", "z_first"):
+  for name in ("log_step", "grad_mean_square", "z_first", "controller"):
     if (getattr(state, name) is None) != (getattr(expected, name) is None):
       problems.append(f"{name} is {'missing' if getattr(state, name) is None else 'extra'}")
   for name in ("rows", "cols"):
@@ -106,19 +112,22 @@ def executor_step(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph
                   tensor_feats: jax.Array, grads: PyTree, state: ExecutorState,
                   params: PyTree | None, form: str = "fused",
                   plan: hops.Plan | None = None,
-                  hop_inputs: tuple[jax.Array, jax.Array] | None = None) -> StepOutput:
+                  hop_inputs: tuple[jax.Array, jax.Array] | None = None,
+                  value: Any = None) -> StepOutput:
   """Runs the executor once: encode -> process -> decode.
 
   All arguments but `config`, `hand_set`, `graph`, `form` and `plan` (the rule's
   rounds, learned_opt.executor.hops.plan_for; read by the 'multi_hop' processor) may
   be traced. `hop_inputs` (plan features, round features) replace `plan`'s own when
-  `plan` is a union of several rules' (learned_opt.executor.hops.union).
+  `plan` is a union of several rules' (learned_opt.executor.hops.union). `value`, the
+  loss at the parameters the gradient was taken at, is read by the learned
+  controller only (None: not given).
   """
   if form not in FORMS:
     raise ValueError(f"Unknown executor form {form!r}; use one of {FORMS}.")
   check_pair(config, hand_set)
   encoded = encode.encode(weights, config, hand_set, graph, rule_id, hyper_features,
-                          tensor_feats, grads, state, params, plan, hop_inputs)
+                          tensor_feats, grads, state, params, plan, hop_inputs, value)
   factors, nodes = processors.get(config.processor).apply(encoded, graph, state.nodes, config)
   decoded = decode.decode(encoded, factors, graph, config, hand_set,
                           step_size.IntegratorState(state.log_step, state.grad_mean_square),
@@ -132,7 +141,9 @@ def executor_step(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph
       s1=unflat([e.s1_new.astype(x.dtype) for e, x in zip(edges, s1_leaves)]),
       s2=unflat([e.s2_new.astype(x.dtype) for e, x in zip(edges, s2_leaves)]),
       nodes=nodes, z=encoded.graph.z, log_step=decoded.integrator.log_step,
-      grad_mean_square=decoded.integrator.grad_mean_square, z_first=encoded.z_first)
+      grad_mean_square=decoded.integrator.grad_mean_square, z_first=encoded.z_first,
+      controller=(None if encoded.controls is None else controller_lib.with_last_update(
+          encoded.controls.state, decoded.log_rms_update)))
   updates = [u.astype(g.dtype) for u, g in zip(decoded.updates, g_leaves)]
   predictions = {
       "first_moment": unflat([first_moment(e, encoded.hops) for e in edges]),
