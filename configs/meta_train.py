@@ -69,6 +69,8 @@ def _default() -> ml_collections.ConfigDict:
   config.objective = "train"
   config.truncation_length = 20   # inner steps per segment
   config.num_truncations = 25     # episodes of 500 inner steps
+  # () or segments per episode for each structure in turn (overrides num_truncations).
+  config.episode_truncations = ()
   config.sigma = 0.01             # perturbation std (pes, es)
   config.max_normalized_loss = 2.0
   # 'linear' | 'log' | 'log_mean': the scale of the objective (meta_train.unroll).

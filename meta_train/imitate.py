@@ -131,17 +131,20 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
 
   A checkpoint's modules must have the shapes `exec_config` gives them; modules
   it lacks (an architecture option it was trained without, such as
-  `learned_step_size`) start at their neutral initial values. A resumed run ignores
+  `learned_step_size` or the controller) start at their neutral initial values.
+  Rules and extra keywords appended after the checkpoint's are added
+  (`network.adapt_weights`; a new rule's embedding row copied from the rule
+  `config.new_rule_rows` names for it). A resumed run ignores
   `init_from`: its own latest checkpoint wins.
   """
   source = config.get("init_from", "")
   if not source:
     return init_weights(exec_config, jax.random.PRNGKey(config.seed))
   weights, source_config, _ = train_lib.restore_source(source)
-  if source_config.rules != exec_config.rules:
+  if tuple(exec_config.rules[:len(source_config.rules)]) != tuple(source_config.rules):
     raise ValueError(f"config.init_from={source!r} was trained for rules {source_config.rules}, "
                      f"but this imitation's executor has {exec_config.rules}; start fresh "
-                     "(init_from='') or keep the rule list.")
+                     "(init_from=''), keep the rule list or append new rules after it.")
   for field in REINTERPRETING_FIELDS:
     if getattr(source_config, field) != getattr(exec_config, field):
       raise ValueError(
@@ -150,7 +153,8 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
           f"{getattr(exec_config, field)!r}: the same weights would mean a different "
           f"optimizer. Set --config.executor.{field}={getattr(source_config, field)} "
           "or start fresh (init_from='').")
-  if source_config.decay_feature_stats != exec_config.decay_feature_stats:
+  kept = lambda stats: tuple(row for row in stats if row[0] in source_config.rules)  # noqa: E731
+  if kept(source_config.decay_feature_stats) != kept(exec_config.decay_feature_stats):
     raise ValueError(
         f"config.init_from={source!r} reads decay features standardized as "
         f"{source_config.decay_feature_stats or 'unstandardized'}, but this config gives "
@@ -159,7 +163,8 @@ def initial_weights(config: ml_collections.ConfigDict, exec_config: ExecutorConf
         "the same weights would read every decay differently. Match the source's setting "
         "and ranges, or start fresh (init_from='').")
   try:
-    return network.complete_weights(weights, exec_config)
+    return network.adapt_weights(weights, source_config, exec_config,
+                                 dict(config.get("new_rule_rows", {})))
   except ValueError as e:
     raise ValueError(f"config.init_from={source!r} does not fit config.executor: {e}") from e
 

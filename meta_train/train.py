@@ -20,7 +20,8 @@ off). A non-finite g is skipped (theta and the meta-optimizer state are kept)
 and counted.
 
 With `config.num_structures` > 1, each structure has its own population and
-outer step s advances structure s mod num_structures.
+outer step s advances structure s mod num_structures;
+`config.episode_truncations` gives the structures episodes of those lengths in turn.
 
 Writes `workdir/checkpoints/<step>/` (orbax: weights + config, which is all
 `learned_opt.load(workdir/checkpoints)` needs, and train_state: meta-optimizer
@@ -260,6 +261,14 @@ def to_host(tree: PyTree) -> PyTree:
   return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
 
 
+def truncations_of(config: ml_collections.ConfigDict, index: int) -> int:
+  """Structure `index`'s episode length in segments: `config.num_truncations`, or with
+  `config.episode_truncations` (a tuple), its entries in turn (horizons of several
+  lengths, one per structure)."""
+  lengths = tuple(config.get("episode_truncations", ()))
+  return int(lengths[index % len(lengths)]) if lengths else config.num_truncations
+
+
 def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
   """Builds the executor, the populations' estimators and the jitted steps."""
   mesh = mesh or estimators.default_mesh()
@@ -272,9 +281,9 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh | None = None) -> Setup:
   trainable = trainable_mask(weights, tuple(config.get("trainable_modules", ())))
   options = dict(config.get("compiler_options", {})) or None
   ests, splits, steps = [], [], []
-  for static in structures(config, family):
+  for index, static in enumerate(structures(config, family)):
     problem = unroll.Problem(family, static, optimizer, config.truncation_length,
-                             config.num_truncations, config.max_normalized_loss,
+                             truncations_of(config, index), config.max_normalized_loss,
                              config.get("loss_scale", "linear"))
     est = estimators.make(config.estimator, problem, config.population, config.objective,
                           config.sigma, mesh, options, trainable)

@@ -74,10 +74,11 @@ class LearnedOptimizer(NamedTuple):
 
   Attributes:
     init: params -> optimizer state.
-    step: (theta, grads, state, params) -> (updates, new state); params += updates.
+    step: (theta, grads, state, params, value) -> (updates, new state); params +=
+      updates; value is the loss at params (read by a learned controller).
   """
   init: Callable[[PyTree], PyTree]
-  step: Callable[[PyTree, PyTree, PyTree, PyTree], tuple[PyTree, PyTree]]
+  step: Callable[..., tuple[PyTree, PyTree]]
 
 
 def executor_optimizer(config: ExecutorConfig, hand_set: HandSet, algorithm: str,
@@ -92,11 +93,12 @@ def executor_optimizer(config: ExecutorConfig, hand_set: HandSet, algorithm: str
   """
   kwargs = dict(kwargs)
 
-  def step(weights, grads, state, params):
+  def step(weights, grads, state, params, value=None):
     cond = imitation.conditioning_for(config, algorithm, kwargs, params)
     out = step_lib.executor_step(weights, config, hand_set, graph_of(params), cond.rule_id,
                                  cond.hyper_features, cond.learning_rate,
-                                 cond.tensor_features, grads, state, params, form)
+                                 cond.tensor_features, grads, state, params, form,
+                                 value=value)
     return out.updates, out.state
 
   return LearnedOptimizer(lambda params: step_lib.init_state(params, config, hand_set), step)
@@ -274,7 +276,7 @@ def run_segment(problem: Problem, theta: PyTree, particle: Particle, task: Task,
     dynamic = _select(is_fresh, plan.episode.dynamic, task.dynamic)
     init_loss = jnp.where(is_fresh, plan.episode.init_loss, task.init_loss)
     loss, grads = jax.value_and_grad(problem.task(dynamic).loss)(p.params, loss_key, batch)
-    updates, opt_state = problem.optimizer.step(theta, grads, p.opt_state, p.params)
+    updates, opt_state = problem.optimizer.step(theta, grads, p.opt_state, p.params, loss)
     params = jax.tree.map(lambda x, u: x + u.astype(x.dtype), p.params, updates)
     normalized = normalize(loss, init_loss, clip, problem.loss_scale)
     return Particle(params, opt_state), (loss, normalized)

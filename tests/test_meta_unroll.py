@@ -56,8 +56,8 @@ def momentum_optimizer() -> unroll.LearnedOptimizer:
   def init(params):
     return jax.tree.map(jnp.zeros_like, params)
 
-  def step(theta, grads, m, params):
-    del params
+  def step(theta, grads, m, params, value=None):
+    del params, value
     beta, lr = jax.nn.sigmoid(theta["logit_beta"]), jnp.exp(theta["log_lr"])
     m = jax.tree.map(lambda m, g: beta * m + g, m, grads)
     return jax.tree.map(lambda m: -lr * m, m), m

@@ -26,9 +26,10 @@ FLAG_KEYS = ("nesterov", "centered", "multiply_by_parameter_scale", "bias_correc
 DECAY_FEATURE_INDEX = {key: 3 * i + 1 for i, key in enumerate(DECAY_KEYS)}
 NUM_HYPER_FEATURES = 3 * len(DECAY_KEYS) + 2 * len(LOG_KEYS) + len(FLAG_KEYS) + 1
 # Keywords an executor may add after the schema's slots (ExecutorConfig.extra_keywords),
-# each a decay slot (3 features) or a log slot (2): the AdamW half of Muon.
+# each a decay slot (3 features) or a log slot (2): the AdamW half of Muon, and the
+# hypergradient rule's rate.
 EXTRA_DECAY_KEYS = ("adam_b1", "adam_b2")
-EXTRA_LOG_KEYS = ("adam_eps_root", "adam_weight_decay")
+EXTRA_LOG_KEYS = ("adam_eps_root", "adam_weight_decay", "hypergradient_lr")
 EXTRA_KEYS = EXTRA_DECAY_KEYS + EXTRA_LOG_KEYS
 
 

@@ -261,6 +261,45 @@ def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:
   return merged
 
 
+def adapt_weights(weights: hk.Params, source: ExecutorConfig, config: ExecutorConfig,
+                  rule_rows: dict[str, str] | None = None) -> hk.Params:
+  """`weights` of an executor `source` for the architecture `config`, which may add rules
+  after the source's and extra keywords after its own; then `complete_weights`.
+
+  A new rule's embedding row is a copy of the row of `rule_rows[rule]` (a rule of the
+  source, e.g. the base of the new rule), or zeros. A new keyword's inputs enter every
+  layer that reads the conditioning vector c with zero weights, so the executor's
+  outputs for the source's rules are unchanged.
+
+  Raises:
+    ValueError: `config` reorders or drops the source's rules or keywords, naming them.
+  """
+  for field in ("rules", "extra_keywords"):
+    old, new = getattr(source, field), getattr(config, field)
+    if tuple(new[:len(old)]) != tuple(old):
+      raise ValueError(f"The executor's {field} {tuple(new)} must start with the "
+                       f"checkpoint's {tuple(old)} (new ones may only be appended).")
+  weights = {name: dict(module) for name, module in weights.items()}
+  added = [rule for rule in config.rules if rule not in source.rules]
+  if added and "rule_embedding" in weights:
+    table = jnp.asarray(weights["rule_embedding"]["embeddings"])
+    rows = [table[source.rules.index(rule_rows[rule])] if rule in (rule_rows or {})
+            else jnp.zeros(table.shape[1:], table.dtype) for rule in added]
+    weights["rule_embedding"]["embeddings"] = jnp.concatenate([table, jnp.stack(rows)])
+  old_width, new_width = num_hyper_features(source), num_hyper_features(config)
+  if new_width != old_width:
+    at = config.embed_dim + old_width   # c = [embedding, hyperparameters, time]
+    fresh = init_weights(config, jax.random.PRNGKey(0))
+    for name, module in weights.items():
+      for key in ("w", "w_i"):   # a Linear's, a GRU's input weights
+        w = module.get(key)
+        if (name in fresh and w is not None and jnp.ndim(w) == 2
+            and fresh[name][key].shape[0] == w.shape[0] + new_width - old_width):
+          zeros = jnp.zeros((new_width - old_width, w.shape[1]), w.dtype)
+          module[key] = jnp.concatenate([w[:at], zeros, w[at:]])
+  return complete_weights(weights, config)
+
+
 @functools.lru_cache(maxsize=32)
 def build(config: ExecutorConfig) -> hk.MultiTransformed:
   """The haiku networks of an executor: apply_fns = (conditioning, hypernet, tensor_net),
