@@ -117,7 +117,6 @@ def _smoke(config: ml_collections.ConfigDict) -> None:
       name="image_mlp", datasets=("digits",), widths=(8, 8), depths=(1, 1),
       activations=("relu",), batch_sizes=(16,), layer_norm=(False,)))
   meta.num_truncations = 3
-  meta.population = 2
   meta.num_steps = 4
   meta.imitation_weight = 0.3
 

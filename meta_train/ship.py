@@ -21,6 +21,7 @@ and commit and the step.
 from __future__ import annotations
 
 import io
+import json
 import pathlib
 import shutil
 import subprocess
@@ -85,6 +86,9 @@ def ship(source: str, name: str, target_root: str | None = None) -> pathlib.Path
   root = (pathlib.Path(target_root) if target_root else
           pathlib.Path(__file__).resolve().parent.parent / "learned_opt" / "weights" / name)
   record = _known_run_record(dict(meta.get("provenance") or {}))
+  recipe = pathlib.Path(directory).parent.parent / "recipe.json"   # DIR/<stage>/checkpoints
+  if recipe.is_file():   # the recipe's whole config and the stages it ran
+    record["recipe"] = json.loads(recipe.read_text())
   earlier_ship = record.pop("shipped_with", None)
   record["shipped_with"] = {
       **provenance.run_record(),
