@@ -15,7 +15,8 @@ repeat), with block_until_ready, medians over `repeats` after `warmup` calls:
           per parameter.
 
 A random-init executor (`init_weights`, conditioned on adam, lr 1e-3) is timed;
-its speed does not depend on its weights. State memory is reported per
+its speed does not depend on its weights. `--default` times the shipped default,
+`learned_opt.pretrained()`, as a user gets it. State memory is reported per
 parameter: the state subtrees shaped like params (B/param) and everything else
 (O(nodes + layers), in bytes). CPU time per call (process_time: all threads,
 user + system) is reported beside wall time: on a loaded machine it is the
@@ -95,8 +96,12 @@ def architecture_of(source: str) -> tuple[ExecutorConfig, HandSet]:
     return checkpoint.executor_records(checkpoint.read_config(path)[1])
 
 
-def executor_tx(records: tuple[ExecutorConfig, HandSet] | None = None
+def executor_tx(records: tuple[ExecutorConfig, HandSet] | str | None = None
                 ) -> optax.GradientTransformation:
+  """A random-init executor of `records` (default: ExecutorConfig(), HandSet()) on Adam,
+  or with records='default' the shipped default itself, `learned_opt.pretrained()`."""
+  if records == "default":
+    return shipped.pretrained()
   config, hand_set = records or (ExecutorConfig(), HandSet())
   weights = init_weights(config, jax.random.PRNGKey(0))
   return ExecutorOptimizer(weights, config, "adam", {"learning_rate": 1e-3},
@@ -240,7 +245,8 @@ def load_average() -> str:
 
 def benchmark(sizes, repeats: int, warmup: int, modes=("update", "step"),
               log: Callable[[str], None] = print,
-              records: tuple[ExecutorConfig, HandSet] | None = None) -> list[dict[str, Any]]:
+              records: tuple[ExecutorConfig, HandSet] | str | None = None
+              ) -> list[dict[str, Any]]:
   tx_exec = executor_tx(records)
   tx_adam = optax.adam(1e-3)
   rows = []
@@ -330,6 +336,9 @@ def main(argv: list[str] | None = None) -> str:
                       help="time the architecture of this checkpoint directory (or "
                            "'shipped:NAME'), random-init, with its hand-set record; default: "
                            "ExecutorConfig(), HandSet()")
+  parser.add_argument("--default", action="store_true",
+                      help="time learned_opt.pretrained(), the shipped default with its own "
+                           "weights and conditioning, instead of a random-init executor")
   parser.add_argument("--hlo", action="store_true",
                       help="only print, per size and mode, the compiled programs' passes over "
                            "parameter-sized arrays (no timing)")
@@ -337,6 +346,8 @@ def main(argv: list[str] | None = None) -> str:
   sizes = [float(s) for s in args.sizes.split(",") if s]
   modes = tuple(m for m in args.modes.split(",") if m)
   records = architecture_of(args.architecture_of) if args.architecture_of else None
+  if args.default:
+    records = "default"
   if args.hlo:
     txs = {"adam": optax.adam(1e-3), "executor": executor_tx(records)}
     for size in sizes:

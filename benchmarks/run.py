@@ -3,7 +3,8 @@
   python -m benchmarks.run
 
 1. benchmarks.executor_speed at 1M, 10M and 50M parameters (executor vs
-   optax.adam, interleaved; the table is also written to benchmarks/results/).
+   optax.adam, interleaved; the table is also written to benchmarks/results/), and
+   at 4M parameters for the shipped default, `learned_opt.pretrained()`.
 2. benchmarks.muon_speed at 1M and 4M parameters (the multi-hop executor conditioned on
    Muon vs optax.contrib.muon, and on Adam vs optax.adam).
 3. benchmarks.tasks_inner_speed and meta_train_speed, when present: a module's `main()`
@@ -46,6 +47,10 @@ def _run_module(name: str) -> None:
 def main() -> None:
   print("== executor_speed (1M, 10M, 50M parameters) ==", flush=True)
   executor_speed.main(["--sizes=1e6,1e7,5e7"])
+  print("\n== executor_speed: the shipped default, learned_opt.pretrained() (4M) ==",
+        flush=True)
+  executor_speed.main(["--sizes=4e6", "--default",
+                       f"--out={executor_speed.RESULTS / 'default_speed.md'}"])
   print("\n== muon_speed (1M, 4M parameters) ==", flush=True)
   muon_speed.main(["--sizes=1e6,4e6"])
   for name in _OTHERS:

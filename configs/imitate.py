@@ -16,7 +16,8 @@ hand-set pins `--config.hand_set.rule_node_degree=True
 0.95, 0.9995), and four legs of learning rates, batch sizes and warm-ups; shipped with
 Adafactor's clipping knot and second-moment schedule, whole-tensor readouts and Adam's
 b2 set (`meta_train.ship --set=rule_clip_knots=True --set=rule_moment_decays=True
---set=readout_rows=0 "--set=rule_b2_decays=('adam',)"`): results/imitate/README.md.
+--set=readout_rows=0 "--set=rule_b2_decays=('adam',)"`, edit flags ship had until commit
+e94e718): results/imitate/README.md.
 This file's defaults leave those options off.
 
 Variants: '' (the default), 'all_rules' (one executor for all 12 rules, Muon's rounds
