@@ -18,7 +18,17 @@ checkpoints; a stage's `init_from='stage:NAME'` reads the stage NAME's last chec
               autoencoders and noisy quadratics with episodes of 500 to 5000 steps, with
               the imitation of that rule as a regularizer.
 
-Variant 'smoke': the same stages at toy size (seconds of work; used by the tests).
+Variants: 'smoke', the same stages at toy size (seconds of work; used by the tests), and
+the ablations, each the recipe with one thing taken away at the same imitation and
+meta-training budgets:
+
+  no_controller  the executor without the learned controller (the hypergradient rule is
+                 still imitated, as well as the executor can without it);
+  scratch        no imitation: meta-training alone, from fresh weights of the same
+                 architecture (random hidden layers, output layers at zero, biases
+                 Adam's: `network.prior_hyper`);
+  no_multi_hop   the 'row_column' processor (no rounds: Muon is not imitated, and the
+                 mix and momentum-shift outputs of the controller have nothing to act on).
 """
 
 import ml_collections
@@ -121,15 +131,37 @@ def _smoke(config: ml_collections.ConfigDict) -> None:
   meta.imitation_weight = 0.3
 
 
+def _no_controller(config: ml_collections.ConfigDict) -> None:
+  config.imitate.executor.controller_hidden = 0
+
+
+def _scratch(config: ml_collections.ConfigDict) -> None:
+  config.stage_order = ("meta_train",)
+  config.meta_train.init_from = ""
+  config.meta_train.executor = ml_collections.ConfigDict(config.imitate.executor.to_dict())
+
+
+def _no_multi_hop(config: ml_collections.ConfigDict) -> None:
+  config.imitate.executor.processor = "row_column"
+  config.imitate.stages = ((0, ("adam", "hypergradient")),)
+  config.imitate.ns_hint_weight = 0.0
+  config.imitate.round_offset_weight = 0.0
+
+
+VARIANTS = {"": lambda config: None, "smoke": _smoke,
+            "no_controller": _no_controller, "scratch": _scratch,
+            "no_multi_hop": _no_multi_hop}
+
+
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  """The recipe ('') or its toy-sized twin ('smoke')."""
-  if variant not in ("", "smoke"):
-    raise ValueError(f"Unknown recipe config variant {variant!r}; known: '' and 'smoke'.")
+  """The recipe (''), its toy-sized twin ('smoke') or an ablation (VARIANTS)."""
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown recipe config variant {variant!r}; known: "
+                     f"{sorted(VARIANTS)} ('' is the recipe).")
   config = ml_collections.ConfigDict()
   config.stage_order = ("imitate", "meta_train")
   config.imitate = _imitate()
   config.meta_train = _meta_train()
   config.stage_kinds = {"imitate": "imitate", "meta_train": "meta_train"}
-  if variant == "smoke":
-    _smoke(config)
+  VARIANTS[variant](config)
   return config

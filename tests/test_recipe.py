@@ -22,6 +22,15 @@ def test_the_shipped_recipe_sets_nothing_by_hand_and_chains_its_stages():
   assert config.imitate.executor.controller_hidden > 0
 
 
+@pytest.mark.parametrize("variant", sorted(pretrained.VARIANTS))
+def test_every_ablation_is_a_runnable_recipe_at_the_same_meta_training_budget(variant):
+  config, main = pretrained.get_config(variant), pretrained.get_config()
+  recipe.check(config)
+  assert config.meta_train.num_steps == main.meta_train.num_steps or variant == "smoke"
+  if variant == "scratch":   # fresh weights of the architecture the imitation would give
+    assert config.meta_train.executor.to_dict() == main.imitate.executor.to_dict()
+
+
 @pytest.mark.parametrize("edit, match", [
     (lambda c: setattr(c, "stage_order", ()), "stage_order is empty"),
     (lambda c: setattr(c, "stage_order", ("imitate", "nowhere")), "needs config.nowhere"),
