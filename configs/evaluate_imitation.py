@@ -3,8 +3,9 @@
   python -m meta_train.evaluate_imitation --config=configs/evaluate_imitation.py \
       --workdir=DIR [--checkpoint=CKPT] [--config.seeds='(0, 1, 2)']
 
-Variants: '' (the six rules of configs/imitate.py) and 'all_rules' (12 rules x 5
-networks x 3 seeds, every cell with the rule's own spread).
+Variants: '' (the six rules of configs/imitate.py), 'all_rules' (12 rules x 5
+networks x 3 seeds, every cell with the rule's own spread) and 'recipe' (Adam, Muon
+and the hypergradient rule, as configs/pretrained.py imitates them, on the same cells).
 
 Imitation trains on image MLPs of width 16-64 and depth 1-2; the networks here
 include 4x wider and 2x deeper MLPs, a ConvNet, a Transformer, and 10x the steps.
@@ -16,14 +17,26 @@ import ml_collections
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  """The six imitated rules ('') or all 12 rules on 5 networks ('all_rules')."""
+  """The six imitated rules (''), all 12 rules on 5 networks ('all_rules') or the
+  recipe's imitation stage's three rules on them ('recipe')."""
   config = _default()
-  if variant == "all_rules":
+  if variant in ("all_rules", "recipe"):
     _all_rules(config)
-  elif variant:
-    raise ValueError(f"Unknown imitation evaluation variant {variant!r}; known: '' and "
-                     "'all_rules'.")
+  if variant == "recipe":
+    _recipe(config)
+  elif variant not in ("", "all_rules"):
+    raise ValueError(f"Unknown imitation evaluation variant {variant!r}; known: '', "
+                     "'all_rules' and 'recipe'.")
   return config
+
+
+def _recipe(config: ml_collections.ConfigDict) -> None:
+  """The rules configs/pretrained.py's imitation stage imitates: Adam, Muon and the
+  hypergradient rule on Adam (its rate at the shipped default's), 5 networks x 3 seeds."""
+  rules = config.rules.to_dict()
+  config.rules = {"adam": rules["adam"], "muon": rules["muon"],
+                  "hypergradient": dict(learning_rate=1e-3, hypergradient_lr=1e-2)}
+  config.floor_rules = tuple(config.rules)
 
 
 def _all_rules(config: ml_collections.ConfigDict) -> None:
