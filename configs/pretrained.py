@@ -29,6 +29,9 @@ meta-training budgets:
                  Adam's: `network.prior_hyper`);
   no_multi_hop   the 'row_column' processor (no rounds: Muon is not imitated, and the
                  mix and momentum-shift outputs of the controller have nothing to act on).
+
+and one that adds: cross_layer, the controller with cross-layer messages along the
+ParamGraph's wiring (ExecutorConfig.controller_messages).
 """
 
 import ml_collections
@@ -148,9 +151,13 @@ def _no_multi_hop(config: ml_collections.ConfigDict) -> None:
   config.imitate.round_offset_weight = 0.0
 
 
+def _cross_layer(config: ml_collections.ConfigDict) -> None:
+  config.imitate.executor.controller_messages = True
+
+
 VARIANTS = {"": lambda config: None, "smoke": _smoke,
             "no_controller": _no_controller, "scratch": _scratch,
-            "no_multi_hop": _no_multi_hop}
+            "no_multi_hop": _no_multi_hop, "cross_layer": _cross_layer}
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:

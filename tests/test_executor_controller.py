@@ -124,3 +124,41 @@ def test_an_old_checkpoint_gains_a_neutral_controller():
   completed = network.complete_weights(weights, CONFIG)
   assert {"controller_gru", "controller_head"} <= set(completed)
   assert not np.any(np.asarray(completed["controller_head"]["w"]))
+
+
+def test_cross_layer_messages_follow_the_wiring():
+  params = {"layer_0": {"w": jnp.zeros((5, 4)), "b": jnp.zeros(4)},
+            "layer_1": {"w": jnp.zeros((4, 3)), "b": jnp.zeros(3)}}
+  graph = learned_opt.graph.ParamGraph.from_params(params)
+  paths = [info.path for info in graph.tensors]
+  up, down = controller.wiring_matrices(graph)
+  w0, b0, w1, b1 = (paths.index(f"layer_{i}/{n}") for i in (0, 1) for n in ("w", "b"))
+  assert up[w1, w0] == up[w1, b0] == 0.5 and not up[w0].any()   # layer 1 reads layer 0
+  assert down[w0, w1] == 1.0 and down[b0, w1] == 1.0 and not down[w1].any()
+  with pytest.raises(ValueError, match="needs controller_hidden > 0"):
+    ExecutorConfig(controller_messages=True)
+
+
+def test_a_fresh_controller_with_messages_is_neutral_and_its_messages_reach_the_update():
+  config = dataclasses.replace(CONFIG, controller_messages=True)
+  weights = init_weights(config, jax.random.PRNGKey(0))
+  rng = np.random.default_rng(0)
+  params = {f"layer_{i}": {"w": jnp.asarray(rng.standard_normal(shape), jnp.float32),
+                           "b": jnp.zeros(shape[1], jnp.float32)}
+            for i, shape in enumerate([(5, 4), (4, 3)])}
+  grads_seq = drifting_grads(params, 4)
+  plain, _ = run(init_weights(CONFIG, jax.random.PRNGKey(0)), CONFIG, grads_seq, params)
+  got, _ = run(weights, config, grads_seq, params)
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)),
+               plain[-1], got[-1])
+  w = np.zeros(weights["controller_head"]["w"].shape, np.float32)
+  w[:config.controller_hidden, 1] = 0.1   # delta reads the GRU's output
+  moved = dict(weights, controller_head=dict(weights["controller_head"], w=jnp.asarray(w)))
+  gru = dict(moved["controller_gru"])
+  messages_rows = slice(gru["w_i"].shape[0] - 2 * config.controller_hidden, None)
+  silenced = dict(moved, controller_gru=dict(
+      gru, w_i=jnp.asarray(gru["w_i"]).at[messages_rows].set(0.0)))
+  with_messages, _ = run(moved, config, grads_seq, params)
+  without, _ = run(silenced, config, grads_seq, params)
+  assert not np.allclose(np.asarray(with_messages[-1]["layer_1"]["w"]),
+                         np.asarray(without[-1]["layer_1"]["w"]))

@@ -32,7 +32,7 @@ MAX_FUNCTION_LINES = 80
 
 def test_the_architecture_is_short_and_apart_from_what_was_set_by_hand():
   fields = dataclasses.fields(ExecutorConfig)
-  assert len(fields) <= 16, [f.name for f in fields]
+  assert len(fields) <= 17, [f.name for f in fields]
   assert not any("dict" in str(f.type).lower() for f in fields)
   hand = {f.name for f in dataclasses.fields(HandSet)}
   assert not hand & {f.name for f in fields}

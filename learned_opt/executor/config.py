@@ -82,6 +82,9 @@ class ExecutorConfig:
       parameter, update and loss signals and emits a log step size, a momentum shift
       and a mix offset; H + 4 floats of state per tensor). 0: no controller. Adds
       the `controller_gru` and `controller_head` modules (the head at zero).
+    controller_messages: the controller's GRU also reads cross-layer messages: the
+      mean hidden state of the tensors upstream and downstream of each tensor along
+      the ParamGraph's wiring (learned_opt.executor.controller.wiring_matrices).
   """
   rules: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw", "nadam", "adafactor", "lamb",
                             "lion", "adabelief", "adagrad", "lars", "muon")
@@ -100,6 +103,7 @@ class ExecutorConfig:
   decay_feature_stats: tuple[tuple[str, str, float, float], ...] = ()
   extra_keywords: tuple[str, ...] = ()
   controller_hidden: int = 0
+  controller_messages: bool = False
 
   def __post_init__(self):
     # pylint: disable-next=import-outside-toplevel
@@ -119,6 +123,9 @@ class ExecutorConfig:
     if self.controller_hidden < 0:
       raise ValueError(f"controller_hidden must be >= 0 (0: no controller), got "
                        f"{self.controller_hidden}.")
+    if self.controller_messages and not self.controller_hidden:
+      raise ValueError("controller_messages=True passes the controller's hidden states "
+                       "between layers; it needs controller_hidden > 0.")
 
   def decay_stats(self, rule: str) -> dict[str, tuple[float, float]]:
     """{keyword: (center, scale)} of `rule`'s standardized decay features."""

@@ -28,6 +28,12 @@ linear head on [h_t', x_t], zero at initialization, emits per tensor
 so a fresh controller leaves the executor's updates exactly as they were. s and m
 act only with the 'multi_hop' processor. The state is O(tensors): h, ell, lambda,
 r_u per tensor and the last loss.
+
+Cross-layer messages (ExecutorConfig.controller_messages): the GRU also reads, per
+tensor, the mean hidden state of the tensors upstream of it along the ParamGraph's
+wiring (those that write the neurons it reads) and of those downstream (those that
+read the neurons it writes), from the last step: O(tensors^2) multiply-adds of
+static, row-normalized adjacency matrices (`wiring_matrices`).
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from learned_opt.executor import readout
+from learned_opt.graph import EDGES, ParamGraph
 
 NUM_SIGNALS = 11      # the columns of `signals` (see the module doc)
 DIRECTION_COSINE_COLUMN = 6   # cos(g, d)
@@ -138,6 +146,33 @@ def controls(outputs: tuple[jax.Array, jax.Array], x: jax.Array, state: Controll
     has_loss = jnp.where(finite, 1.0, has_loss)
   new_state = ControllerState(hidden, log_step, new_level, state.last_update, loss, has_loss)
   return Controls(log_step, shift, mix, new_state)
+
+
+def wiring_matrices(graph: ParamGraph) -> tuple[np.ndarray, np.ndarray]:
+  """(up, down), (T, T) float32: up[t, u] = 1 / n where u is one of the n tensors that
+  write the neurons t's edges read, down[t, u] = 1 / n where u is one of the n edge
+  tensors that read the neurons t writes (or holds features on); rows of 0 where none."""
+  tensors = graph.tensors
+  num = len(tensors)
+  up, down = np.zeros((num, num), np.float32), np.zeros((num, num), np.float32)
+  for t, info in enumerate(tensors):
+    for u, other in enumerate(tensors):
+      if u == t:
+        continue
+      if info.role == EDGES and other.out_nodes is not None and other.out_nodes == info.in_nodes:
+        up[t, u] = 1.0
+      if info.out_nodes is not None and other.role == EDGES and other.in_nodes == info.out_nodes:
+        down[t, u] = 1.0
+  for matrix in (up, down):
+    counts = matrix.sum(axis=1, keepdims=True)
+    np.divide(matrix, counts, out=matrix, where=counts > 0)
+  return up, down
+
+
+def messages(graph: ParamGraph, hidden: jax.Array) -> jax.Array:
+  """(T, 2H): each tensor's mean upstream and downstream hidden states."""
+  up, down = wiring_matrices(graph)
+  return jnp.concatenate([jnp.asarray(up) @ hidden, jnp.asarray(down) @ hidden], axis=1)
 
 
 def with_last_update(state: ControllerState, log_rms_update: jax.Array) -> ControllerState:

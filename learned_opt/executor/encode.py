@@ -310,15 +310,17 @@ def hop_features(weights: Any, config: ExecutorConfig, c: jax.Array, tensor_feat
 
 
 def controller_controls(weights: Any, config: ExecutorConfig, hand_set: HandSet,
-                        c: jax.Array, g_leaves: list, p_leaves: list, state: Any,
-                        value: Any) -> controller_lib.Controls:
+                        graph: ParamGraph, c: jax.Array, g_leaves: list, p_leaves: list,
+                        state: Any, value: Any) -> controller_lib.Controls:
   """The learned controller's outputs for this step (learned_opt.executor.controller),
   from the gradient, the old state and the loss `value` (None: not given)."""
   x, level = controller_lib.signals(g_leaves, jax.tree.leaves(state.s1),
                                     jax.tree.leaves(state.s2), p_leaves, state.z,
                                     state.count, state.controller, value,
                                     hand_set.readout_rows)
-  outputs = network.controller_apply(config)(weights, c, x, state.controller.hidden)
+  hidden = state.controller.hidden
+  passed = controller_lib.messages(graph, hidden) if config.controller_messages else None
+  outputs = network.controller_apply(config)(weights, c, x, hidden, passed)
   return controller_lib.controls(outputs, x, state.controller, level, value)
 
 
@@ -343,8 +345,8 @@ def encode(weights: Any, config: ExecutorConfig, hand_set: HandSet, graph: Param
   z = coeffs.decays * state.z + coeffs.gains
   controls = None
   if config.controller_hidden:
-    controls = controller_controls(weights, config, hand_set, c, g_leaves, p_leaves, state,
-                                   value)
+    controls = controller_controls(weights, config, hand_set, graph, c, g_leaves, p_leaves,
+                                   state, value)
   hops = None
   if network.multi_hop(config):
     hops = hop_features(weights, config, c, tensor_feats, graph, plan, hop_inputs, controls)

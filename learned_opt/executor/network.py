@@ -178,27 +178,30 @@ def _networks(config: ExecutorConfig):
                       name="trust_head")(x)
     return per_tensor, per_round, nesterov[0], belief[0], trust
 
-  def controller_net(c, signals, hidden):
+  def controller_net(c, signals, hidden, messages=None):
     """(head outputs (T, controller.NUM_OUTPUTS), new hidden state (T, H)) of the
-    learned controller (learned_opt.executor.controller); the head starts at zero."""
+    learned controller (learned_opt.executor.controller); the head starts at zero.
+    `messages` (T, 2H): the cross-layer messages, with config.controller_messages."""
     no_loss = hk.get_parameter("no_loss_signal", (), init=jnp.zeros)
     flag = signals[:, controller_lib.LOSS_FLAG_COLUMN]
     signals = signals.at[:, controller_lib.LOSS_COLUMN].set(
         jnp.where(flag > 0, signals[:, controller_lib.LOSS_COLUMN], no_loss))
     x = jnp.concatenate([jnp.broadcast_to(c, signals.shape[:1] + c.shape), signals], axis=-1)
+    if config.controller_messages:
+      x = jnp.concatenate([x, messages], axis=-1)
     out, hidden = hk.GRU(config.controller_hidden, name="controller_gru")(x, hidden)
     head = hk.Linear(controller_lib.NUM_OUTPUTS, w_init=hk.initializers.Constant(0.0),
                      name="controller_head")(jnp.concatenate([out, signals], axis=-1))
     return head, hidden
 
   def init_all(rule_id, hyper_features, time_features, tensor_features, plan_features=None,
-               round_features=None, signals=None, hidden=None):
+               round_features=None, signals=None, hidden=None, messages=None):
     c = conditioning_vector(rule_id, hyper_features, time_features)
     out = hypernet(c), tensor_net(c, tensor_features)
     if multi_hop(config):
       out += (hop_net(c, tensor_features, plan_features, round_features),)
     if config.controller_hidden:
-      out += (controller_net(c, signals, hidden),)
+      out += (controller_net(c, signals, hidden, messages),)
     return out
 
   applies = (conditioning_vector, hypernet, tensor_net)
@@ -317,11 +320,12 @@ def init_weights(config: ExecutorConfig, key: jax.Array) -> hk.Params:
                    jnp.zeros((1, hops.NUM_PLAN_FEATURES)),
                    jnp.zeros((1, hops.NUM_ROUND_FEATURES)),
                    jnp.zeros((1, controller_lib.NUM_SIGNALS)),
-                   jnp.zeros((1, max(config.controller_hidden, 1))))
+                   jnp.zeros((1, max(config.controller_hidden, 1))),
+                   jnp.zeros((1, 2 * config.controller_hidden)))
 
 
 def controller_apply(config: ExecutorConfig):
-  """The controller's apply function (weights, c, signals, hidden); needs
+  """The controller's apply function (weights, c, signals, hidden, messages); needs
   config.controller_hidden > 0."""
   return build(config).apply[-1]
 
