@@ -14,9 +14,10 @@ checkpoints; a stage's `init_from='stage:NAME'` reads the stage NAME's last chec
               Adam, Muon and the hypergradient rule.
   meta_train  from that imitation, conditioned on the hypergradient rule: PES on the
               validation loss, log-normalized per task (a quadratic's 1e-12 and a
-              language model's 1.9 weigh alike), over image MLPs, residual MLPs, MLP
-              autoencoders and noisy quadratics with episodes of 500 to 5000 steps, with
-              the imitation of that rule as a regularizer.
+              language model's 1.9 weigh alike), over 8 task structures drawn from image
+              MLPs, residual MLPs, MLP autoencoders, noisy quadratics, patch
+              Transformers and LSTM/GRU language models, with episodes of 500 to 5000
+              steps, and the imitation of that rule as a regularizer.
 
 Variants: 'smoke', the same stages at toy size (seconds of work; used by the tests), and
 the ablations, each the recipe with one thing taken away at the same imitation and
@@ -88,13 +89,18 @@ def _meta_train() -> ml_collections.ConfigDict:
   members["residual"] = dict(name="residual_mlp", datasets=("digits", "mnist1d"),
                              widths=(16, 64), depths=(2, 4), activations=("relu", "gelu"),
                              batch_sizes=(64, 128), share=2.0)
+  members["transformer"] = dict(name="patch_transformer", d_models=(16, 32),
+                                num_heads=(1, 2), num_layers=(1, 2), batch_sizes=(32, 64),
+                                share=1.0)
+  members["recurrent"] = dict(name="recurrent_lm", embed_dims=(8, 32), hidden_sizes=(16, 64),
+                              seq_lens=(16,), batch_sizes=(8, 16), share=1.0)
   config.family = ml_collections.ConfigDict(dict(name="mixture", members=members))
-  config.num_structures = 4
+  config.num_structures = 8
   config.episode_truncations = (25, 100, 50, 250)   # episodes of 500, 2000, 1000, 5000 steps
   config.objective = "valid"
   config.loss_scale = "log_mean"
   config.imitation_weight = 0.3
-  config.num_steps = 1200
+  config.num_steps = 6000
   config.checkpoint_every = 50
   config.log_every = 10
   return config
