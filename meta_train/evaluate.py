@@ -708,30 +708,46 @@ def build_tasks(entries: list[dict]) -> tuple[list[tuple[dict, tasks.Task]], lis
 
 def resumed_records(workdir: pathlib.Path, config: ml_collections.ConfigDict
                     ) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
-  """Records of an interrupted run of the same config in `workdir`, by (task, optimizer,
-  setting); only settings with every seed written count, the rest run again.
+  """Records of an interrupted or earlier run of the same protocol in `workdir`, by
+  (task, optimizer, setting); only settings with every seed written count, the rest
+  run again.
 
-  "Same" includes the step directory each "checkpoint:PATH" optimizer resolves
-  to, so a run directory that saved a newer step since is not mixed with the
-  old one's results. Writes `workdir/config.json` on a fresh start and rewrites
-  results.jsonl to the complete settings on a resumed one.
+  The protocol is the config but for `optimizers`: a run with candidates added (or
+  removed) reuses every record it shares, the tuned baselines' sweeps above all.
+  Each "checkpoint:PATH" optimizer is pinned to the step directory it resolved to
+  when it first ran here, so a run directory that saved a newer step since is
+  refused rather than mixed with the old one's results. Writes
+  `workdir/config.json` and rewrites results.jsonl to the complete settings.
 
   Raises:
-    ValueError: if `workdir` holds results of a different evaluation config.
+    ValueError: if `workdir` holds results of a different protocol, or of another
+      step of a checkpoint optimizer.
   """
   results_path, config_path = workdir / "results.jsonl", workdir / "config.json"
   specs = [spec for spec, _ in config.baselines] + list(config.optimizers)
-  fingerprint = {"config": json.loads(config.to_json_best_effort()), "checkpoints": {
-      s: str(learned_opt.checkpoint.read_config(s.partition(":")[2])[0])
-      for s in specs if s.startswith("checkpoint:")}}
-  if not results_path.exists() or not results_path.read_text().strip():
-    config_path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+  protocol = json.loads(config.to_json_best_effort())
+  protocol.pop("optimizers", None)
+  steps = {s: str(learned_opt.checkpoint.read_config(s.partition(":")[2])[0])
+           for s in specs if s.startswith("checkpoint:")}
+  fresh = not results_path.exists() or not results_path.read_text().strip()
+  stored = ({} if fresh or not config_path.exists()
+            else json.loads(config_path.read_text()))
+  if not fresh:
+    stored_protocol = dict(stored.get("config", {}))
+    stored_protocol.pop("optimizers", None)
+    moved = sorted(s for s, step in steps.items()
+                   if stored.get("checkpoints", {}).get(s, step) != step)
+    if not stored or stored_protocol != protocol or moved:
+      raise ValueError(
+          f"{workdir} holds the results of another evaluation protocol or checkpoint step "
+          f"({config_path} differs or is missing{'; moved: ' + ', '.join(moved) if moved else ''}"
+          f"), so they cannot be resumed; use a new --workdir, or delete {results_path} "
+          "to start over there.")
+  config_path.write_text(json.dumps(
+      {"config": protocol, "checkpoints": {**stored.get("checkpoints", {}), **steps}},
+      indent=1, sort_keys=True))
+  if fresh:
     return {}
-  if not config_path.exists() or json.loads(config_path.read_text()) != fingerprint:
-    raise ValueError(
-        f"{workdir} holds the results of another evaluation config or checkpoint step "
-        f"({config_path} differs or is missing), so they cannot be resumed; use a new "
-        f"--workdir, or delete {results_path} to start over there.")
   groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
   for line in results_path.read_text().splitlines():
     try:

@@ -368,8 +368,25 @@ def test_an_interrupted_run_resumes_and_another_config_is_refused(tmp_path, lear
   evaluate.evaluate(config, str(tmp_path))   # everything done: nothing trains
   assert len(compiled) == 1
   config.steps = STEPS + 1
-  with pytest.raises(ValueError, match="another evaluation config.*new --workdir"):
+  with pytest.raises(ValueError, match="another evaluation protocol.*new --workdir"):
     evaluate.evaluate(config, str(tmp_path))
+
+
+def test_a_candidate_added_later_reuses_the_baselines_sweeps(tmp_path, monkeypatch):
+  run_dir = tmp_path / "run"
+  _fresh_checkpoint(run_dir, step=100)
+  config = _tiny_config("checkpoint:" + str(run_dir))
+  config.tasks, config.num_seeds = {"iris": dict(name="iris_mlp")}, 1
+  evaluate.evaluate(config, str(tmp_path / "eval"))
+  compiled = []
+  make_runner = evaluate.make_runner
+  monkeypatch.setattr(evaluate, "make_runner",
+                      lambda *a, **k: compiled.append(1) or make_runner(*a, **k))
+  config.optimizers = ("checkpoint:" + str(run_dir), "optax:sgd")
+  summary = evaluate.evaluate(config, str(tmp_path / "eval"))
+  assert len(compiled) == 1    # only the new candidate trained
+  assert {r["optimizer"] for r in summary["tasks"][0]["rows"]} == {
+      "optax:adam", "checkpoint:" + str(run_dir), "optax:sgd"}
 
 
 def test_resuming_refuses_a_checkpoint_that_moved_on(tmp_path):
