@@ -209,14 +209,16 @@ def preconditioner_prediction(config: ExecutorConfig, graph: Any,
   return graph.unflatten(preds)
 
 
-def _executor_step(weights, config, hand_set, graph, cond: Conditioning, grads, state, params
-                   ) -> step_lib.StepOutput:
+def _executor_step(weights, config, hand_set, graph, cond: Conditioning, grads, state, params,
+                   loss) -> step_lib.StepOutput:
+  """The executor's step along a rule's trajectory, given the trajectory's loss at
+  `params` (as a training loop passes `value=`; read by a learned controller)."""
   hop_inputs = (None if cond.plan_features is None
                 else (cond.plan_features, cond.round_features))
   return step_lib.executor_step(weights, config, hand_set, graph, cond.rule_id,
                                 cond.hyper_features,
                                 cond.learning_rate, cond.tensor_features, grads, state, params,
-                                plan=cond.plan, hop_inputs=hop_inputs)
+                                plan=cond.plan, hop_inputs=hop_inputs, value=loss)
 
 
 def round_hint_errors(predictions: dict[str, PyTree], iterates: tuple[PyTree, ...],
@@ -275,11 +277,11 @@ def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, tra
     warm_weights = weights if warmup_gradient else jax.lax.stop_gradient(weights)
 
     def warm_body(state, inputs):
-      params, grads = inputs
+      params, grads, loss = inputs
       return _executor_step(warm_weights, config, hand_set, graph, cond, grads, state,
-                            params).state, None
+                            params, loss).state, None
 
-    head = jax.tree.map(lambda x: x[:warmup], (traj.params, traj.grads))
+    head = jax.tree.map(lambda x: x[:warmup], (traj.params, traj.grads, traj.loss))
     if warmup_gradient:
       state = jax.lax.scan(jax.checkpoint(warm_body), state, head)[0]
     else:
@@ -292,8 +294,8 @@ def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, tra
           else jnp.zeros((len(graph.tensors),)))
 
   def body(state, inputs):
-    params, grads, target, first, second, preconditioner, iterates = inputs
-    out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params)
+    params, grads, target, first, second, preconditioner, iterates, loss = inputs
+    out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params, loss)
     round_err = (round_hint_errors(out.predictions, iterates, runs, graph) if iterates
                  else jnp.zeros((0,)))
     update_err = _relative_error(out.updates, target)
@@ -337,7 +339,7 @@ def trajectory_loss(weights: Any, config: ExecutorConfig, hand_set: HandSet, tra
       cosine, round_err) = jax.lax.scan(
       body, state,
       (traj.params, traj.grads, traj.updates, traj.first_moment, traj.second_moment_rms,
-       traj.preconditioner_rms, traj.ns_iterates))
+       traj.preconditioner_rms, traj.ns_iterates, traj.loss))
   update_loss = jnp.mean(update_loss)
   # log1p keeps rare huge errors (early, unstable steps) from dominating the batch.
   hint_loss = traj.hint_mask * jnp.mean(jnp.log1p(hint_err))
@@ -444,11 +446,11 @@ def per_step_agreement(weights: Any, config: ExecutorConfig, hand_set: HandSet,
   @jax.jit
   def run(weights, traj, cond):
     def body(state, inputs):
-      params, grads, target = inputs
-      out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params)
+      params, grads, target, loss = inputs
+      out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params, loss)
       return out.state, metrics(out.updates, target)
     return jax.lax.scan(body, step_lib.init_state(first_params, config, hand_set),
-                        (traj.params, traj.grads, traj.updates))[1]
+                        (traj.params, traj.grads, traj.updates, traj.loss))[1]
 
   return tuple(np.asarray(x) for x in run(weights, traj, cond))
 
@@ -467,8 +469,8 @@ def hint_agreement(weights: Any, config: ExecutorConfig, hand_set: HandSet, traj
   @jax.jit
   def run(weights, traj, cond):
     def body(state, inputs):
-      params, grads, first, second, iterates = inputs
-      out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params)
+      params, grads, first, second, iterates, loss = inputs
+      out = _executor_step(weights, config, hand_set, graph, cond, grads, state, params, loss)
       errors = {"first_moment": _global_relative_error(out.predictions["first_moment"], first),
                 "second_moment_rms": _global_relative_error(
                     out.predictions["second_moment_rms"], second)}
@@ -478,7 +480,7 @@ def hint_agreement(weights: Any, config: ExecutorConfig, hand_set: HandSet, traj
       return out.state, errors
     return jax.lax.scan(body, step_lib.init_state(first_params, config, hand_set),
                         (traj.params, traj.grads, traj.first_moment, traj.second_moment_rms,
-                         traj.ns_iterates))[1]
+                         traj.ns_iterates, traj.loss))[1]
 
   errors = run(weights, traj, cond)
   keep = [k for k in errors if k.startswith("ns_iterate_")] if traj.ns_iterates else []
