@@ -83,20 +83,29 @@ def init(num_tensors: int, hidden: int) -> ControllerState:
                          zeros(num_tensors), zeros(), zeros())
 
 
-def _cosine(a: jax.Array, b: jax.Array) -> jax.Array:
-  return jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b) + _TINY)
-
-
 def tensor_signals(g: jax.Array, s1: jax.Array, s2: jax.Array, p: jax.Array | None,
                    inv_z1: jax.Array, inv_sqrt_z2: jax.Array, sqrt_z2: jax.Array,
                    readout_rows: int) -> jax.Array:
-  """(r_g, r_m, r_v, r_p, cos(g, s1), cos(g, d)) of one tensor, on its row sample."""
+  """(r_g, r_m, r_v, r_p, cos(g, s1), cos(g, d)) of one tensor, on its row sample.
+
+  The seven sums they need (g^2, s1^2, s2^2, p^2, g s1, g d, d^2) are one reduction
+  over the stacked products, which XLA emits as one loop (one pass over the sample
+  instead of seven).
+  """
   arrays = tuple(None if x is None else x.astype(jnp.float32) for x in (g, s1, s2, p))
   g, s1, s2, p = readout.row_sample(arrays, readout_rows) if g.ndim >= 2 else arrays
   direction = s1 / (s2 + DIRECTION_EPS * sqrt_z2 + _TINY)
-  return jnp.stack([readout.log_rms(g), readout.log_rms(s1) + jnp.log(inv_z1 + _TINY),
-                    readout.log_rms(s2) + jnp.log(inv_sqrt_z2 + _TINY), readout.log_rms(p),
-                    _cosine(g, s1), _cosine(g, direction)])
+  p_square = jnp.zeros_like(g) if p is None else p * p
+  products = jnp.stack([g * g, s1 * s1, s2 * s2, p_square, g * s1, g * direction,
+                        direction * direction])
+  sums = jnp.sum(products.reshape(7, -1), axis=1)
+  count = max(g.size, 1)
+  log_rms = lambda total: 0.5 * jnp.log(total / count + _TINY)  # noqa: E731
+  cosine = lambda dot, a, b: dot / jnp.sqrt(a * b + _TINY)  # noqa: E731
+  r_p = jnp.zeros(()) if p is None else log_rms(sums[3])
+  return jnp.stack([log_rms(sums[0]), log_rms(sums[1]) + jnp.log(inv_z1 + _TINY),
+                    log_rms(sums[2]) + jnp.log(inv_sqrt_z2 + _TINY), r_p,
+                    cosine(sums[4], sums[0], sums[1]), cosine(sums[5], sums[0], sums[6])])
 
 
 def signals(g_leaves: list, s1_leaves: list, s2_leaves: list, p_leaves: list,
