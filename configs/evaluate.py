@@ -48,6 +48,8 @@ they differ in their tasks (VARIANTS):
   sealed  12 tasks of every kind (`sealed_suite`), written before any final run
       and used for no choice: run only on a finished candidate, for the honest
       generalization figure.
+  long_horizon  the reporting suite's long-horizon run alone, at 10x the longest
+      episode configs/pretrained.py meta-trains on (50000 steps).
 
 The family and validation suites are for choosing between candidate optimizers
 (settings, checkpoints) without looking at the reporting suite's tasks, which stay
@@ -602,10 +604,19 @@ VALIDATION_SUITES: dict[str, Callable[[], dict]] = {
     "validation4": _validation4, "validation5": _validation5, "validation6": _validation6,
     "validation7": _validation7, "validation8": _validation8, "validation9": _validation9,
     "validation10": _validation10}
+def _long_horizon() -> ml_collections.ConfigDict:
+  """The reporting protocol's long-horizon run alone, at 10x a longer meta-training
+  episode: `meta_train_horizon` = 5000, configs/pretrained.py's longest."""
+  config = _reporting()
+  config.tasks = {}
+  config.meta_train_horizon = 5000
+  return config
+
+
 _BUILDERS: dict[str, Callable[[], ml_collections.ConfigDict]] = {
     "reporting": _reporting, "reporting_v1": _reporting_v1, "quick": _quick, "family": _family,
     **{name: (lambda suite=suite: _held_out(suite())) for name, suite in VALIDATION_SUITES.items()},
-    "sealed": lambda: _held_out(sealed_suite())}
+    "sealed": lambda: _held_out(sealed_suite()), "long_horizon": _long_horizon}
 VARIANTS = tuple(_BUILDERS)
 
 
