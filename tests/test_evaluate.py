@@ -372,6 +372,7 @@ def test_an_interrupted_run_resumes_and_another_config_is_refused(tmp_path, lear
     evaluate.evaluate(config, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_a_candidate_added_later_reuses_the_baselines_sweeps(tmp_path, monkeypatch):
   run_dir = tmp_path / "run"
   _fresh_checkpoint(run_dir, step=100)

@@ -357,6 +357,7 @@ def test_warmup_gradient_flows_through_the_warm_state_only_when_asked():
   assert max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(on, off)) > 1e-6
 
 
+@pytest.mark.slow
 def test_round_hints_supervise_every_newton_schulz_iterate_and_fail_untrained():
   """A batch of Muon and Adam on one tree runs the union plan; the round hints compare
   each X_k on Muon's matrices only. Hand-set Muon weights match them (and Muon's
@@ -398,6 +399,7 @@ def test_round_hints_supervise_every_newton_schulz_iterate_and_fail_untrained():
   assert float(fresh_metrics["ns_iterate_0_rel_err"]) > 1e-3
 
 
+@pytest.mark.slow
 def test_a_batch_with_lars_reads_each_rules_own_input_readout():
   """LARS and Muon on one tree: the union plan runs Muon's rounds and LARS's input
   readouts; each rule reads only its own through its traced plan features. Hand-set
