@@ -216,6 +216,7 @@ def _save(manager, step, weights, opt_state, exec_config, hand_set, config, metr
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) imitation; returns the last metrics."""
+  provenance.git_state()   # read now: the checkpoints name the commit the run started at
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   exec_config, record = executor_config(config), hand_set_of(config)
   weights = initial_weights(config, exec_config)

@@ -79,6 +79,7 @@ def stage_config(config: ml_collections.ConfigDict, stage: str, workdir: str
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path:
   """Runs (or resumes) every stage; returns the final checkpoint directory."""
+  provenance.git_state()   # read now: every record names the commit the run started at
   check(config)
   root = pathlib.Path(workdir)
   root.mkdir(parents=True, exist_ok=True)

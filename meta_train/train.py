@@ -405,6 +405,7 @@ def _progress_line(record: dict[str, Any], num_steps: int) -> str:
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) meta-training; returns the last logged metrics."""
+  provenance.git_state()   # read now: the checkpoints name the commit the run started at
   primary = jax.process_index() == 0
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   setup = build(config)
