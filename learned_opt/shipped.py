@@ -20,6 +20,9 @@ _SHIPPED = {
     "executor": "executor",   # imitation of the 12 classic rules; condition on any of them
     "executor6": "executor6",  # the 6-rule imitation meta_executor was meta-trained from
     "meta_executor": "meta_executor",  # an imitation executor meta-trained (Adam prior)
+    # The recipe's output (configs/pretrained.py): the executor with a learned controller,
+    # imitation then meta-training in one command, nothing set by hand.
+    "meta_controller": "meta_controller",
 }
 _BEST = "meta_executor"       # what pretrained() with no name returns
 

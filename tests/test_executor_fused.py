@@ -55,7 +55,7 @@ def _shipped_records(name: str) -> tuple[ExecutorConfig, HandSet]:
   return restored.config, restored.hand_set
 
 
-@pytest.fixture(scope="module", params=["default", "meta_executor", "executor"])
+@pytest.fixture(scope="module", params=["default", "meta_executor", "executor", "meta_controller"])
 def compiled(request):
   config, hand_set = ((ExecutorConfig(), HandSet()) if request.param == "default"
                       else _shipped_records(request.param))

@@ -1,5 +1,7 @@
 """The shipped executor: listed, loads offline for every imitated rule, refuses the rest."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -131,3 +133,48 @@ def test_default_trains_without_tuning_and_stays_finite():
   losses = jax.jit(lambda p, b: jax.lax.scan(body, (p, tx.init(p)), b)[1])(params, batches)
   assert bool(jnp.all(jnp.isfinite(losses)))
   assert float(jnp.mean(losses[-20:])) < 0.25 * float(losses[0])
+
+
+def test_the_recipes_optimizer_sets_nothing_by_hand_and_names_its_recipe():
+  restored = learned_opt.checkpoint.restore(
+      str(learned_opt.shipped.shipped_path("meta_controller")))
+  assert restored.hand_set == learned_opt.executor.HandSet()
+  assert restored.config.controller_hidden > 0
+  meta = learned_opt.checkpoint.read_config(
+      learned_opt.shipped.shipped_path("meta_controller"))[1]
+  record = meta["provenance"]
+  assert record["command"].startswith("python -m meta_train.recipe --config=configs/pretrained.py")
+  assert record["recipe"]["stages"] == {"imitate": 600, "meta_train": 3000}
+  assert record["recipe"]["config"]["meta_train"]["rule"]["algorithm"] == "hypergradient"
+  assert set(record["shipped_with"]) >= {"command", "git", "source", "step"}
+  assert not any(k in record["shipped_with"] for k in ("fields", "decay_shifts"))
+
+
+def test_the_recipes_controller_learned_to_move_each_tensors_step_size():
+  """300 steps on digits: the trained controller sets per-tensor step factors away from 1
+  and apart from each other; with its head zeroed (untrained) every factor stays 1."""
+  task = tasks.get("digits_mlp")
+  key = jax.random.PRNGKey(0)
+  batches = task.datasets.train.stacked(key, 300)
+  trained = learned_opt.shipped.pretrained_optimizer("meta_controller")
+  weights = dict(trained.weights)
+  weights["controller_head"] = jax.tree.map(jnp.zeros_like, weights["controller_head"])
+  untrained = dataclasses.replace(trained, weights=weights)
+
+  def factors(opt):
+    tx = opt.as_optax()
+
+    def body(carry, batch):
+      params, state = carry
+      loss, grads = jax.value_and_grad(task.loss)(params, key, batch)
+      updates, state = tx.update(grads, state, params, value=loss)
+      return (optax.apply_updates(params, updates), state), None
+
+    params = task.init(key)
+    (_, state), _ = jax.jit(lambda p, b: jax.lax.scan(body, (p, tx.init(p)), b))(
+        params, batches)
+    return np.exp(np.asarray(state.controller.log_step))
+
+  moved = factors(trained)
+  assert np.max(np.abs(np.log(moved))) > 0.1 and np.ptp(np.log(moved)) > 0.05, moved
+  np.testing.assert_array_equal(factors(untrained), 1.0)

@@ -63,5 +63,10 @@ def test_shipped_provenance_has_no_placeholder(name):
   for text in _strings(record):
     assert "CONFIG" not in text and not text.endswith("=DIR"), text
   shipped_with = record["shipped_with"]
-  assert shipped_with["command"].startswith("python -m meta_train.ship --checkpoint=git:")
-  assert len(shipped_with["source_commit"]) == 40 and shipped_with["git"]["commit"]
+  if "recipe" in record:   # rebuilt by rerunning the recipe at its commit
+    assert record["command"].startswith("python -m meta_train.recipe --config=")
+    assert len(record["git"]["commit"]) == 40 and record["git"]["dirty"] is False
+  else:                    # rebuilt from the repository's history
+    assert shipped_with["command"].startswith("python -m meta_train.ship --checkpoint=git:")
+    assert len(shipped_with["source_commit"]) == 40
+  assert shipped_with["git"]["commit"]
