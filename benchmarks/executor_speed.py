@@ -30,6 +30,7 @@ benchmarks/results/executor_speed_<backend>.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import pathlib
@@ -336,6 +337,9 @@ def main(argv: list[str] | None = None) -> str:
                       help="time the architecture of this checkpoint directory (or "
                            "'shipped:NAME'), random-init, with its hand-set record; default: "
                            "ExecutorConfig(), HandSet()")
+  parser.add_argument("--controller_hidden", type=int, default=None,
+                      help="with --architecture_of: time that architecture with this "
+                           "controller width instead (0: without the learned controller)")
   parser.add_argument("--default", action="store_true",
                       help="time learned_opt.pretrained(), the shipped default with its own "
                            "weights and conditioning, instead of a random-init executor")
@@ -346,6 +350,9 @@ def main(argv: list[str] | None = None) -> str:
   sizes = [float(s) for s in args.sizes.split(",") if s]
   modes = tuple(m for m in args.modes.split(",") if m)
   records = architecture_of(args.architecture_of) if args.architecture_of else None
+  if records is not None and args.controller_hidden is not None:
+    records = (dataclasses.replace(records[0], controller_hidden=args.controller_hidden,
+                                   controller_messages=False), records[1])
   if args.default:
     records = "default"
   if args.hlo:
