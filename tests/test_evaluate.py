@@ -63,7 +63,10 @@ def test_variants_share_the_protocol_and_an_unknown_one_is_named():
     config = evaluate_config.get_config(variant)
     same = {k: config[k] for k in protocol if variant != "reporting_v1" or k != "baselines"}
     assert same == {k: reporting[k] for k in same}, variant
-    assert (config.long_horizon is None) == (not variant.startswith("reporting")), variant
+    has_long_run = variant.startswith("reporting") or variant == "long_horizon"
+    assert (config.long_horizon is None) == (not has_long_run), variant
+  long_run = evaluate_config.get_config("long_horizon")
+  assert not long_run.tasks and long_run.long_horizon.steps == 10 * 5000
   quick = evaluate_config.get_config("quick")
   assert (quick.num_seeds, quick.steps, len(quick.tasks)) == (1, 300, 3)
   with pytest.raises(ValueError, match="validation11.*known variants: reporting, "
