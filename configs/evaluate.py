@@ -47,7 +47,7 @@ they differ in their tasks (VARIANTS):
       included) with other sizes, cells, token levels and data seeds.
   sealed  12 tasks of every kind (`sealed_suite`), written before any final run
       and used for no choice: run only on a finished candidate, for the honest
-      generalization figure.
+      generalization figure. Run once so far: results/pretrained/sealed.md.
   long_horizon  the reporting suite's long-horizon run alone, at 10x the longest
       episode configs/pretrained.py meta-trains on (50000 steps).
 
