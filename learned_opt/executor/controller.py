@@ -38,6 +38,7 @@ static, row-normalized adjacency matrices (`wiring_matrices`).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -146,7 +147,8 @@ def controls(outputs: tuple[jax.Array, jax.Array], x: jax.Array, state: Controll
   the signals `x`."""
   head, hidden = outputs
   rho, delta, shift, mix = (head[:, k] for k in range(NUM_OUTPUTS))
-  log_step = jnp.clip(state.log_step + rho * x[:, DIRECTION_COSINE_COLUMN] + delta, -MAX_LOG_STEP, MAX_LOG_STEP)
+  log_step = jnp.clip(state.log_step + rho * x[:, DIRECTION_COSINE_COLUMN] + delta,
+                      -MAX_LOG_STEP, MAX_LOG_STEP)
   loss, has_loss = state.loss, state.has_loss
   if value is not None:
     value = jnp.asarray(value, jnp.float32)
@@ -157,10 +159,12 @@ def controls(outputs: tuple[jax.Array, jax.Array], x: jax.Array, state: Controll
   return Controls(log_step, shift, mix, new_state)
 
 
+@functools.lru_cache(maxsize=64)
 def wiring_matrices(graph: ParamGraph) -> tuple[np.ndarray, np.ndarray]:
   """(up, down), (T, T) float32: up[t, u] = 1 / n where u is one of the n tensors that
   write the neurons t's edges read, down[t, u] = 1 / n where u is one of the n edge
-  tensors that read the neurons t writes (or holds features on); rows of 0 where none."""
+  tensors that read the neurons t writes (or holds features on); rows of 0 where none.
+  Cached per graph (read only)."""
   tensors = graph.tensors
   num = len(tensors)
   up, down = np.zeros((num, num), np.float32), np.zeros((num, num), np.float32)
