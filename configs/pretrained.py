@@ -19,7 +19,8 @@ checkpoints; a stage's `init_from='stage:NAME'` reads the stage NAME's last chec
               Transformers and LSTM/GRU language models, with episodes of 500 to 5000
               steps, and the imitation of that rule as a regularizer.
 
-Variants: 'smoke', the same stages at toy size (seconds of work; used by the tests), and
+Variants (names joined by commas apply in order): 'smoke', the same stages at toy size
+(seconds of work; used by the tests); 'short', the ablation table's budget (SHORT_BUDGET); and
 the ablations, each the recipe with one thing taken away at the same imitation and
 meta-training budgets:
 
@@ -163,20 +164,41 @@ def _cross_layer(config: ml_collections.ConfigDict) -> None:
   config.imitate.executor.controller_messages = True
 
 
+def _short(config: ml_collections.ConfigDict) -> None:
+  config.imitate.num_steps = SHORT_BUDGET["imitate"]
+  config.meta_train.num_steps = SHORT_BUDGET["meta_train"]
+
+
+# The ablation table's budget (the `short` modifier): a third of the recipe's imitation
+# and meta-training steps, so that every row fits in about 20 minutes of 2 CPU cores.
+SHORT_BUDGET = {"imitate": 200, "meta_train": 1000}
+
 VARIANTS = {"": lambda config: None, "smoke": _smoke,
             "no_controller": _no_controller, "scratch": _scratch,
-            "no_multi_hop": _no_multi_hop, "cross_layer": _cross_layer}
+            "no_multi_hop": _no_multi_hop, "cross_layer": _cross_layer, "short": _short}
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  """The recipe (''), its toy-sized twin ('smoke') or an ablation (VARIANTS)."""
-  if variant not in VARIANTS:
-    raise ValueError(f"Unknown recipe config variant {variant!r}; known: "
-                     f"{sorted(VARIANTS)} ('' is the recipe).")
+  """The recipe (''), its toy-sized twin ('smoke') or ablations (VARIANTS).
+
+  Args:
+    variant: names from VARIANTS joined by commas, applied in order; for example
+      'short,no_controller' is the no-controller ablation at the ablation table's budget.
+
+  Returns:
+    The recipe config.
+  """
+  names = [name for name in variant.split(",") if name] if variant else [""]
+  unknown = [name for name in names if name not in VARIANTS]
+  if unknown:
+    raise ValueError(f"Unknown recipe config variant(s) {unknown} in {variant!r}; known: "
+                     f"{sorted(VARIANTS)} ('' is the recipe; join several with commas, "
+                     "e.g. 'short,no_controller').")
   config = ml_collections.ConfigDict()
   config.stage_order = ("imitate", "meta_train")
   config.imitate = _imitate()
   config.meta_train = _meta_train()
   config.stage_kinds = {"imitate": "imitate", "meta_train": "meta_train"}
-  VARIANTS[variant](config)
+  for name in names:
+    VARIANTS[name](config)
   return config

@@ -26,9 +26,28 @@ def test_the_shipped_recipe_sets_nothing_by_hand_and_chains_its_stages():
 def test_every_ablation_is_a_runnable_recipe_at_the_same_meta_training_budget(variant):
   config, main = pretrained.get_config(variant), pretrained.get_config()
   recipe.check(config)
-  assert config.meta_train.num_steps == main.meta_train.num_steps or variant == "smoke"
+  assert config.meta_train.num_steps == main.meta_train.num_steps or variant in ("smoke", "short")
   if variant == "scratch":   # fresh weights of the architecture the imitation would give
     assert config.meta_train.executor.to_dict() == main.imitate.executor.to_dict()
+
+
+@pytest.mark.parametrize("ablation", ["", "no_controller", "scratch", "no_multi_hop",
+                                      "cross_layer"])
+def test_the_ablation_table_rows_share_the_short_budget_and_keep_their_ablation(ablation):
+  row = pretrained.get_config(",".join(["short"] + [ablation] * bool(ablation)))
+  alone, main = pretrained.get_config(ablation), pretrained.get_config()
+  recipe.check(row)
+  assert row.meta_train.num_steps == pretrained.SHORT_BUDGET["meta_train"]
+  assert row.meta_train.num_steps < main.meta_train.num_steps
+  assert row.stage_order == alone.stage_order
+  if "imitate" in row.stage_order:
+    assert row.imitate.num_steps == pretrained.SHORT_BUDGET["imitate"]
+    assert row.imitate.executor.to_dict() == alone.imitate.executor.to_dict()
+
+
+def test_an_unknown_variant_name_is_refused_with_the_known_ones():
+  with pytest.raises(ValueError, match="no_controller"):
+    pretrained.get_config("short,no_controler")
 
 
 @pytest.mark.parametrize("edit, match", [
