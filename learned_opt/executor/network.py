@@ -267,7 +267,9 @@ def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:
 def adapt_weights(weights: hk.Params, source: ExecutorConfig, config: ExecutorConfig,
                   rule_rows: dict[str, str] | None = None) -> hk.Params:
   """`weights` of an executor `source` for the architecture `config`, which may add rules
-  after the source's and extra keywords after its own; then `complete_weights`.
+  after the source's and extra keywords after its own; then `complete_weights`, less
+  the source's modules that `config` does not run (e.g. the multi-hop modules when
+  `config` has another processor).
 
   A new rule's embedding row is a copy of the row of `rule_rows[rule]` (a rule of the
   source, e.g. the base of the new rule), or zeros. A new keyword's inputs enter every
@@ -300,7 +302,8 @@ def adapt_weights(weights: hk.Params, source: ExecutorConfig, config: ExecutorCo
             and fresh[name][key].shape[0] == w.shape[0] + new_width - old_width):
           zeros = jnp.zeros((new_width - old_width, w.shape[1]), w.dtype)
           module[key] = jnp.concatenate([w[:at], zeros, w[at:]])
-  return complete_weights(weights, config)
+  used = init_weights(config, jax.random.PRNGKey(0)).keys()
+  return complete_weights({name: m for name, m in weights.items() if name in used}, config)
 
 
 @functools.lru_cache(maxsize=32)
