@@ -151,3 +151,23 @@ def test_the_hand_set_record_needs_an_architecture_that_can_carry_it():
     config_lib.check_pair(ExecutorConfig(), HandSet(rule_node_degree=True))
   with pytest.raises(ValueError, match="no embedding"):
     config_lib.check_pair(ExecutorConfig(rules=("sgd", "adam")), HandSet(rule_b2_decays=("lamb",)))
+
+
+def test_weights_moved_to_another_processor_keep_only_the_modules_it_runs(tmp_path):
+  """An executor imitated from the multi-hop one into the 'row_column' processor:
+  adapt_weights drops the multi-hop modules, and a checkpoint that still holds them
+  is read (they are dropped) rather than called corrupt."""
+  from learned_opt.executor import network  # pylint: disable=import-outside-toplevel
+  source = ExecutorConfig(embed_dim=2, hidden=4, edge_hidden=1, processor="multi_hop")
+  target = dataclasses.replace(source, processor="row_column")
+  source_weights = init_weights(source, jax.random.PRNGKey(0))
+  runs = set(init_weights(target, jax.random.PRNGKey(0)))
+  extra = set(source_weights) - runs
+  assert extra   # the multi-hop modules
+  adapted = network.adapt_weights(source_weights, source, target)
+  assert set(adapted) == runs
+  checkpoint.save(tmp_path, {**adapted, **{k: source_weights[k] for k in extra}}, target)
+  weights, config, _, _ = checkpoint.restore(tmp_path)
+  assert config == target and set(weights) == runs
+  for a, b in zip(jax.tree.leaves(weights), jax.tree.leaves(adapted)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
