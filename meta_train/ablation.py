@@ -8,7 +8,9 @@ Each row is a `meta_train.recipe` workdir; its candidate is the last checkpoint 
 `checkpoint:DIR/meta_train/checkpoints` in every evaluation workdir given (validation
 suites). Per row and suite the table gives the tasks whose final training loss is at or
 below the best tuned rule's, the same for test loss, and the median speedup against
-the best tuned rule (`meta_train.evaluate.aggregate`). From the row's
+the best tuned rule (`meta_train.evaluate.aggregate`), and, finer than the counts, the
+median over tasks of the ratios L / L* of its final training loss and its test loss to
+the best tuned rule's (below 1: better). From the row's
 `meta_train/metrics.jsonl` it gives the final meta-loss (the estimator's objective, the
 imitation regularizer excluded) and the meta-steps the row took to reach the first
 row's final meta-loss, both on a running mean over `--window` logged records:
@@ -20,7 +22,9 @@ row's final meta-loss, both on a running mean over `--window` logged records:
 from __future__ import annotations
 
 import json
+import math
 import pathlib
+import statistics
 from typing import Any, Sequence
 
 from absl import app, flags
@@ -51,14 +55,32 @@ def steps_to_reach(curve: list[tuple[int, float]], level: float) -> int | None:
   return next((step for step, value in curve if value <= level), None)
 
 
+def median_loss_ratios(summary: dict[str, Any], spec: str) -> tuple[float, float]:
+  """Medians over tasks of final train loss / target and test loss / test target (NaN
+  where no task has a positive target; a diverged run counts as an infinite ratio)."""
+  train, test = [], []
+  for task in summary.get("tasks", []):
+    row = next((r for r in task["rows"] if r["optimizer"] == spec), None)
+    if row is None:
+      continue
+    for ratios, loss, target in ((train, row["final_train_loss"], task["target"]),
+                                 (test, row.get("test_loss"), task.get("test_target"))):
+      if loss is not None and target is not None and target > 0:
+        ratios.append(loss / target if math.isfinite(loss) else math.inf)
+  median = lambda xs: statistics.median(xs) if xs else math.nan  # noqa: E731
+  return median(train), median(test)
+
+
 def _suite_cells(summary: dict[str, Any], spec: str, name: str) -> list[str]:
   row = summary["aggregate"].get(spec)
   if row is None:
     raise KeyError(f"The evaluation of suite {summary.get('suite', '?')!r} has no row for "
                    f"{name!r} ({spec}); add it with --config.optimizers and rerun "
                    "meta_train.evaluate on that workdir (the baselines are reused).")
+  train_ratio, test_ratio = median_loss_ratios(summary, spec)
   return [f"{row['at_or_below']}/{row['tasks']}", f"{row['at_or_below_test']}/{row['tasks_test']}",
-          f"{row['median_speedup']:.2f}x", str(row["diverged_runs"])]
+          f"{row['median_speedup']:.2f}x", f"{train_ratio:.2f}", f"{test_ratio:.3f}",
+          str(row["diverged_runs"])]
 
 
 def table(rows: Sequence[tuple[str, str]], evaluations: Sequence[str], window: int = 10) -> str:
@@ -75,7 +97,8 @@ def table(rows: Sequence[tuple[str, str]], evaluations: Sequence[str], window: i
   reference = curves[0][-1][1]
   header = ["row"]
   for suite, _ in summaries:
-    header += [f"{suite}: train at or below", "test at or below", "median speedup", "diverged"]
+    header += [f"{suite}: train at or below", "test at or below", "median speedup",
+               "median train L/L*", "median test L/L*", "diverged"]
   header += ["meta-steps", "final meta-loss", f"meta-steps to {reference:.3f} (row 1's final)"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for (name, workdir), curve in zip(rows, curves):

@@ -21,7 +21,7 @@ def _evaluation(root, candidates):
                                               diverged_runs=0)
                for d, (k, t, s) in candidates.items()}
   (root / "val").mkdir()
-  (root / "val" / "summary.json").write_text(json.dumps({"aggregate": aggregate}))
+  (root / "val" / "summary.json").write_text(json.dumps({"aggregate": aggregate, "tasks": []}))
   return str(root / "val")
 
 
@@ -35,9 +35,9 @@ def test_the_table_counts_each_row_and_times_it_to_the_first_rows_meta_loss(tmp_
   lines = text.splitlines()
   assert lines[0].startswith("| row | val: train at or below")
   # full: running means -1, -1.5, -2.5, -3 -> final -3 reached at step 40.
-  assert lines[2] == "| full | 5/12 | 3/11 | 1.20x | 0 | 40 | -3.000 | 40 |"
+  assert lines[2] == "| full | 5/12 | 3/11 | 1.20x | nan | nan | 0 | 40 | -3.000 | 40 |"
   # scratch: running means 0, -.5, -1.5, -2.25, -3, -3.5 -> -3 first at step 50.
-  assert lines[3] == "| scratch | 2/12 | 1/11 | 0.00x | 0 | 60 | -3.500 | 50 |"
+  assert lines[3] == "| scratch | 2/12 | 1/11 | 0.00x | nan | nan | 0 | 60 | -3.500 | 50 |"
   assert lines[4].endswith("| not reached |")
 
 
@@ -61,3 +61,15 @@ def test_a_resumed_run_that_logged_a_step_twice_counts_it_once(tmp_path):
 def test_a_row_that_is_not_name_equals_workdir_is_refused(spec):
   with pytest.raises(ValueError, match="name=workdir"):
     ablation.parse_rows([spec])
+
+
+def test_the_loss_ratios_are_medians_over_tasks_and_a_divergence_is_infinite():
+  def task(target, test_target, loss, test_loss):
+    return {"target": target, "test_target": test_target,
+            "rows": [{"optimizer": "c", "final_train_loss": loss, "test_loss": test_loss},
+                     {"optimizer": "other", "final_train_loss": 9.0, "test_loss": 9.0}]}
+  summary = {"tasks": [task(1.0, 2.0, 0.5, 1.0), task(2.0, 1.0, 4.0, None),
+                       task(1.0, 1.0, float("nan"), 3.0)]}
+  train, test = ablation.median_loss_ratios(summary, "c")
+  assert train == 2.0           # ratios 0.5, 2, inf
+  assert test == 1.75           # ratios 0.5, 3 (the second task has no test loss)
