@@ -57,7 +57,8 @@ def steps_to_reach(curve: list[tuple[int, float]], level: float) -> int | None:
 
 def median_loss_ratios(summary: dict[str, Any], spec: str) -> tuple[float, float]:
   """Medians over tasks of final train loss / target and test loss / test target (NaN
-  where no task has a positive target; a diverged run counts as an infinite ratio)."""
+  where no task has a positive target; a non-finite final loss counts as an infinite
+  ratio)."""
   train, test = [], []
   for task in summary.get("tasks", []):
     row = next((r for r in task["rows"] if r["optimizer"] == spec), None)
@@ -71,10 +72,10 @@ def median_loss_ratios(summary: dict[str, Any], spec: str) -> tuple[float, float
   return median(train), median(test)
 
 
-def _suite_cells(summary: dict[str, Any], spec: str, name: str) -> list[str]:
+def _suite_cells(suite: str, summary: dict[str, Any], spec: str, name: str) -> list[str]:
   row = summary["aggregate"].get(spec)
   if row is None:
-    raise KeyError(f"The evaluation of suite {summary.get('suite', '?')!r} has no row for "
+    raise KeyError(f"The evaluation in {suite!r} has no row for "
                    f"{name!r} ({spec}); add it with --config.optimizers and rerun "
                    "meta_train.evaluate on that workdir (the baselines are reused).")
   train_ratio, test_ratio = median_loss_ratios(summary, spec)
@@ -103,8 +104,8 @@ def table(rows: Sequence[tuple[str, str]], evaluations: Sequence[str], window: i
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for (name, workdir), curve in zip(rows, curves):
     cells = [name]
-    for _, summary in summaries:
-      cells += _suite_cells(summary, candidate_of(workdir), name)
+    for suite, summary in summaries:
+      cells += _suite_cells(suite, summary, candidate_of(workdir), name)
     reached = steps_to_reach(curve, reference)
     cells += [str(curve[-1][0]), f"{curve[-1][1]:.3f}",
               "not reached" if reached is None else str(reached)]
