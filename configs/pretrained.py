@@ -164,14 +164,15 @@ def _cross_layer(config: ml_collections.ConfigDict) -> None:
   config.imitate.executor.controller_messages = True
 
 
+# The ablation table's budget (the `short` modifier): a third of the recipe's imitation
+# and meta-training steps, so that every row fits in about 20 minutes of 2 CPU cores.
+SHORT_BUDGET = {"imitate": 200, "meta_train": 1000}
+
+
 def _short(config: ml_collections.ConfigDict) -> None:
   config.imitate.num_steps = SHORT_BUDGET["imitate"]
   config.meta_train.num_steps = SHORT_BUDGET["meta_train"]
 
-
-# The ablation table's budget (the `short` modifier): a third of the recipe's imitation
-# and meta-training steps, so that every row fits in about 20 minutes of 2 CPU cores.
-SHORT_BUDGET = {"imitate": 200, "meta_train": 1000}
 
 VARIANTS = {"": lambda config: None, "smoke": _smoke,
             "no_controller": _no_controller, "scratch": _scratch,

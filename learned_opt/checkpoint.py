@@ -200,18 +200,17 @@ def _restore_weights(step_dir_name: str, stamp: int, meta_json: str) -> tuple[An
     # Modules added to the architecture after the checkpoint was written (a head that
     # starts at zero) are restored as a fresh executor has them: the saved behavior.
     # Saved modules the architecture does not run (another processor's) are read as
-    # saved and dropped: they cannot change an update.
+    # saved; complete_weights drops them.
     saved = checkpointer.metadata(step_dir / "weights").item_metadata
     unused = {name: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), saved[name])
               for name in saved.keys() if name not in abstract}
     abstract = {name: module for name, module in abstract.items() if name in saved.keys()}
     weights = checkpointer.restore(step_dir / "weights", {**abstract, **unused})
-    weights = {name: module for name, module in weights.items() if name not in unused}
   except Exception as e:  # orbax raises many types for damaged files.
     raise CheckpointError(f"Checkpoint {step_dir} is corrupt: its weights could not be "
                           f"restored ({type(e).__name__}: {str(e)[:300]}).") from e
   for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(weights)[0],
-                          jax.tree.leaves(abstract)):
+                          jax.tree.leaves({**abstract, **unused})):
     if a.shape != b.shape or not np.all(np.isfinite(np.asarray(a))):
       raise CheckpointError(f"Checkpoint {step_dir} is corrupt: weight "
                             f"{jax.tree_util.keystr(path)} has shape {a.shape} (expected "

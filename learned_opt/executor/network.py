@@ -245,15 +245,17 @@ def prior_tensor(config: ExecutorConfig) -> np.ndarray:
 
 
 def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:
-  """`weights` plus, at their initial values, the modules `config` has and they lack.
+  """`weights` plus, at their initial values, the modules `config` has and they lack,
+  less the modules `config` does not run.
 
   For a checkpoint trained without an optional module (`step_size_head`,
-  `clock_slope_head`) and run
-  with it: the new module starts where a fresh executor's does (at zero, so the
-  checkpoint's behavior is unchanged). Existing modules must match in shape.
+  `clock_slope_head`) and run with it: the new module starts where a fresh executor's
+  does (at zero, so the checkpoint's behavior is unchanged). For weights of another
+  processor (the multi-hop modules under 'row_column'): the modules it alone runs are
+  dropped, as they cannot change an update. Existing modules must match in shape.
   """
   fresh = init_weights(config, jax.random.PRNGKey(0))
-  merged = dict(weights)
+  merged = {name: module for name, module in weights.items() if name in fresh}
   for name, module in fresh.items():
     if name not in merged:
       merged[name] = module
@@ -267,9 +269,8 @@ def complete_weights(weights: hk.Params, config: ExecutorConfig) -> hk.Params:
 def adapt_weights(weights: hk.Params, source: ExecutorConfig, config: ExecutorConfig,
                   rule_rows: dict[str, str] | None = None) -> hk.Params:
   """`weights` of an executor `source` for the architecture `config`, which may add rules
-  after the source's and extra keywords after its own; then `complete_weights`, less
-  the source's modules that `config` does not run (e.g. the multi-hop modules when
-  `config` has another processor).
+  after the source's and extra keywords after its own; then `complete_weights` (which
+  also drops the source's modules that `config` does not run).
 
   A new rule's embedding row is a copy of the row of `rule_rows[rule]` (a rule of the
   source, e.g. the base of the new rule), or zeros. A new keyword's inputs enter every
@@ -302,8 +303,7 @@ def adapt_weights(weights: hk.Params, source: ExecutorConfig, config: ExecutorCo
             and fresh[name][key].shape[0] == w.shape[0] + new_width - old_width):
           zeros = jnp.zeros((new_width - old_width, w.shape[1]), w.dtype)
           module[key] = jnp.concatenate([w[:at], zeros, w[at:]])
-  used = init_weights(config, jax.random.PRNGKey(0)).keys()
-  return complete_weights({name: m for name, m in weights.items() if name in used}, config)
+  return complete_weights(weights, config)
 
 
 @functools.lru_cache(maxsize=32)
